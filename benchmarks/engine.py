@@ -1,0 +1,153 @@
+"""Benchmark: one training step of rnnscope.nn.RNN against torch.nn.RNN and an unrolled RNNCell loop.
+
+A step is forward + backward of a many-to-one MSE with a linear readout, on CPU, float32, tanh.
+Prints a table and JSON: median seconds per step of each, ratios (torch.nn.RNN / rnnscope: above
+1 means rnnscope is faster), achieved GFLOP/s (training ≈ 6·T·B·H·(I+H) FLOPs per layer) and the
+machine's fp32 matmul throughput measured in the same run, plus the cost of the Trace feature
+when it is off (the same step on a build of the engine with tracing compiled out).
+
+    python benchmarks/engine.py            # the four configurations of the issue
+    python benchmarks/engine.py --quick    # fewer repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+import rnnscope.nn
+
+CONFIGS = [(64, 100, 8, 128), (32, 1000, 1, 32), (256, 50, 32, 512), (1, 200, 1, 16)]  # (B, T, I, H)
+
+
+class CellLoop(torch.nn.Module):
+    """The unrolled baseline: torch.nn.RNNCell called once per time step under autograd."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.cell = torch.nn.RNNCell(input_size, hidden_size)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = x.new_zeros(x.shape[1], self.cell.hidden_size)
+        for x_t in x:  # x (T, B, I)
+            h = self.cell(x_t, h)
+        return h, h.unsqueeze(0)
+
+
+def make_step(rnn: torch.nn.Module, readout: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor):
+    """A closure running one forward + backward of a many-to-one MSE."""
+    params = list(rnn.parameters()) + list(readout.parameters())
+
+    def step() -> None:
+        for p in params:
+            p.grad = None
+        _, h_n = rnn(x)
+        loss = torch.nn.functional.mse_loss(readout(h_n[-1]), y)
+        loss.backward()
+
+    return step
+
+
+def median_time(fn, repeats: int, min_seconds: float) -> float:
+    """Median seconds of fn() over `repeats` timed calls, after warm-up."""
+    for _ in range(2):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 4 * repeats:
+            break
+    return statistics.median(times)
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
+    """This machine's fp32 matmul throughput (GFLOP/s) on an n×n×n product."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    seconds = median_time(lambda: torch.mm(a, b), repeats, 0.5)
+    return 2 * n**3 / seconds / 1e9
+
+
+def run(repeats: int, min_seconds: float) -> dict:
+    """Measure every configuration; returns the JSON-able results."""
+    torch.manual_seed(0)
+    peak = matmul_gflops()
+    rows = []
+    for B, T, I, H in CONFIGS:
+        x, y = torch.randn(T, B, I), torch.randn(B, 1)
+        readout = torch.nn.Linear(H, 1)
+        ours = rnnscope.nn.RNN(I, H)
+        theirs = torch.nn.RNN(I, H)
+        theirs.load_state_dict(ours.state_dict())
+        cell = CellLoop(I, H)
+        times = {
+            "rnnscope": median_time(make_step(ours, readout, x, y), repeats, min_seconds),
+            "torch.nn.RNN": median_time(make_step(theirs, readout, x, y), repeats, min_seconds),
+            "RNNCell loop": median_time(make_step(cell, readout, x, y), repeats, min_seconds),
+        }
+        flops = 6 * T * B * H * (I + H)
+        rows.append(
+            {
+                "B": B, "T": T, "I": I, "H": H,
+                "seconds": times,
+                "speedup_vs_torch_rnn": times["torch.nn.RNN"] / times["rnnscope"],
+                "speedup_vs_cell_loop": times["RNNCell loop"] / times["rnnscope"],
+                "rnnscope_gflops": flops / times["rnnscope"] / 1e9,
+                "fraction_of_matmul_peak": flops / times["rnnscope"] / 1e9 / peak,
+            }
+        )
+    speedups = [r["speedup_vs_torch_rnn"] for r in rows]
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "matmul_gflops": peak,
+        "configs": rows,
+        "median_speedup_vs_torch_rnn": statistics.median(speedups),
+        "min_speedup_vs_torch_rnn": min(speedups),
+    }
+
+
+def print_table(result: dict) -> None:
+    """The results as a rich table."""
+    table = Table(title=f"one training step, CPU fp32, {result['threads']} threads, "
+                  f"matmul peak {result['matmul_gflops']:.1f} GFLOP/s")
+    for col in ("B, T, I, H", "rnnscope ms", "torch.nn.RNN ms", "RNNCell loop ms",
+                "torch.nn.RNN / rnnscope", "cell loop / rnnscope", "GFLOP/s", "% of matmul"):
+        table.add_column(col, justify="right")
+    for r in result["configs"]:
+        s = r["seconds"]
+        table.add_row(
+            f"{r['B']}, {r['T']}, {r['I']}, {r['H']}",
+            f"{s['rnnscope'] * 1e3:.2f}", f"{s['torch.nn.RNN'] * 1e3:.2f}", f"{s['RNNCell loop'] * 1e3:.2f}",
+            f"{r['speedup_vs_torch_rnn']:.2f}x", f"{r['speedup_vs_cell_loop']:.2f}x",
+            f"{r['rnnscope_gflops']:.1f}", f"{100 * r['fraction_of_matmul_peak']:.0f}%",
+        )
+    Console().print(table)
+    print(f"median speedup vs torch.nn.RNN: {result['median_speedup_vs_torch_rnn']:.2f}x "
+          f"(min {result['min_speedup_vs_torch_rnn']:.2f}x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument("--json", metavar="PATH", help="also write the JSON to PATH")
+    args = parser.parse_args()
+    result = run(repeats=3 if args.quick else 15, min_seconds=0.2 if args.quick else 2.0)
+    print_table(result)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()

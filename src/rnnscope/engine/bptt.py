@@ -1,0 +1,191 @@
+"""Backpropagation through time for one Elman layer, written by hand.
+
+Forward:  the input projection of every time step is one matmul before the loop; only the
+recurrence  z_t = xw_t + h_{t-1} W_hhᵀ,  h_t = f(z_t)  runs step by step.
+Backward, in the chapter's words:
+  output error        ∂L/∂h_t arriving from above (the loss or the next layer)
+  local error term    δ_t = ∂L/∂h_t ⊙ f'(z_t)          (error × activation derivative)
+  propagated in time  ∂L/∂h_{t-1} += δ_t W_hh           (for t = T … 1)
+  weight adjustments  dW_ih = Σ_t δ_tᵀ x_t,  dW_hh = Σ_t δ_tᵀ h_{t-1},  db = Σ_t δ_t
+accumulated over the time steps (one matmul each, after the loop), or averaged over them with
+time_reduction="mean".
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from rnnscope.engine.cells import Activation, get_activation
+from rnnscope.engine.trace import LayerTrace, active_trace
+from rnnscope.errors import UserError
+
+TIME_REDUCTIONS = ("sum", "mean")
+
+
+def _forward_loop(
+    x: torch.Tensor,  # (T, B, I)
+    h0: torch.Tensor,  # (B, H)
+    W_ih: torch.Tensor,  # (H, I)
+    W_hh: torch.Tensor,  # (H, H)
+    bias: torch.Tensor | None,  # (H,) b_ih + b_hh
+    act: Activation,
+    z_record: torch.Tensor | None,  # (T, B, H) filled with z_t when tracing
+) -> torch.Tensor:
+    """Run the recurrence; returns h (T, B, H)."""
+    T, B, I = x.shape
+    H = W_hh.shape[0]
+    x2d = x.reshape(T * B, I)
+    # the input projection of all time steps at once; h starts out holding it
+    if bias is None:
+        h = torch.mm(x2d, W_ih.t())  # (T·B, H)
+    else:
+        h = torch.addmm(bias, x2d, W_ih.t())  # (T·B, H)
+    h = h.view(T, B, H)
+    W_hh_t = W_hh.t()
+    h_prev = h0
+    for t in range(T):
+        h_t = h[t]
+        h_t.addmm_(h_prev, W_hh_t)  # z_t = x_t W_ihᵀ + b + h_{t-1} W_hhᵀ
+        if z_record is not None:
+            z_record[t].copy_(h_t)
+        act.forward_(h_t)  # h_t = f(z_t), in place
+        h_prev = h_t
+    return h
+
+
+class ElmanBPTT(torch.autograd.Function):
+    """One Elman layer over a whole sequence, with hand-written BPTT as its backward."""
+
+    @staticmethod
+    def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, activation, time_reduction, record):
+        act = get_activation(activation)
+        if b_ih is None and b_hh is None:
+            bias = None
+        else:
+            bias = (b_ih if b_hh is None else b_hh) if b_ih is None or b_hh is None else b_ih + b_hh
+        z_record = None
+        if record is not None:
+            z_record = torch.empty(x.shape[0], x.shape[1], W_hh.shape[0], dtype=x.dtype, device=x.device)
+        h = _forward_loop(x, h0, W_ih, W_hh, bias, act, z_record)  # (T, B, H)
+        if record is not None:
+            record.z, record.h = z_record, h.detach().clone()
+        ctx.act, ctx.time_reduction, ctx.record = act, time_reduction, record
+        ctx.has_b_ih, ctx.has_b_hh = b_ih is not None, b_hh is not None
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x, h0, W_ih, W_hh, h)
+        return h, h[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_h_last):
+        x, h0, W_ih, W_hh, h = ctx.saved_tensors
+        T, B, I = x.shape
+        H = W_hh.shape[0]
+        record: LayerTrace | None = ctx.record
+        # f'(z_t) for all steps at once; each slice then becomes the error term δ_t in place
+        delta = ctx.act.derivative_from_output(h)  # (T, B, H)
+        dh_record = torch.empty_like(h) if record is not None else None
+
+        # output error at the last step: from the loss on y_T and from h_n
+        if grad_out is None:
+            dh = grad_h_last if grad_h_last is not None else torch.zeros_like(h0)
+        else:
+            dh = grad_out[T - 1] if grad_h_last is None else grad_out[T - 1] + grad_h_last
+        for t in reversed(range(T)):
+            if dh_record is not None:
+                dh_record[t].copy_(dh)
+            delta[t].mul_(dh)  # error term δ_t = error × f'(z_t)
+            if t > 0:
+                # propagate the error term back through W_hh, adding the output error at t−1
+                if grad_out is None:
+                    dh = torch.mm(delta[t], W_hh)  # (B, H)
+                else:
+                    dh = torch.addmm(grad_out[t - 1], delta[t], W_hh)  # (B, H)
+
+        needs = ctx.needs_input_grad
+        dx = dh0 = dW_ih = dW_hh = db_ih = db_hh = None
+        delta2d = delta.view(T * B, H)
+        if needs[0]:
+            dx = torch.mm(delta2d, W_ih).view(T, B, I)  # ∂L/∂x_t = δ_t W_ih
+        if needs[1]:
+            dh0 = torch.mm(delta[0], W_hh)  # ∂L/∂h_0 = δ_1 W_hh
+        # weight adjustments, accumulated over all time steps in one matmul each
+        scale = 1.0 / T if ctx.time_reduction == "mean" else 1.0
+        if needs[2]:
+            dW_ih = torch.mm(delta2d.t(), x.reshape(T * B, I))  # (H, I) Σ_t δ_tᵀ x_t
+        if needs[3]:
+            dW_hh = torch.mm(delta[0].t(), h0)  # (H, H) δ_1ᵀ h_0
+            if T > 1:
+                dW_hh.addmm_(delta[1:].reshape(-1, H).t(), h[:-1].reshape(-1, H))  # + Σ_{t≥2} δ_tᵀ h_{t-1}
+        if (needs[4] and ctx.has_b_ih) or (needs[5] and ctx.has_b_hh):
+            db = delta2d.sum(0)  # (H,) Σ_t Σ_batch δ_t
+            db_ih = db if needs[4] and ctx.has_b_ih else None
+            db_hh = db.clone() if needs[5] and ctx.has_b_hh else None
+        if scale != 1.0:
+            for grad in (dW_ih, dW_hh, db_ih, db_hh):
+                if grad is not None:
+                    grad.mul_(scale)
+        if record is not None:
+            _record_backward(record, dh_record, delta, x, h0, h)
+        return dx, dh0, dW_ih, dW_hh, db_ih, db_hh, None, None, None
+
+
+def _record_backward(record: LayerTrace, dh, delta, x, h0, h) -> None:
+    """Fill a trace record's backward fields (only ever called when a Trace asked for them)."""
+    record.dh, record.delta = dh, delta.clone()
+    if record.weight_adjustments:
+        h_prev = torch.cat([h0.unsqueeze(0), h[:-1]])  # (T, B, H) h_{t-1}
+        record.dW_ih_steps = torch.bmm(delta.transpose(1, 2), x)  # (T, H, I)
+        record.dW_hh_steps = torch.bmm(delta.transpose(1, 2), h_prev)  # (T, H, H)
+        record.db_steps = delta.sum(1)  # (T, H)
+
+
+def elman_layer(
+    x: torch.Tensor,
+    h0: torch.Tensor,
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor | None = None,
+    b_hh: torch.Tensor | None = None,
+    activation: str = "tanh",
+    time_reduction: str = "sum",
+    trace_name: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Elman layer over a sequence with hand-written BPTT.
+
+    Args:
+        x: (T, B, I) inputs, time-major.
+        h0: (B, H) initial hidden state.
+        W_ih, W_hh, b_ih, b_hh: the layer's weights, shaped as in torch.nn.RNN (biases may be None).
+        activation: "sigmoid", "tanh" or "relu".
+        time_reduction: "sum" accumulates the weight adjustments over the time steps (what torch
+            and Keras do); "mean" divides them by T (the option the chapter describes).
+        trace_name: the name this layer gets in an active Trace (default "layer").
+
+    Returns:
+        out (T, B, H), every h_t; and h_T (B, H).
+    """
+    if time_reduction not in TIME_REDUCTIONS:
+        raise UserError(f"time_reduction must be one of {TIME_REDUCTIONS}, got {time_reduction!r}")
+    if x.dim() != 3 or h0.dim() != 2:
+        raise ValueError(f"elman_layer wants x (T, B, I) and h0 (B, H); got {tuple(x.shape)} and {tuple(h0.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError("elman_layer needs at least one time step (T = 0)")
+    record = None
+    trace = active_trace()
+    if trace is not None:
+        record = LayerTrace(
+            name=trace_name or "layer",
+            activation=activation,
+            time_reduction=time_reduction,
+            x=x.detach().clone(),
+            h0=h0.detach().clone(),
+            W_ih=W_ih.detach().clone(),
+            W_hh=W_hh.detach().clone(),
+            weight_adjustments=trace.weight_adjustments,
+        )
+        trace.layers.append(record)
+    return ElmanBPTT.apply(
+        x.contiguous(), h0.contiguous(), W_ih, W_hh, b_ih, b_hh, activation, time_reduction, record
+    )

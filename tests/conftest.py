@@ -1,0 +1,1 @@
+"""pytest puts this folder on sys.path (it holds a conftest), so tests can import testing_utils."""
