@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 import rnnscope.nn
+from rnnscope.engine import ElmanBPTT, elman_layer
 
 CONFIGS = [(64, 100, 8, 128), (32, 1000, 1, 32), (256, 50, 32, 512), (1, 200, 1, 16)]  # (B, T, I, H)
 
@@ -69,11 +70,48 @@ def median_time(fn, repeats: int, min_seconds: float) -> float:
     return statistics.median(times)
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
-    """This machine's fp32 matmul throughput (GFLOP/s) on an n×n×n product."""
+def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
+    """This machine's fp32 matmul throughput (GFLOP/s): the best of repeated n×n×n products."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    seconds = median_time(lambda: torch.mm(a, b), repeats, 0.5)
-    return 2 * n**3 / seconds / 1e9
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def trace_off_overhead(B: int, T: int, I: int, H: int, rounds: int = 30) -> dict:
+    """What the Trace feature costs when no Trace is active.
+
+    A: the engine as shipped (rnnscope.engine.elman_layer: looks for an active Trace, then runs
+    with record=None). B: ElmanBPTT.apply called directly with record=None, skipping the lookup.
+    The per-step `record is None` checks run in both (two pointer compares per step). A and B
+    alternate round by round so that machine noise hits both alike.
+    """
+    torch.manual_seed(0)
+    x, h0 = torch.randn(T, B, I), torch.zeros(B, H)
+    rnn = rnnscope.nn.RNN(I, H)
+    W_ih, W_hh, b_ih, b_hh = (p.detach().requires_grad_(True) for p in rnn.all_weights[0])
+
+    def shipped() -> None:
+        out, _ = elman_layer(x, h0, W_ih, W_hh, b_ih, b_hh, "tanh")
+        out[-1].sum().backward()
+
+    def bypassed() -> None:
+        out, _ = ElmanBPTT.apply(x, h0, W_ih, W_hh, b_ih, b_hh, "tanh", "sum", None)
+        out[-1].sum().backward()
+
+    a_times, b_times = [], []
+    for _ in range(rounds):
+        for fn, times in ((shipped, a_times), (bypassed, b_times)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    a, b = statistics.median(a_times), statistics.median(b_times)
+    return {"B": B, "T": T, "I": I, "H": H, "trace_off_seconds": a, "no_lookup_seconds": b,
+            "overhead_fraction": a / b - 1}
 
 
 def run(repeats: int, min_seconds: float) -> dict:
@@ -105,6 +143,7 @@ def run(repeats: int, min_seconds: float) -> dict:
             }
         )
     speedups = [r["speedup_vs_torch_rnn"] for r in rows]
+    overheads = [trace_off_overhead(*cfg) for cfg in ((1, 200, 1, 16), (64, 100, 8, 128))]
     return {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -112,6 +151,7 @@ def run(repeats: int, min_seconds: float) -> dict:
         "configs": rows,
         "median_speedup_vs_torch_rnn": statistics.median(speedups),
         "min_speedup_vs_torch_rnn": min(speedups),
+        "trace_off_overhead": overheads,
     }
 
 
@@ -133,6 +173,9 @@ def print_table(result: dict) -> None:
     Console().print(table)
     print(f"median speedup vs torch.nn.RNN: {result['median_speedup_vs_torch_rnn']:.2f}x "
           f"(min {result['min_speedup_vs_torch_rnn']:.2f}x)")
+    for o in result["trace_off_overhead"]:
+        print(f"Trace feature, no Trace active, (B, T, I, H) = ({o['B']}, {o['T']}, {o['I']}, {o['H']}): "
+              f"{100 * o['overhead_fraction']:+.2f}% vs the engine called without the Trace lookup")
 
 
 def main() -> None:

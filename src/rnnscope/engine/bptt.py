@@ -83,8 +83,8 @@ class ElmanBPTT(torch.autograd.Function):
         T, B, I = x.shape
         H = W_hh.shape[0]
         record: LayerTrace | None = ctx.record
-        # f'(z_t) for all steps at once; each slice then becomes the error term δ_t in place
-        delta = ctx.act.derivative_from_output(h)  # (T, B, H)
+        act = ctx.act
+        delta = torch.empty_like(h)  # (T, B, H) local error terms δ_t
         dh_record = torch.empty_like(h) if record is not None else None
 
         # output error at the last step: from the loss on y_T and from h_n
@@ -95,7 +95,7 @@ class ElmanBPTT(torch.autograd.Function):
         for t in reversed(range(T)):
             if dh_record is not None:
                 dh_record[t].copy_(dh)
-            delta[t].mul_(dh)  # error term δ_t = error × f'(z_t)
+            act.error_term(dh, h[t], out=delta[t])  # error term δ_t = error × f'(z_t)
             if t > 0:
                 # propagate the error term back through W_hh, adding the output error at t−1
                 if grad_out is None:

@@ -22,11 +22,17 @@ class Activation:
     name: str
     forward_: Callable[[torch.Tensor], torch.Tensor]  # f applied in place
     derivative_from_output: Callable[[torch.Tensor], torch.Tensor]  # f'(z) computed from h = f(z)
+    error_term_: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], object]  # (dh, h, out): out = dh ⊙ f'(z)
     max_derivative: float  # max over z of f'(z): the reference for saturation ratios
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """h = f(z), out of place."""
         return self.forward_(z.clone())
+
+    def error_term(self, dh: torch.Tensor, h: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """out = dh ⊙ f'(z), the local error term, in one fused pass (f' read off h = f(z))."""
+        self.error_term_(dh, h, out)
+        return out
 
     def derivative(self, z: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
         """f'(z); pass h = f(z) if it is at hand to save recomputing it."""
@@ -47,10 +53,27 @@ def _relu_derivative(h: torch.Tensor) -> torch.Tensor:
     return (h > 0).to(h.dtype)  # 1 where z > 0 (h > 0 exactly there), else 0
 
 
+# The fused error-term kernels are the ones autograd itself uses for these activations:
+# one pass computing dh ⊙ f'(z) from h, instead of materialising f'(z) for every step first.
+_aten = torch.ops.aten
+
+
+def _sigmoid_error_term(dh, h, out):
+    return _aten.sigmoid_backward.grad_input(dh, h, grad_input=out)  # dh ⊙ h(1 − h)
+
+
+def _tanh_error_term(dh, h, out):
+    return _aten.tanh_backward.grad_input(dh, h, grad_input=out)  # dh ⊙ (1 − h²)
+
+
+def _relu_error_term(dh, h, out):
+    return _aten.threshold_backward.grad_input(dh, h, 0, grad_input=out)  # dh where h > 0, else 0
+
+
 ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": Activation("sigmoid", torch.sigmoid_, _sigmoid_derivative, 0.25),
-    "tanh": Activation("tanh", torch.tanh_, _tanh_derivative, 1.0),
-    "relu": Activation("relu", torch.relu_, _relu_derivative, 1.0),
+    "sigmoid": Activation("sigmoid", torch.sigmoid_, _sigmoid_derivative, _sigmoid_error_term, 0.25),
+    "tanh": Activation("tanh", torch.tanh_, _tanh_derivative, _tanh_error_term, 1.0),
+    "relu": Activation("relu", torch.relu_, _relu_derivative, _relu_error_term, 1.0),
 }
 
 
