@@ -44,8 +44,8 @@ def _forward_loop(
     h = h.view(T, B, H)
     W_hh_t = W_hh.t()
     h_prev = h0
-    for t in range(T):
-        h_t = h[t]
+    # unbind: all T step views in one call, cheaper than indexing h[t] inside the loop
+    for t, h_t in enumerate(h.unbind(0)):
         h_t.addmm_(h_prev, W_hh_t)  # z_t = x_t W_ihᵀ + b + h_{t-1} W_hhᵀ
         if z_record is not None:
             z_record[t].copy_(h_t)
@@ -92,16 +92,18 @@ class ElmanBPTT(torch.autograd.Function):
             dh = grad_h_last if grad_h_last is not None else torch.zeros_like(h0)
         else:
             dh = grad_out[T - 1] if grad_h_last is None else grad_out[T - 1] + grad_h_last
+        h_steps, delta_steps = h.unbind(0), delta.unbind(0)
+        out_errors = grad_out.unbind(0) if grad_out is not None else None
         for t in reversed(range(T)):
             if dh_record is not None:
                 dh_record[t].copy_(dh)
-            act.error_term(dh, h[t], out=delta[t])  # error term δ_t = error × f'(z_t)
+            act.error_term(dh, h_steps[t], out=delta_steps[t])  # error term δ_t = error × f'(z_t)
             if t > 0:
                 # propagate the error term back through W_hh, adding the output error at t−1
-                if grad_out is None:
-                    dh = torch.mm(delta[t], W_hh)  # (B, H)
+                if out_errors is None:
+                    dh = torch.mm(delta_steps[t], W_hh)  # (B, H)
                 else:
-                    dh = torch.addmm(grad_out[t - 1], delta[t], W_hh)  # (B, H)
+                    dh = torch.addmm(out_errors[t - 1], delta_steps[t], W_hh)  # (B, H)
 
         needs = ctx.needs_input_grad
         dx = dh0 = dW_ih = dW_hh = db_ih = db_hh = None

@@ -1,0 +1,12 @@
+"""`rnnscope explain`: the chapter's examples, number by number, computed by the engine.
+
+    walkthrough(Setting())            figure 5-3: forward, backward, accumulated adjustments, update
+    curve_facts()                     figure 5-4: σ(z), σ'(z), σ'(z)/σ'(0) and the thresholds
+    forgetting(ForgettingSetting())   figure 5-5: how little h_1 still changes h_2, h_3, …
+"""
+
+from rnnscope.explain.curve import curve_facts
+from rnnscope.explain.forgetting import ForgettingSetting, forgetting
+from rnnscope.explain.walkthrough import Setting, walkthrough
+
+__all__ = ["ForgettingSetting", "Setting", "curve_facts", "forgetting", "walkthrough"]

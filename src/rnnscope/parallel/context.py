@@ -1,0 +1,182 @@
+"""The DistContext a torchrun worker hands to the training loop (docs/contracts.md).
+
+    ctx = from_env(cfg)                    # inside a worker: RANK, WORLD_SIZE, ... set by torchrun
+    train(cfg, distributed=ctx, resume=ctx.resume)
+
+`from_env` joins the process group (gloo on CPU, NCCL when training on CUDA; the collective
+timeout is --parallel.timeout_s), builds the process's one `Communicator` and `Ledger`, and
+returns the strategy's context. Every context closes a ledger step in `on_step_end` and, in
+`close`, gathers every rank's rows to rank 0, which writes `traffic.jsonl` and prints the
+summary table. (The gather itself, tag `ledger`, happens after the rows are taken: it is the one
+transfer that traffic.jsonl does not list.)
+
+After a restart by the launcher (--parallel.max_restarts), `ctx.resume` is True when the run
+directory holds a checkpoint to continue from; the caller passes it to `train(..., resume=)`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from rnnscope.errors import UserError
+from rnnscope.parallel.comm import Communicator
+from rnnscope.parallel.ledger import Ledger, write_jsonl
+
+log = logging.getLogger(__name__)
+
+# strategy -> "module:class"; a module that is not written yet is reported, not imported
+STRATEGIES: dict[str, str] = {
+    "data": "rnnscope.parallel.data:DataParallel",
+    "pipeline": "rnnscope.parallel.pipeline:PipelineParallel",
+    "tensor": "rnnscope.parallel.tensor:TensorParallel",
+}
+TRAFFIC_FILE = "traffic.jsonl"
+
+
+@dataclass(frozen=True)
+class WorkerEnv:
+    """What torchrun tells a worker through its environment."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int
+    restart_count: int  # how many times the launcher has restarted the workers
+
+    @classmethod
+    def read(cls) -> WorkerEnv:
+        """Parse RANK, WORLD_SIZE, LOCAL_RANK, ... or explain that this is not a worker."""
+        missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+                   if k not in os.environ]
+        if missing:
+            raise UserError(f"{', '.join(missing)} not set: this process was not started by "
+                            "torchrun; run `rnnscope train --parallel.strategy data "
+                            "--parallel.nproc N` or `torchrun ... -m rnnscope train ...`")
+        world = int(os.environ["WORLD_SIZE"])
+        return cls(rank=int(os.environ["RANK"]), world_size=world,
+                   local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                   local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", str(world))),
+                   restart_count=int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")))
+
+
+def choose_backend(cfg) -> tuple[str, torch.device]:
+    """(backend, device type) from --parallel.backend and --train.device."""
+    cuda = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
+    if cuda and not torch.cuda.is_available():
+        raise UserError("--train.device cuda, but torch sees no CUDA device; use cpu or auto")
+    backend = cfg.parallel.backend
+    if backend == "auto":
+        backend = "nccl" if cuda else "gloo"
+    if backend == "nccl" and not cuda:
+        raise UserError("--parallel.backend nccl needs CUDA tensors; set --train.device cuda "
+                        "or use --parallel.backend gloo (or auto)")
+    if not dist.is_backend_available(backend):
+        raise UserError(f"--parallel.backend {backend} is not available in this torch build")
+    return backend, torch.device("cuda" if cuda else "cpu")
+
+
+class ParallelContext:
+    """What every strategy shares: the process group, the communicator, the ledger, the close."""
+
+    strategy = "none"
+
+    def __init__(self, cfg, comm: Communicator, device: torch.device, env: WorkerEnv) -> None:
+        self.cfg = cfg
+        self.comm = comm
+        self.ledger = comm.ledger
+        self.device = device
+        self.env = env
+        self.rank = env.rank
+        self.world_size = env.world_size
+        self.is_main = env.rank == 0
+        self.last_step = 0
+        self.resume = env.restart_count > 0 and self._checkpoint_everywhere()
+
+    def _checkpoint_everywhere(self) -> bool:
+        """After a restart: does every rank see rank 0's latest checkpoint? (tag `restart`)."""
+        latest = Path(self.cfg.train.run_dir or ".") / "checkpoints" / "latest.pt"
+        seen = self.comm.all_gather_object(bool(self.cfg.train.run_dir) and latest.is_file(),
+                                           tag="restart")
+        if seen[0] and not all(seen):
+            raise UserError(f"after a restart, ranks {[k for k, s in enumerate(seen) if not s]} "
+                            f"cannot see {latest}; restarts across machines need the run "
+                            "directory on a shared filesystem")
+        return seen[0]
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        """The module this rank trains; each strategy defines it."""
+        raise NotImplementedError
+
+    def shard(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """This rank's share of a global batch; each strategy defines it."""
+        raise NotImplementedError
+
+    def on_step_end(self, step: int, model: nn.Module) -> None:
+        """Close the ledger's record of this step (its rows get this step number)."""
+        self.ledger.close_step(step)
+        self.last_step = step
+
+    def finish(self) -> None:
+        """Strategy-specific last checks before the ledger is gathered (none by default)."""
+
+    def close(self, run_dir: Path | None) -> None:
+        """Gather every rank's ledger rows; rank 0 writes traffic.jsonl and prints the summary.
+
+        When an exception is on its way out (a peer died, a check failed), no collective is
+        attempted: rank 0 writes its own rows and the process group is torn down.
+        """
+        failing = sys.exc_info()[0] is not None
+        try:
+            if failing:
+                self.ledger.close_step(None, "close")
+                rows = [self.ledger.rows]
+            else:
+                self.finish()
+                self.ledger.close_step(None, "close")
+                rows = self.comm.all_gather_object(self.ledger.rows, tag="ledger")
+            if self.is_main and run_dir is not None:
+                path = write_jsonl([row for part in rows for row in part], Path(run_dir) / TRAFFIC_FILE)
+                if failing:
+                    log.warning("wrote rank 0's traffic only to %s (the run failed)", path)
+                else:
+                    from rnnscope.parallel.summary import print_summary
+
+                    print_summary([row for part in rows for row in part], path)
+        finally:
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def from_env(cfg) -> ParallelContext:
+    """Join the process group torchrun described and return cfg.parallel.strategy's context."""
+    strategy = cfg.parallel.strategy
+    if strategy not in STRATEGIES or strategy == "none":
+        raise UserError(f"--parallel.strategy {strategy!r} has no distributed context; choose "
+                        f"one of {', '.join(STRATEGIES)}")
+    module_name, _, class_name = STRATEGIES[strategy].partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise UserError(f"--parallel.strategy {strategy} is not built yet ({module_name} is "
+                        "missing); use --parallel.strategy data") from None
+    env = WorkerEnv.read()
+    backend, device_type = choose_backend(cfg)
+    device = torch.device("cuda", env.local_rank) if device_type.type == "cuda" else device_type
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=cfg.parallel.timeout_s),
+                            device_id=device if device.type == "cuda" else None)
+    comm = Communicator(ledger=Ledger(env.rank))
+    return cls(cfg, comm, device, env)

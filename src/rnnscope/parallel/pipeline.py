@@ -1,0 +1,260 @@
+"""Layer pipeline over time: each rank runs a contiguous block of layers, chunk by chunk.
+
+A stacked Elman RNN of L layers is cut into S stages (S = the model group's size). Time is cut
+into C = ceil(T / chunk) chunks. Forward, stage s runs its layers on chunk c (the hidden state
+carried over from chunk c−1) and sends its top layer's h for that chunk to stage s+1 at once, so
+stage s+1 works on chunk c while stage s works on chunk c+1: the wavefront GNMT used for stacked
+LSTMs. Backward runs the same way in reverse chunk order: ∂L/∂h of a chunk arrives from stage
+s+1, BPTT runs over the chunk (the error carried back into the previous chunk through its h0),
+and ∂L/∂x of the chunk goes to stage s−1. The readout ŷ = W_hy h + b_y lives on the last stage.
+
+Running elman_layer on a chunk with h0 = the previous chunk's last h is the same recurrence, so
+the gradients equal single-process training up to the order of floating-point sums.
+
+Traffic (through the communicator, tags `pp-act` and `pp-grad`): every boundary carries the
+T·B·H activations forward and their gradients back, in C messages each way:
+2(S−1)·T·B·H·b bytes in 2(S−1)·C messages per step. Each stage is idle while the wavefront
+fills and drains, (S−1)/(C+S−1) of the time in the bubble model.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from rnnscope.engine import elman_layer
+from rnnscope.errors import UserError
+from rnnscope.parallel.comm import Communicator
+from rnnscope.parallel.model_parallel import ModelParallelContext
+
+ACT_TAG, GRAD_TAG, OUT_TAG = "pp-act", "pp-grad", "pp-out"
+
+
+def split_layers(layers: int, stages: int) -> list[range]:
+    """Contiguous blocks of layers, as even as possible (the first stages take the extra ones)."""
+    if stages < 1:
+        raise UserError(f"a pipeline needs at least 1 stage, got {stages}")
+    if layers < stages:
+        raise UserError(f"a layer pipeline needs at least one layer per stage: --model.layers "
+                        f"({layers}) < pipeline stages ({stages}); use --model.layers ≥ {stages} "
+                        f"or fewer processes in the model group")
+    q, r = divmod(layers, stages)
+    starts = [s * q + min(s, r) for s in range(stages + 1)]
+    return [range(starts[s], starts[s + 1]) for s in range(stages)]
+
+
+def chunk_bounds(seq_len: int, chunk: int) -> list[tuple[int, int]]:
+    """(start, end) of each chunk of `chunk` time steps; the last may be shorter."""
+    if chunk < 1:
+        raise UserError(f"--parallel.chunk must be ≥ 1 time step, got {chunk}")
+    return [(a, min(a + chunk, seq_len)) for a in range(0, seq_len, chunk)]
+
+
+def bubble_fraction(stages: int, chunks: int) -> float:
+    """The bubble model's idle share of a stage: (S−1)/(C+S−1)."""
+    return (stages - 1) / (chunks + stages - 1)
+
+
+def layer_weights(rnn: nn.Module, k: int) -> list[torch.Tensor | None]:
+    """[W_ih, W_hh, b_ih, b_hh] of layer k of an rnnscope.nn.RNN (biases None without bias)."""
+    names = [f"weight_ih_l{k}", f"weight_hh_l{k}", f"bias_ih_l{k}", f"bias_hh_l{k}"]
+    return [getattr(rnn, name, None) for name in names]
+
+
+class PipelineStage:
+    """This rank's stage of a stacked RNN + readout; `step` does one forward and backward.
+
+    Args:
+        net: a SequenceModel (`rnn`, an rnnscope.nn.RNN batch-first; `readout`, nn.Linear;
+            `every_step`). Every rank builds the same one; this stage keeps its layers' tensors
+            (and the readout on the last stage) and ignores the rest.
+        comm: the communicator of the model group; its rank is the stage index.
+        chunk: time steps per message.
+    """
+
+    def __init__(self, net: nn.Module, comm: Communicator, chunk: int = 1) -> None:
+        rnn = net.rnn
+        if getattr(rnn, "bidirectional", False):
+            raise UserError("a layer pipeline needs a unidirectional RNN (bidirectional=False)")
+        self.comm, self.chunk = comm, chunk
+        self.stage, self.stages = comm.rank, comm.world_size
+        self.layers = split_layers(rnn.num_layers, self.stages)[self.stage]
+        self.is_first, self.is_last = self.stage == 0, self.stage == self.stages - 1
+        self.activation, self.time_reduction = rnn.nonlinearity, rnn.time_reduction
+        self.hidden, self.every_step = rnn.hidden_size, net.every_step
+        self.num_layers = rnn.num_layers
+        self.weights = {k: layer_weights(rnn, k) for k in self.layers}
+        self.readout = net.readout if self.is_last else None
+        self.idle_s = 0.0  # seconds waiting for a neighbour since the last forward began
+        self.chunks = self.seq_len = 0
+        self._chunks, self._tops, self._sends = [], [], []
+
+    def parameters(self) -> list[nn.Parameter]:
+        """The parameters this stage owns (its layers, and the readout on the last stage)."""
+        params = [w for k in self.layers for w in self.weights[k] if w is not None]
+        return params + (list(self.readout.parameters()) if self.readout is not None else [])
+
+    def owned_names(self, net: nn.Module) -> list[str]:
+        """Names in `net.state_dict()` of the parameters this stage owns."""
+        mine = {id(p) for p in self.parameters()}
+        return [name for name, p in net.named_parameters() if id(p) in mine]
+
+    def _wait(self, handle) -> None:
+        start = time.perf_counter()
+        handle.wait()
+        self.idle_s += time.perf_counter() - start
+
+    def _run_layers(self, inp: torch.Tensor, h0s: list[torch.Tensor]):
+        """This stage's layers on one chunk; returns top output and each layer's last h."""
+        h_lasts = []
+        for k, h0 in zip(self.layers, h0s):
+            W_ih, W_hh, b_ih, b_hh = self.weights[k]
+            # "sum" per chunk: a chunk's mean would divide by its own length, not T (see step)
+            inp, h_last = elman_layer(inp, h0, W_ih, W_hh, b_ih, b_hh, self.activation, "sum",
+                                      trace_name=f"layer{k}")  # (t, B, H), (B, H)
+            h_lasts.append(h_last)
+        return inp, h_lasts
+
+    def forward(self, x: torch.Tensor, h0: torch.Tensor | None, build_graph: bool):
+        """The wavefront forward of one batch.
+
+        Args:
+            x: (B, T, I) inputs (only the first stage reads them; the others need the shape).
+            h0: (L, B, H) initial states (each stage reads its layers' rows) or None for zeros.
+            build_graph: keep what `backward` needs (False for evaluation: forward only).
+
+        Returns:
+            (ŷ, h_n): ŷ (B, T, O) or (B, O) on the last stage, None elsewhere; h_n (L, B, H)
+            holding this stage's layers' final states (zeros in the other layers' rows).
+        """
+        B, T = x.shape[0], x.shape[1]
+        L, H = self.num_layers, self.hidden
+        dtype, device = self.weights[self.layers[0]][1].dtype, x.device
+        bounds = chunk_bounds(T, self.chunk)
+        self.idle_s, self.chunks, self.seq_len = 0.0, len(bounds), T
+        self._batch, self._dtype, self._bounds = B, dtype, bounds
+        x_tm = x.transpose(0, 1)  # (T, B, I) time-major
+        h_n = torch.zeros(L, B, H, dtype=dtype, device=device)
+        zeros = torch.zeros(B, H, dtype=dtype, device=device)
+        h_prev = [h0[k] if h0 is not None else zeros for k in self.layers]  # (B, H) each
+        self._chunks, self._sends, tops = [], [], []
+        pending = self._post_recv(0, ACT_TAG, self.stage - 1) if not self.is_first else None
+        for c, (a, b) in enumerate(bounds):
+            if self.is_first:
+                inp = x_tm[a:b]  # (t, B, I)
+            else:  # receive chunk c from below; the next may arrive while this one runs
+                buf, handle = pending
+                self._wait(handle)
+                if c + 1 < len(bounds):
+                    pending = self._post_recv(c + 1, ACT_TAG, self.stage - 1)
+                inp = buf.requires_grad_(build_graph)
+            with torch.set_grad_enabled(build_graph):
+                h0s = [h.detach().requires_grad_(build_graph and c > 0) for h in h_prev]
+                top, h_prev = self._run_layers(inp, h0s)  # (t, B, H), [(B, H)]
+            if build_graph:
+                self._chunks.append((inp, top, h0s, h_prev))
+            if self.is_last:
+                tops.append(top.detach().requires_grad_(build_graph))  # the readout's input
+            else:
+                self._sends.append(self.comm.isend(top.detach(), self.stage + 1, tag=ACT_TAG))
+        for k, h in zip(self.layers, h_prev):
+            h_n[k] = h.detach()
+        self._wait_sends()
+        if not self.is_last:
+            return None, h_n
+        with torch.set_grad_enabled(build_graph):  # the readout, on the last stage only
+            if self.every_step:
+                y_hat = self.readout(torch.cat(tops).transpose(0, 1))  # (B, T, O)
+            else:
+                y_hat = self.readout(tops[-1][-1])  # (B, O) from h_T
+        self._tops = tops
+        return y_hat, h_n
+
+    def backward(self, y_hat: torch.Tensor | None, grad_y_hat: torch.Tensor | None) -> None:
+        """The wavefront backward after `forward(..., build_graph=True)`.
+
+        On the last stage `y_hat` (with its graph) and ∂L/∂ŷ start it; the other stages pass
+        None and receive ∂L/∂h from above. Gradients go into `parameters()`' .grad; with
+        time_reduction "mean" this call's RNN gradients are divided by T.
+        """
+        bounds, last = self._bounds, len(self._bounds) - 1
+        grads_before = {id(w): None if w.grad is None else w.grad.clone() for w in self._rnn_params()}
+        if self.is_last:  # ∂L/∂h of the top layer lands in the readout's input leaves
+            torch.autograd.backward(y_hat, grad_y_hat)
+        carried = [None] * len(self.layers)  # ∂L/∂h_last of each layer from the later chunk
+        pending = self._post_recv(last, GRAD_TAG, self.stage + 1) if not self.is_last else None
+        for c in range(last, -1, -1):
+            inp, top, h0s, h_lasts = self._chunks[c]
+            if self.is_last:
+                leaf = self._tops[c]
+                g_top = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
+            else:
+                g_top, handle = pending
+                self._wait(handle)
+                if c > 0:
+                    pending = self._post_recv(c - 1, GRAD_TAG, self.stage + 1)
+            roots, grads = [top], [g_top]
+            for h_last, g in zip(h_lasts, carried):
+                if g is not None:
+                    roots.append(h_last)
+                    grads.append(g)
+            torch.autograd.backward(roots, grads)
+            carried = [h0.grad for h0 in h0s] if c > 0 else carried
+            if not self.is_first:
+                self._sends.append(self.comm.isend(inp.grad, self.stage - 1, tag=GRAD_TAG))
+        self._wait_sends()
+        self._chunks, self._tops = [], []
+        if self.time_reduction == "mean":  # the chapter's average over the T time steps
+            for w in self._rnn_params():
+                before = grads_before[id(w)]
+                if w.grad is not None:
+                    w.grad.copy_(w.grad if before is None else w.grad - before).div_(
+                        self.seq_len).add_(0 if before is None else before)
+
+    def _rnn_params(self) -> list[nn.Parameter]:
+        return [w for k in self.layers for w in self.weights[k] if w is not None]
+
+    def _post_recv(self, c: int, tag: str, src: int):
+        a, b = self._bounds[c]
+        buf = torch.empty(b - a, self._batch, self.hidden, dtype=self._dtype)  # (t, B, H)
+        return buf, self.comm.irecv(buf, src, tag=tag)
+
+    def _wait_sends(self) -> None:
+        for handle in self._sends:
+            handle.wait()
+        self._sends = []
+
+    def bubble(self) -> float:
+        """The bubble model's idle share for the last step's chunk count."""
+        return bubble_fraction(self.stages, max(self.chunks, 1))
+
+
+class PipelineParallel(ModelParallelContext):
+    """`--parallel.strategy pipeline`: the training loop's DistContext (see model_parallel)."""
+
+    strategy = "pipeline"
+
+    def make_stage(self, net: nn.Module, comm: Communicator) -> PipelineStage:
+        """This rank's block of layers."""
+        return PipelineStage(net, comm, self.cfg.parallel.chunk)
+
+    def share_output(self, y_local: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+        """ŷ broadcast from the last stage to the model group (tag pp-out, B·T·O·b bytes)."""
+        comm = self.mesh.model_comm
+        if comm.world_size == 1:
+            return y_local
+        if y_local is None:
+            O = self.net.readout.out_features
+            shape = (x.shape[0], x.shape[1], O) if self.stage.every_step else (x.shape[0], O)
+            y_hat = torch.empty(shape, dtype=self.net.readout.weight.dtype, device=x.device)
+        else:
+            y_hat = y_local.detach().clone()
+        comm.broadcast(y_hat, comm.world_size - 1, tag=OUT_TAG)
+        return y_hat
+
+    def local_pieces(self) -> dict[str, torch.Tensor]:
+        """name -> tensor of every parameter this stage owns."""
+        params = dict(self.net.named_parameters())
+        return {name: params[name].detach().clone() for name in self.stage.owned_names(self.net)}

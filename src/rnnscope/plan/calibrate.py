@@ -1,0 +1,272 @@
+"""Measure this machine: gloo's α and β per op and message-size regime, and the engine's speed.
+
+Loopback does not follow one straight line (DESIGN.md: a 4 B all-reduce takes ≈ 0.14 ms, one of
+1–16 kB 1.1–1.7 ms, one of 4 MB ≈ 3.5 ms), so each op gets its own link with up to three
+regimes, fitted to the time of one step of its critical path (`alphabeta.message_schedule`).
+The engine is timed forward and backward at a few sizes (1 thread, as each worker runs) and
+fitted as t = 3·overhead + 6·B·H·(I+H) / rate per layer and time step (`compute.step_seconds`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rnnscope.errors import UserError
+from rnnscope.plan.alphabeta import Link, Regime, message_schedule
+from rnnscope.plan.compute import Device
+
+log = logging.getLogger(__name__)
+
+SIZES = (4, 64, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)  # bytes (float32)
+OPS = ("send", "all_reduce", "all_gather")
+# what gloo runs for each op, as rnnscope.parallel.comm records it: (formula op, algorithm)
+GLOO = {"all_reduce": ("all_reduce", "ring"), "all_gather": ("all_gather", "ring"),
+        "reduce_scatter": ("all_reduce", "ring"), "broadcast": ("broadcast", "ring"),
+        "send": ("send", "direct"), "recv": ("recv", "direct")}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
+            sizes: tuple[int, ...]) -> None:
+    """One gloo process: time every op and size; rank 0 writes {op: {size: seconds}}."""
+    import datetime
+    import json
+
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world, timeout=datetime.timedelta(seconds=30))
+    results: dict[str, dict[int, float]] = {op: {} for op in OPS}
+    for op in OPS:
+        for size in sizes:
+            x = torch.ones(size // 4)
+            gathered = [torch.empty_like(x) for _ in range(world)]
+
+            def once() -> None:
+                if op == "send":  # ping-pong between ranks 0 and 1: one way = round trip / 2
+                    if rank == 0:
+                        dist.send(x, 1)
+                        dist.recv(x, 1)
+                    elif rank == 1:
+                        dist.recv(x, 0)
+                        dist.send(x, 0)
+                elif op == "all_reduce":
+                    dist.all_reduce(x)
+                else:
+                    dist.all_gather(gathered, x)
+
+            for _ in range(3):  # warm up the connection and the buffers
+                once()
+            dist.barrier()
+            pilot = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                once()
+                pilot.append(time.perf_counter() - t0)
+            # ranks run in lockstep, so they must agree on the count before running it
+            count = torch.tensor([min(200, max(5, int(budget_s / max(np.median(pilot), 1e-7))))])
+            dist.all_reduce(count, op=dist.ReduceOp.MIN)
+            times = []
+            for _ in range(int(count)):
+                t0 = time.perf_counter()
+                once()
+                times.append(time.perf_counter() - t0)
+            seconds = float(np.median(times))
+            results[op][size] = seconds / 2 if op == "send" else seconds
+    if rank == 0:
+        Path(out).write_text(json.dumps(results))
+    dist.destroy_process_group()
+
+
+def measure_network(world: int = 2, budget_s: float = 0.15, timeout_s: float = 180.0,
+                    sizes: tuple[int, ...] = SIZES) -> dict:
+    """Run the gloo micro-benchmark on 127.0.0.1; {op: {size_bytes: seconds}}.
+
+    Args:
+        world: processes (2 for the point-to-point ping-pong; more time the collectives at n).
+        budget_s: seconds of repeats per op and size (at least 5, at most 200 repeats).
+        timeout_s: the whole run's limit; past it the processes are killed and it fails.
+        sizes: payloads in bytes, multiples of 4 (float32).
+    """
+    import json
+
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "network.json")
+        port = free_port()
+        procs = [ctx.Process(target=_worker, args=(r, world, port, out, budget_s, sizes), daemon=True)
+                 for r in range(world)]
+        for p in procs:
+            p.start()
+        deadline = time.monotonic() + timeout_s
+        for p in procs:
+            p.join(max(0.0, deadline - time.monotonic()))
+        hung = [p for p in procs if p.is_alive()]
+        for p in hung:
+            p.kill()
+            p.join()
+        if hung or any(p.exitcode for p in procs) or not os.path.exists(out):
+            codes = [p.exitcode for p in procs]
+            raise UserError(f"the gloo micro-benchmark on 127.0.0.1 failed (exit codes {codes}"
+                            f"{', timed out after %gs' % timeout_s if hung else ''}); "
+                            f"check that loopback TCP works (rnnscope env)")
+        raw = json.loads(Path(out).read_text())
+    return {op: {int(size): t for size, t in sizes.items()} for op, sizes in raw.items()}
+
+
+def _fit_segment(m: np.ndarray, t: np.ndarray) -> tuple[float, float, float]:
+    """α, 1/β by least squares on relative error; returns (α, 1/β, squared relative error)."""
+    A = np.stack([np.ones_like(m), m], axis=1) / t[:, None]
+    coef, *_ = np.linalg.lstsq(A, np.ones_like(t), rcond=None)
+    alpha, inv_beta = max(float(coef[0]), 0.0), max(float(coef[1]), 1e-15)
+    if coef[0] < 0 or coef[1] <= 0:  # refit with the clipped parameter fixed
+        inv_beta = max(float(np.sum(m * (t - alpha) / t**2) / np.sum(m**2 / t**2)), 1e-15) \
+            if coef[1] > 0 else 1e-15
+        alpha = max(float(np.sum((t - m * inv_beta) / t**2) / np.sum(1 / t**2)), 0.0)
+    err = float(np.sum(((alpha + m * inv_beta) - t) ** 2 / t**2))
+    return alpha, inv_beta, err
+
+
+def fit_regimes(points: dict[int, float], max_regimes: int = 3, name: str = "link",
+                min_points: int = 3) -> Link:
+    """A Link whose regimes fit (message bytes -> seconds per message), fewest that fit well.
+
+    Each extra regime must cut the squared relative error by more than half; each regime
+    covers at least `min_points` measured sizes (noise on a busy machine would otherwise get
+    regimes of its own).
+    """
+    sizes = sorted(points)
+    m = np.array(sizes, dtype=float)
+    t = np.array([points[s] for s in sizes], dtype=float)
+    best_of: dict[int, tuple[float, list[int], list]] = {}
+    for k in range(1, max(1, min(max_regimes, len(sizes) // min_points)) + 1):
+        for cuts in _cut_points(len(sizes), k, min_points):
+            bounds = [0, *cuts, len(sizes)]
+            fits = [_fit_segment(m[a:b], t[a:b]) for a, b in zip(bounds, bounds[1:])]
+            err = sum(f[2] for f in fits)
+            if k not in best_of or err < best_of[k][0]:
+                best_of[k] = (err, bounds, fits)
+    chosen = 1
+    for k in sorted(best_of)[1:]:
+        if best_of[k][0] < 0.5 * best_of[chosen][0]:
+            chosen = k
+    _, bounds, fits = best_of[chosen]
+    regimes = []
+    for i, ((alpha, inv_beta, _), b) in enumerate(zip(fits, bounds[1:])):
+        # the boundary sits halfway (geometrically) between the sizes on either side
+        up_to = float("inf") if i == len(fits) - 1 else float(np.sqrt(m[b - 1] * m[b]))
+        regimes.append(Regime(up_to, alpha, 1.0 / inv_beta))
+    return Link(tuple(regimes), name)
+
+
+def _cut_points(n: int, k: int, least: int = 2) -> list[tuple[int, ...]]:
+    """Every way to cut n sorted points into k contiguous groups of at least `least`."""
+    if k == 1:
+        return [()] if n >= least else []
+    out = []
+    for first in range(least, n - least * (k - 1) + 1):
+        out += [(first, *(first + c for c in rest))
+                for rest in _cut_points(n - first, k - 1, least)]
+    return out
+
+
+def fit_network(measured: dict, world: int) -> dict[str, Link]:
+    """One Link per op: per-step time (time / steps) against the per-step message size."""
+    links = {}
+    for op, sizes in measured.items():
+        points = {}
+        for size, seconds in sizes.items():
+            schedule = message_schedule(op, size, world if op != "send" else 2, "ring"
+                                        if op != "send" else "direct", element_size=4)
+            steps = sum(count for count, _ in schedule)
+            points[max(schedule[0][1], 1)] = seconds / steps
+        links[op] = fit_regimes(points, name=f"gloo {op}")
+    return links
+
+
+def measure_compute(sizes: tuple[tuple[int, int], ...] = ((8, 32), (32, 128), (64, 256)),
+                    seq_len: int = 50, input_size: int = 1, repeats: int = 5) -> dict:
+    """Time rnnscope.nn.RNN forward + backward (1 thread) at a few (B, H); fit the device.
+
+    Returns {"points": [(B, H, seconds per time step)], "step_overhead_s", "flops_per_s"}.
+    """
+    import torch
+
+    from rnnscope.nn import RNN
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    points = []
+    try:
+        for batch, hidden in sizes:
+            rnn = RNN(input_size, hidden)
+            x = torch.randn(seq_len, batch, input_size)  # (T, B, I)
+            times = []
+            for i in range(repeats + 1):
+                t0 = time.perf_counter()
+                out, _ = rnn(x)
+                out.sum().backward()
+                if i:  # the first run warms up
+                    times.append(time.perf_counter() - t0)
+            points.append((batch, hidden, float(np.median(times)) / seq_len))
+    finally:
+        torch.set_num_threads(threads)
+    flops = np.array([6.0 * B * H * (input_size + H) for B, H, _ in points])  # fwd + bwd
+    seconds = np.array([t for *_, t in points])
+    slope, intercept = np.polyfit(flops, seconds, 1)
+    if slope <= 0:
+        raise UserError(f"timing the engine gave no usable FLOP rate ({points}); "
+                        f"the machine may be too busy: run --calibrate again")
+    return {"points": points, "step_overhead_s": max(float(intercept), 0.0) / 3,
+            "flops_per_s": 1.0 / float(slope)}
+
+
+def calibrated_inputs(shape, cfg, world: int = 2):
+    """PlanInputs for local runs on this machine, the worker counts to predict, the measurements.
+
+    Local runs use gloo's algorithms (its reduce-scatter is an all-reduce), one flat loopback
+    "network" with α/β per op and regime, this CPU's measured speed, and train's meaning of
+    --data.batch_size (the global batch: strong scaling).
+    """
+    from rnnscope.plan.simulate import PlanInputs
+    from rnnscope.plan.topology import Topology
+
+    log.info("measuring gloo on 127.0.0.1 (%d processes) and the engine's speed ...", world)
+    network = measure_network(world)
+    links = fit_network(network, world)
+    compute = measure_compute(input_size=shape.input_size)
+    rate = compute["flops_per_s"]
+    device = Device("this cpu (1 thread)", {4: rate, 8: rate, 2: rate}, 1.0,
+                    compute["step_overhead_s"], source="rnnscope plan --calibrate")
+    topology = Topology(links["send"], op_links=links)
+    inputs = PlanInputs(shape, device, topology, chunk=cfg.parallel.chunk,
+                        bucket_mb=cfg.parallel.bucket_mb, scaling="strong", algorithms=GLOO)
+    measured = {
+        "network_seconds": network,
+        "links": {op: [(r.up_to_bytes, r.alpha_s, r.bandwidth_Bps) for r in link.regimes]
+                  for op, link in links.items()},
+        "compute": compute,
+        "summary": (f"p2p α={links['send'].alpha_s * 1e6:.0f} µs, all-reduce 4 B "
+                    f"{network['all_reduce'][4] * 1e3:.2f} ms, 4 MB "
+                    f"{network['all_reduce'][4194304] * 1e3:.2f} ms; engine "
+                    f"{rate / 1e9:.2f} GFLOP/s + {compute['step_overhead_s'] * 1e6:.0f} µs "
+                    f"per time step"),
+    }
+    return inputs, [2, 4], measured

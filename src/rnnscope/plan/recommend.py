@@ -1,0 +1,138 @@
+"""Which layout to use on N workers, and why, in one sentence.
+
+For every N the planner tries each family of layouts (data, pipeline, hidden, data×pipeline,
+data×hidden) with every degree that divides the model, keeps the fastest of each family by
+throughput (samples per second), and recommends the fastest overall.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rnnscope.errors import UserError
+from rnnscope.plan.simulate import (
+    Layout, PlanInputs, StepPlan, check_layout, simulate, single_device_seconds,
+)
+from rnnscope.plan.units import format_bandwidth, format_bytes, format_percent, format_seconds
+
+FAMILIES = ("data", "pipeline", "hidden", "data×pipeline", "data×hidden")
+
+
+@dataclass
+class WorkerPlan:
+    """The plans for one worker count: the best of each family, and the recommendation."""
+
+    workers: int
+    best: dict[str, StepPlan] = field(default_factory=dict)
+    infeasible: dict[str, str] = field(default_factory=dict)  # family -> why not
+    recommended: StepPlan | None = None
+    reason: str = ""
+
+
+def _divisors(n: int) -> list[int]:
+    return [i for i in range(1, n + 1) if n % i == 0]
+
+
+def layouts(inputs: PlanInputs, workers: int) -> dict[str, list[Layout]]:
+    """Every layout of exactly `workers` workers that the model admits, by family."""
+    s = inputs.shape
+    found: dict[str, list[Layout]] = {f: [] for f in FAMILIES}
+    for p in range(1, s.layers + 1):
+        for k in _divisors(s.hidden):
+            if workers % (p * k) or (p > 1 and k > 1):
+                continue
+            layout = Layout(workers // (p * k), p, k)
+            try:
+                check_layout(inputs, layout)
+            except UserError:
+                continue
+            if layout.family in found:
+                found[layout.family].append(layout)
+    return found
+
+
+def _why_not(inputs: PlanInputs, family: str, workers: int) -> str:
+    s = inputs.shape
+    if family == "data" and inputs.scaling == "strong" and workers > s.batch:
+        return f"{workers} replicas > global batch {s.batch}"
+    if family == "pipeline":
+        return f"{workers} stages > {s.layers} layer(s)"
+    if family == "hidden":
+        return f"{workers} does not divide hidden {s.hidden}"
+    return "no degrees fit the model"
+
+
+def plan_workers(inputs: PlanInputs, workers: int) -> WorkerPlan:
+    """Simulate every layout for `workers` and pick the best of each family and overall."""
+    if workers < 1:
+        raise UserError(f"--workers must be ≥ 1, got {workers}")
+    result = WorkerPlan(workers)
+    for family, candidates in layouts(inputs, workers).items():
+        plans = [simulate(inputs, layout) for layout in candidates]
+        if plans:
+            result.best[family] = max(plans, key=lambda plan: plan.samples_per_s)
+        else:
+            result.infeasible[family] = _why_not(inputs, family, workers)
+    if workers == 1:
+        result.best["single"] = simulate(inputs, Layout())
+    if not result.best:
+        raise UserError(f"no layout of {workers} workers fits this model")
+    ranked = sorted(result.best.values(), key=lambda plan: -plan.samples_per_s)
+    result.recommended = ranked[0]
+    result.reason = reason(inputs, ranked)
+    return result
+
+
+def dominant_cost(inputs: PlanInputs, plan: StepPlan) -> str:
+    """What holds a plan back, in a phrase: exposed communication, the bubble, or its compute."""
+    layout = plan.layout
+    if plan.exposed_comm_s >= plan.bubble_s and plan.exposed_comm_s > 0.05 * plan.step_s:
+        top = max(plan.items, key=lambda item: item.exposed_s)
+        link = inputs.topology.inter if top.cost.inter_bytes else inputs.topology.intra
+        wire_s = (top.cost.inter_bytes / inputs.topology.inter.bandwidth_Bps
+                  + (top.cost.intra_bytes / inputs.topology.intra.bandwidth_Bps
+                     if inputs.topology.intra else 0.0))
+        bound = "latency-bound " if top.cost.seconds > 2 * wire_s else ""
+        op = top.op.replace("_", "-")
+        what = (f"{top.count:,} {bound}{op}s of {format_bytes(top.payload_bytes)} "
+                f"({format_seconds(top.cost.seconds)} each)" if top.count > 1 else
+                f"a {format_bytes(top.payload_bytes)} {op} per step")
+        return (f"{what} leaving {format_seconds(plan.exposed_comm_s)} of communication "
+                f"exposed over {format_bandwidth(link.bandwidth_Bps)} links")
+    if plan.bubble_s > 0.05 * plan.step_s:
+        return f"its pipeline bubble ({plan.bubble_fraction:.0%} of each stage's time idle)"
+    # the even share: one device's work on the reference batch, split over the workers it uses
+    reference = plan.batch_per_replica if inputs.scaling == "weak" else inputs.shape.batch
+    ways = layout.pipeline * layout.hidden * (layout.data if inputs.scaling == "strong" else 1)
+    ideal = single_device_seconds(inputs, reference) / ways
+    if layout.hidden > 1:
+        why = "the fixed cost of each time step does not shrink when the hidden units split"
+    elif layout.data > 1 and inputs.scaling == "strong":
+        why = "a smaller batch per replica does not shorten the fixed cost of each time step"
+    elif layout.pipeline > 1:
+        why = "its stages hold layers of unequal cost"
+    else:
+        why = "its time steps run one after the other"
+    return (f"its per-worker compute ({format_seconds(plan.compute_s)}, "
+            f"{plan.compute_s / ideal:.3g}× an even 1/{ways} share: {why})")
+
+
+def reason(inputs: PlanInputs, ranked: list[StepPlan]) -> str:
+    """One sentence: the winner, its step time and efficiency, and what holds the runner-up back."""
+    best = ranked[0]
+    reference = best.batch_per_replica if inputs.scaling == "weak" else inputs.shape.batch
+    one_device = reference / single_device_seconds(inputs, reference)  # samples/s
+    warning = ""
+    if best.samples_per_s < one_device:
+        warning = (f" (still slower than one device: this model cannot use "
+                   f"{best.layout.world:,} workers)")
+    head = (f"{best.layout.label} is fastest on {best.layout.world:,} workers "
+            f"({format_seconds(best.step_s)} per step, {format_percent(best.efficiency)} scaling "
+            f"efficiency){warning}")
+    others = [plan for plan in ranked[1:] if plan.layout.family != best.layout.family]
+    if not others:
+        return head + f"; it is the only layout that fits, limited by {dominant_cost(inputs, best)}."
+    runner = others[0]
+    ratio = best.samples_per_s / runner.samples_per_s
+    return (f"{head}; the next best, {runner.layout.label}, is {ratio:.3g}× slower because of "
+            f"{dominant_cost(inputs, runner)}.")

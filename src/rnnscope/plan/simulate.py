@@ -1,0 +1,291 @@
+"""One training step on N workers, simulated: compute, pipeline bubble, exposed communication.
+
+A layout is (d, p, k): d data replicas × p pipeline stages (layers) × k hidden-split ways; ranks
+are numbered with k innermost, then p, then d, so a hidden-split group sits on neighbouring GPUs.
+
+- Forward and backward of one layer run T sequential time steps (`compute.step_seconds`).
+- Hidden split: every time step waits for an all-gather (forward) or a reduce-scatter
+  (backward) of B×H — small, latency-bound messages on the critical path, T·L of each per step.
+- Pipeline: the sequence flows in C = ceil(T/chunk) chunks; the first chunk crosses all p stages,
+  the rest follow at the pace of the slowest stage or send, so a stage idles (p−1)/(C+p−1) of the
+  time (the bubble). Backward flows back the same way.
+- Data parallel: each bucket's all-reduce starts when its last gradient is ready (layer l's weight
+  gradients are ready when layer l's backward over all T steps ends) and buckets go one after the
+  other, so only what is left after the backward is exposed.
+Not modelled: the optimizer step, contention between concurrent collectives, stragglers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rnnscope.errors import UserError
+from rnnscope.plan.compute import Device, step_seconds
+from rnnscope.plan.strategies import RNNShape, ddp_buckets, rnn_parameters, stage_layers
+from rnnscope.plan.topology import CommCost, Topology, group_collective
+
+
+@dataclass(frozen=True)
+class Layout:
+    """d data replicas × p pipeline stages × k hidden-split ways."""
+
+    data: int = 1
+    pipeline: int = 1
+    hidden: int = 1
+
+    @property
+    def world(self) -> int:
+        """Workers the layout occupies."""
+        return self.data * self.pipeline * self.hidden
+
+    @property
+    def family(self) -> str:
+        """data, pipeline, hidden, data×pipeline, data×hidden (or single)."""
+        parts = [name for name, degree in (("data", self.data), ("pipeline", self.pipeline),
+                                           ("hidden", self.hidden)) if degree > 1]
+        return "×".join(parts) or "single"
+
+    @property
+    def label(self) -> str:
+        """e.g. `data×hidden (d=32, k=16)`."""
+        degrees = [f"{s}={v}" for s, v in (("d", self.data), ("p", self.pipeline),
+                                          ("k", self.hidden)) if v > 1]
+        return f"{self.family} ({', '.join(degrees)})" if degrees else "single device"
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Everything a step simulation needs besides the layout."""
+
+    shape: RNNShape
+    device: Device
+    topology: Topology
+    chunk: int = 1  # time steps per pipeline message
+    bucket_mb: float = 25.0  # DDP bucket cap, MiB
+    scaling: str = "weak"  # weak: shape.batch per data replica; strong: shape.batch in all
+    algorithms: dict[str, tuple[str, str]] | None = None  # fixed per op (a backend), else fastest
+
+
+@dataclass
+class CommItem:
+    """`count` identical communications of one kind per step on the busiest rank."""
+
+    tag: str
+    op: str
+    payload_bytes: int
+    count: int
+    cost: CommCost
+    exposed_s: float = 0.0  # of count × cost.seconds, how much lengthens the step
+    # data parallel: (start, end, inter bytes, intra bytes) of each bucket, from the backward's start
+    schedule: list[tuple[float, float, int, int]] = field(default_factory=list)
+
+
+@dataclass
+class StepPlan:
+    """The simulated step of one layout."""
+
+    layout: Layout
+    batch_per_replica: int
+    step_s: float
+    compute_s: float  # the busiest worker's own compute
+    bubble_s: float  # pipeline idle time
+    exposed_comm_s: float  # what communication adds to the step
+    bubble_fraction: float
+    samples_per_s: float
+    efficiency: float  # throughput / (N × one device's throughput)
+    inter_bytes: int  # sent per rank per step on the inter-node link
+    intra_bytes: int
+    messages: int  # sent per rank per step
+    inter_utilization: float  # inter_bytes / (step × link bandwidth)
+    intra_utilization: float
+    items: list[CommItem] = field(default_factory=list)
+
+
+def check_layout(inputs: PlanInputs, layout: Layout) -> int:
+    """The batch per data replica; a UserError says why a layout cannot run this model."""
+    s, (d, p, k) = inputs.shape, (layout.data, layout.pipeline, layout.hidden)
+    if min(d, p, k) < 1:
+        raise UserError(f"layout degrees must be ≥ 1, got d={d}, p={p}, k={k}")
+    stage_layers(s.layers, p)  # 1 ≤ p ≤ layers
+    if s.hidden % k:
+        raise UserError(f"hidden split must divide the hidden size: hidden({s.hidden}) % "
+                        f"k({k}) = {s.hidden % k}")
+    if p > 1 and k > 1:
+        raise UserError("pipeline × hidden split is not modelled; use one model split")
+    if inputs.scaling == "weak":
+        return s.batch
+    if d > s.batch:
+        raise UserError(f"data replicas exceed the global batch: d({d}) > batch({s.batch})")
+    return -(-s.batch // d)
+
+
+def _layer_seconds(inputs: PlanInputs, batch: int, shards: int) -> list[tuple[float, float]]:
+    s = inputs.shape
+    return [step_seconds(inputs.device, batch, s.hidden, s.input_size if l == 0 else s.hidden,
+                         s.bytes_per_element, shards) for l in range(s.layers)]
+
+
+def single_device_seconds(inputs: PlanInputs, batch: int) -> float:
+    """One device, no communication: T · Σ_layers (forward + backward step)."""
+    return inputs.shape.seq_len * sum(f + b for f, b in _layer_seconds(inputs, batch, 1))
+
+
+def _wave(per_chunk: list[float], send_s: float, chunks: int) -> float:
+    """Time for `chunks` chunks through stages with these per-chunk times and sends between."""
+    slowest = max(per_chunk + [send_s])
+    return sum(per_chunk) + (len(per_chunk) - 1) * send_s + (chunks - 1) * slowest
+
+
+def _data_parallel(inputs: PlanInputs, layout: Layout, ready: dict[int, float],
+                   layer_of: list[int], params: list[int], end: float) -> tuple[CommItem, float]:
+    """All-reduce the buckets in gradient-ready order, one after the other.
+
+    Returns the item (its exposed time counted after `end`, the backward's end) and the clock
+    when the last bucket is done; `ready` maps a layer (L = the head) to when its gradients are.
+    """
+    b, topo = inputs.shape.bytes_per_element, inputs.topology
+    stride = layout.pipeline * layout.hidden
+    buckets = ddp_buckets(params, int(inputs.bucket_mb * 1024 * 1024))
+    order = list(reversed(range(len(params))))  # gradient-ready order
+    clock, position, costs, schedule = 0.0, 0, [], []
+    for size in buckets:
+        filled, last_ready = 0, 0.0
+        while filled < size:
+            i = order[position]
+            filled, position = filled + params[i], position + 1
+            last_ready = max(last_ready, ready[layer_of[i]])
+        cost = group_collective(topo, "all_reduce", size, layout.data, stride, b,
+                                inputs.algorithms)
+        start = max(clock, last_ready)
+        clock = start + cost.seconds
+        costs.append((size, cost))
+        schedule.append((start, clock, cost.inter_bytes, cost.intra_bytes))
+    total = CommCost(sum(c.seconds for _, c in costs), sum(c.inter_bytes for _, c in costs),
+                     sum(c.intra_bytes for _, c in costs), costs[0][1].algorithm,
+                     sum(c.messages for _, c in costs))
+    exposed = max(0.0, clock - end)
+    item = CommItem("gradients", "all_reduce", sum(buckets), 1, total, exposed, schedule)
+    return item, clock
+
+
+def _parameters(inputs: PlanInputs, layout: Layout) -> tuple[list[int], list[int]]:
+    """Bytes per parameter on one worker and the layer each belongs to (L = the readout).
+
+    A hidden split gives each worker 1/k of every recurrent weight; the readout is replicated.
+    """
+    s, k = inputs.shape, layout.hidden
+    sizes, layers = [], []
+    for name, elements in rnn_parameters(s):
+        recurrent = name.startswith("rnn.")
+        sizes.append((elements // k if recurrent else elements) * s.bytes_per_element)
+        layers.append(int(name.rsplit("_l", 1)[1]) if recurrent else s.layers)
+    return sizes, layers
+
+
+def _pipeline_send(inputs: PlanInputs, layout: Layout, payload: int) -> CommCost:
+    """One chunk across a stage boundary. Inside a node when every replica's p stages fit in
+    nodes (p divides the GPUs per node); otherwise some boundary, the slowest, is on the network."""
+    topo, p = inputs.topology, layout.pipeline
+    inside = not topo.flat and topo.gpus_per_node % p == 0
+    link = topo.link_for("send", inside)
+    return CommCost(link.message_time(payload), 0 if inside else payload,
+                    payload if inside else 0, "direct", 1)
+
+
+def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
+    """Simulate one training step of `layout`; see the module docstring for the model."""
+    batch = check_layout(inputs, layout)
+    s, topo = inputs.shape, inputs.topology
+    d, p, k = layout.data, layout.pipeline, layout.hidden
+    T, L, H, b = s.seq_len, s.layers, s.hidden, s.bytes_per_element
+    per_step = _layer_seconds(inputs, batch, k)  # (forward, backward) per time step and layer
+    zero = CommCost(0.0, 0, 0, "-", 0)
+    items: list[CommItem] = []
+    ag = rs = rs_in = zero
+    if k > 1:  # latency-bound collectives on the critical path of every time step
+        state = batch * H * b  # (B, H)
+        ag = group_collective(topo, "all_gather", state, k, 1, b, inputs.algorithms)
+        rs = group_collective(topo, "reduce_scatter", state, k, 1, b, inputs.algorithms)
+        items += [CommItem("hidden_state", "all_gather", state, T * L, ag, T * L * ag.seconds),
+                  CommItem("hidden_grad", "reduce_scatter", state, T * L, rs, T * L * rs.seconds)]
+        if L > 1:
+            rs_in = group_collective(topo, "reduce_scatter", T * state, k, 1, b,
+                                     inputs.algorithms)
+            items.append(CommItem("input_grad", "reduce_scatter", T * state, L - 1, rs_in,
+                                  (L - 1) * rs_in.seconds))
+    fwd = [T * (f + ag.seconds) for f, _ in per_step]
+    bwd = [T * (g + rs.seconds) + (rs_in.seconds if l else 0.0) for l, (_, g) in
+           enumerate(per_step)]
+    compute_s = T * sum(f + g for f, g in per_step)
+    sizes, layer_of = _parameters(inputs, layout)
+    exposed_data = 0.0
+    if p == 1:
+        forward, backward, no_comm, bubble_fraction = sum(fwd), sum(bwd), compute_s, 0.0
+        if d > 1:
+            ready = {l: sum(bwd[l:]) for l in range(L)} | {L: 0.0}  # from the backward's start
+            item, _ = _data_parallel(inputs, layout, ready, layer_of, sizes, backward)
+            exposed_data = item.exposed_s
+            items.append(item)
+    else:
+        chunk = min(inputs.chunk, T)
+        chunks = -(-T // chunk)
+        stages = stage_layers(L, p)
+        F = [chunk * sum(per_step[l][0] for l in st) for st in stages]
+        G = [chunk * sum(per_step[l][1] for l in st) for st in stages]
+        send = _pipeline_send(inputs, layout, chunk * batch * H * b)
+        forward, backward = _wave(F, send.seconds, chunks), _wave(G, send.seconds, chunks)
+        no_comm = _wave(F, 0.0, chunks) + _wave(G, 0.0, chunks)
+        compute_s = max(T * sum(per_step[l][0] + per_step[l][1] for l in st) for st in stages)
+        bubble_fraction = (p - 1) / (chunks + p - 1)
+        directions = 2 if p > 2 else 1  # an inner stage sends both ways
+        full, last = divmod(T, chunk)
+        exposed_pipe = forward + backward - no_comm
+        for count, steps in ((full, chunk), (1 if last else 0, last)):
+            if count:
+                cost = send if steps == chunk else _pipeline_send(inputs, layout, steps * batch * H * b)
+                items.append(CommItem("activations", "send", steps * batch * H * b,
+                                      directions * count, cost,
+                                      exposed_pipe * count * steps / T))
+        if d > 1:  # each stage all-reduces its own layers' gradients once its backward ends
+            lead = 0.0  # how much earlier than stage 0 this stage finishes its backward
+            worst = None
+            for j, st in enumerate(stages):
+                mine = [i for i, l in enumerate(layer_of) if l in st or (l == L and j == p - 1)]
+                params = [sizes[i] for i in mine]
+                item, clock = _data_parallel(inputs, layout, {l: 0.0 for l in range(L + 1)},
+                                             [layer_of[i] for i in mine], params, 0.0)
+                exposed = max(0.0, clock - lead)
+                if worst is None or exposed > exposed_data or (exposed == exposed_data and
+                                                               item.cost.seconds >
+                                                               worst.cost.seconds):
+                    exposed_data, worst = exposed, item
+                lead += G[j] + send.seconds
+            worst.exposed_s = exposed_data
+            items.append(worst)
+    step_s = forward + backward + exposed_data
+    bubble_s = max(0.0, no_comm - compute_s)
+    return _summarize(inputs, layout, batch, step_s, compute_s, bubble_s,
+                      step_s - no_comm, bubble_fraction, items)
+
+
+def _summarize(inputs: PlanInputs, layout: Layout, batch: int, step_s: float, compute_s: float,
+               bubble_s: float, exposed_s: float, bubble_fraction: float,
+               items: list[CommItem]) -> StepPlan:
+    """Throughput, scaling efficiency, bytes and link utilization of a simulated step."""
+    topo, N = inputs.topology, layout.world
+    reference = batch if inputs.scaling == "weak" else inputs.shape.batch
+    samples = layout.data * batch if inputs.scaling == "weak" else inputs.shape.batch
+    one_device = single_device_seconds(inputs, reference)
+    samples_per_s = samples / step_s
+    inter = sum(item.count * item.cost.inter_bytes for item in items)
+    intra = sum(item.count * item.cost.intra_bytes for item in items)
+    messages = sum(item.count * item.cost.messages for item in items)
+    return StepPlan(
+        layout=layout, batch_per_replica=batch, step_s=step_s, compute_s=compute_s,
+        bubble_s=bubble_s, exposed_comm_s=max(0.0, exposed_s), bubble_fraction=bubble_fraction,
+        samples_per_s=samples_per_s, efficiency=samples_per_s / (N * reference / one_device),
+        inter_bytes=inter, intra_bytes=intra, messages=messages,
+        inter_utilization=inter / (step_s * topo.inter.bandwidth_Bps),
+        intra_utilization=intra / (step_s * topo.intra.bandwidth_Bps) if topo.intra else 0.0,
+        items=items,
+    )

@@ -1,0 +1,318 @@
+"""Typed training config: one dataclass per TOML section, every field with a default and a help line.
+
+    cfg = load_config("run.toml", ["--model.hidden", "32", "--optim.lr=0.5"])
+    cfg.model.hidden   # 32
+
+A TOML file is applied first, then `--section.key value` overrides. An unknown key or a value of
+the wrong type is refused with a UserError naming the key and the closest valid one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rnnscope.errors import UserError
+
+
+def _f(default, help: str, choices: tuple = ()):
+    """A config field: its default, a one-line description and, optionally, the allowed values."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, "choices": choices})
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class ModelConfig:
+    """[model]: the recurrent network (rnnscope.nn.RNN) and its linear readout."""
+
+    hidden: int = _f(16, "neurons in each recurrent layer")
+    layers: int = _f(1, "stacked recurrent layers")
+    activation: str = _f("sigmoid", "activation of the recurrent neurons", ("sigmoid", "tanh", "relu"))
+    time_reduction: str = _f(
+        "sum", "weight adjustments over time steps: summed (torch) or averaged (the chapter's option)",
+        ("sum", "mean"))
+    init: str = _f("default", "initial weights: torch's uniform, xavier, orthogonal or identity W_hh",
+                   ("default", "xavier", "orthogonal", "identity"))
+    init_scale: float = _f(1.0, "factor on the initial weights (try 0.01 or 10 to see saturation)")
+
+
+@dataclass
+class DataConfig:
+    """[data]: a built-in task or the user's CSV time series, cut into windows."""
+
+    task: str = _f("sine", "built-in task (ignored when --data.csv is given)", ("sine", "adding", "copy"))
+    csv: str = _f("", "a CSV file with a header row: train on its columns instead of a built-in task")
+    column: list[str] = _f([], "CSV input columns (default: every numeric column)")
+    target: list[str] = _f([], "CSV columns to predict (default: the input columns)")
+    seq_len: int = _f(40, "time steps per sequence (window length)")
+    horizon: int = _f(1, "how many steps ahead the target lies (sine and CSV)")
+    stride: int = _f(1, "rows between the starts of consecutive CSV windows")
+    predict: str = _f("auto", "predict at every step or only the last one (auto: the task's own)",
+                      ("auto", "every_step", "last_step"))
+    samples: int = _f(1024, "sequences generated for a built-in task (train + validation)")
+    val_fraction: float = _f(0.2, "share held out for validation (for a CSV: the last rows)")
+    noise: float = _f(0.05, "std of the Gaussian noise added to the sine")
+    copy_symbols: int = _f(4, "copy task: distinct symbols in the pattern")
+    copy_length: int = _f(3, "copy task: pattern length to recall")
+    batch_size: int = _f(32, "sequences per batch (the global batch when parallel)")
+
+
+@dataclass
+class OptimConfig:
+    """[optim]: the gradient descent that adjusts the weights."""
+
+    name: str = _f("sgd", "optimizer: plain gradient descent, with momentum, or Adam",
+                   ("sgd", "momentum", "adam"))
+    lr: float = _f(0.2, "learning rate")
+    momentum: float = _f(0.9, "momentum (only for --optim.name momentum)")
+    weight_decay: float = _f(0.0, "L2 weight decay")
+    clip: float = _f(0.0, "clip the gradient norm to this value (0 = no clipping)")
+
+
+@dataclass
+class TrainConfig:
+    """[train]: how long, how often to log and checkpoint, where to write."""
+
+    epochs: int = _f(20, "passes over the training sequences")
+    max_steps: int = _f(0, "stop after this many optimizer steps (0 = no limit)")
+    seed: int = _f(0, "seed for data, initial weights and data order")
+    run_dir: str = _f("", "where the run is written (default: runs/<date-time>)")
+    log_every: int = _f(10, "optimizer steps between metrics lines (and validation)")
+    checkpoint_every: int = _f(50, "optimizer steps between checkpoints (one is also written at the end)")
+    tbptt_k1: int = _f(0, "truncated BPTT: time steps between updates (0 = full BPTT)")
+    tbptt_k2: int = _f(0, "truncated BPTT: time steps backpropagated (0 = same as k1)")
+    device: str = _f("cpu", "where to train: cpu, cuda, or auto", ("cpu", "cuda", "auto"))
+    threads: int = _f(1, "torch CPU threads (0 = torch's default, one per core); 1 is fastest for small layers")
+    progress: bool = _f(True, "show a progress bar")
+
+
+@dataclass
+class ParallelConfig:
+    """[parallel]: training on several processes with torch.distributed."""
+
+    strategy: str = _f("none", "parallel strategy", ("none", "data", "pipeline", "tensor"))
+    nproc: int = _f(1, "processes to start (torchrun --nproc-per-node)")
+    backend: str = _f("auto", "torch.distributed backend (auto: nccl with CUDA, else gloo)",
+                      ("auto", "gloo", "nccl"))
+    bucket_mb: float = _f(25.0, "DDP gradient bucket size in MiB")
+    chunk: int = _f(1, "time steps per pipeline message")
+    timeout_s: int = _f(60, "seconds before a collective that does not complete is an error")
+    max_restarts: int = _f(0, "torchrun restarts after a worker fails")
+    check_every: int = _f(50, "steps between weight checksums across ranks")
+    data_degree: int = _f(0, "data-parallel degree when combined with a model strategy (0 = world / model degree)")
+
+
+@dataclass
+class DiagnosticsConfig:
+    """[diagnostics]: records of what happens inside the network while it trains."""
+
+    every: int = _f(0, "steps between diagnostic records (0 = off)")
+    epsilon: float = _f(1e-3, "threshold below which a neuron's derivative counts as vanished")
+
+
+@dataclass
+class Config:
+    """The whole training config, one attribute per TOML section."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+
+
+def iter_fields(cfg: Config | None = None):
+    """Yield (section, name, type, default or current value, help, choices) for every field."""
+    cfg = cfg or Config()
+    for section in dataclasses.fields(Config):
+        sub = getattr(cfg, section.name)
+        hints = typing.get_type_hints(type(sub))
+        for f in dataclasses.fields(sub):
+            yield (section.name, f.name, hints[f.name], getattr(sub, f.name),
+                   f.metadata["help"], f.metadata["choices"])
+
+
+def all_keys() -> list[str]:
+    """Every valid `section.key`."""
+    return [f"{section}.{name}" for section, name, *_ in iter_fields()]
+
+
+# names people bring from torch and other tools -> the key here
+ALIASES = {"learning_rate": "lr", "learningrate": "lr", "hidden_size": "hidden", "num_layers": "layers",
+           "nonlinearity": "activation", "optimizer": "name", "steps": "max_steps", "batch": "batch_size"}
+
+
+def closest_hint(key: str) -> str:
+    """A hint naming the closest valid key (or listing the sections)."""
+    section, _, name = key.partition(".")
+    names = [k.split(".", 1)[1] for k in all_keys() if k.startswith(section + ".")]
+    if names:  # the section is right: look among its fields first
+        guess = ALIASES.get(name) if ALIASES.get(name) in names else None
+        match = [guess] if guess else difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+        if match:
+            return f"did you mean {section}.{match[0]}?"
+    match = difflib.get_close_matches(key, all_keys(), n=1, cutoff=0.4)
+    if match:
+        return f"did you mean {match[0]}?"
+    return "valid sections: " + ", ".join(f.name for f in dataclasses.fields(Config))
+
+
+def _convert(key: str, value, kind, source: str):
+    """Turn a TOML value or a command-line string into the field's type, or raise a UserError."""
+    want = getattr(kind, "__name__", str(kind))
+    if typing.get_origin(kind) is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UserError(f"{key} from {source} must be a list of strings, got {value!r}")
+        return list(value)
+    if isinstance(value, str) and kind is not str:
+        text = value.strip()
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                return text.lower() in ("true", "1", "yes")
+            return kind(text)
+        except ValueError:
+            raise UserError(f"{key} from {source} must be {want}, got {value!r}") from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is not kind:
+        raise UserError(f"{key} from {source} must be {want}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _set(cfg: Config, key: str, value, source: str) -> None:
+    """Set `section.key` on cfg from a TOML value or a string, checking key and type."""
+    section, _, name = key.partition(".")
+    sub = getattr(cfg, section, None) if section in {f.name for f in dataclasses.fields(Config)} else None
+    if sub is None or name not in {f.name for f in dataclasses.fields(sub)}:
+        raise UserError(f"unknown config key {key!r} in {source}; {closest_hint(key)}")
+    kind = typing.get_type_hints(type(sub))[name]
+    setattr(sub, name, _convert(key, value, kind, source))
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[str, str]]:
+    """`["--a.b", "1", "--c.d=x", "--e.f", "u", "v"]` -> `[("a.b", "1"), ("c.d", "x"), ("e.f", "u,v")]`."""
+    pairs, i = [], 0
+    while i < len(overrides):
+        token = overrides[i]
+        if not token.startswith("--"):
+            raise UserError(f"expected an override like --section.key VALUE, got {token!r}")
+        key, eq, value = token[2:].partition("=")
+        i += 1
+        if not eq:  # the value is the next token, or several (a list: --data.column a b)
+            values = []
+            while i < len(overrides) and not overrides[i].startswith("--"):
+                values.append(overrides[i])
+                i += 1
+            if not values:
+                raise UserError(f"override --{key} has no value; write --{key} VALUE")
+            value = ",".join(values)
+        pairs.append((key, value))
+    return pairs
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """A Config from defaults, then a TOML file, then `--section.key value` overrides; validated."""
+    cfg = Config()
+    if path is not None:
+        path = Path(path)
+        try:
+            with path.open("rb") as f:
+                table = tomllib.load(f)
+        except FileNotFoundError:
+            raise UserError(f"config file {path} does not exist; check the --config path") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"config file {path} is not valid TOML: {exc}") from None
+        for section, values in table.items():
+            if not isinstance(values, dict):
+                raise UserError(f"{path}: top-level key {section!r} must be a [section]; {closest_hint(section)}")
+            for name, value in values.items():
+                _set(cfg, f"{section}.{name}", value, str(path))
+    for key, value in parse_overrides(overrides or []):
+        _set(cfg, key, value, f"--{key}")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Check choices and ranges; a UserError names the key, the value and the fix."""
+    for section, name, _, value, _, choices in iter_fields(cfg):
+        if choices and value not in choices:
+            raise UserError(f"--{section}.{name} must be one of {', '.join(choices)}; got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"--{section}.{name} must be a finite number, got {value}")
+    positive = ["model.hidden", "model.layers", "data.seq_len", "data.horizon", "data.stride",
+                "data.samples", "data.batch_size", "data.copy_symbols", "data.copy_length",
+                "train.log_every", "train.checkpoint_every", "parallel.nproc", "parallel.chunk",
+                "parallel.timeout_s", "parallel.check_every"]
+    non_negative = ["train.epochs", "train.max_steps", "train.tbptt_k1", "train.tbptt_k2", "train.threads",
+                    "optim.clip", "optim.weight_decay", "optim.momentum", "data.noise",
+                    "parallel.max_restarts", "parallel.data_degree", "diagnostics.every",
+                    "diagnostics.epsilon", "parallel.bucket_mb"]
+    for key in positive + non_negative:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        low = 1 if key in positive else 0
+        if value < low:
+            raise UserError(f"--{key} must be ≥ {low}, got {value}")
+    if not cfg.optim.lr > 0:
+        raise UserError(f"--optim.lr must be > 0, got {cfg.optim.lr}")
+    if not 0 <= cfg.data.val_fraction < 1:
+        raise UserError(f"--data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
+    if cfg.model.init_scale <= 0:
+        raise UserError(f"--model.init_scale must be > 0, got {cfg.model.init_scale}")
+    if cfg.train.epochs == 0 and cfg.train.max_steps == 0:
+        raise UserError("--train.epochs and --train.max_steps are both 0: set one of them")
+    k1, k2 = cfg.train.tbptt_k1, cfg.train.tbptt_k2
+    if k2 and not k1:
+        raise UserError(f"--train.tbptt_k2 {k2} needs --train.tbptt_k1 (time steps between updates)")
+    if k1 and k2 > k1 and k2 % k1:
+        raise UserError(f"--train.tbptt_k2 ({k2}) must be ≤ k1 ({k1}) or a multiple of it; "
+                        f"try {k2 - k2 % k1} or {k2 - k2 % k1 + k1}")
+
+
+def to_dict(cfg: Config) -> dict:
+    """The config as nested plain dicts (what goes into TOML and checkpoints)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(table: dict, source: str) -> Config:
+    """The inverse of to_dict, with the same key and type checks as a TOML file."""
+    cfg = Config()
+    for section, values in table.items():
+        for name, value in values.items():
+            _set(cfg, f"{section}.{name}", value, source)
+    validate(cfg)
+    return cfg
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def to_toml(cfg: Config) -> str:
+    """The fully resolved config as TOML, with each field's description as a comment."""
+    lines, current = [], None
+    for section, name, _, value, help, _ in iter_fields(cfg):
+        if section != current:
+            lines += ([""] if current else []) + [f"[{section}]"]
+            current = section
+        lines.append(f"{name} = {_toml_value(value)}  # {help}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,73 @@
+"""The seam between the training loop and a parallel strategy: the DistContext protocol.
+
+`rnnscope.parallel.context.from_env(cfg)` returns an object with this shape; the loop calls it at
+fixed points and knows nothing else about torch.distributed:
+
+    model = distributed.wrap_model(model)          # before the optimizer is built (DDP, pipeline, ...)
+    for step ...:
+        x, y = distributed.shard((x, y))          # this rank's share of the global batch
+        ... forward, backward, clip, optimizer step ...
+        distributed.on_step_end(step, model)      # after every optimizer step: ledger flush, checksums
+    distributed.close(run_dir)                    # at the end (run_dir is None off the main rank)
+
+Only the rank with `is_main` prints progress and writes the run directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+Batch = tuple[torch.Tensor, ...]  # (x (B, T, I), y (B, ...)): every tensor has the batch on dim 0
+
+
+@runtime_checkable
+class DistContext(Protocol):
+    """What the training loop needs from a parallel strategy.
+
+    Optional attribute: `device` (torch.device) — where this rank's model and batches live; when
+    absent or None the loop uses --train.device.
+    """
+
+    is_main: bool  # this rank prints progress and writes metrics, checkpoints and config
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        """The model this rank trains (e.g. DistributedDataParallel(model)); called once, before
+        the optimizer is built. The returned module's forward has the same signature."""
+        ...
+
+    def shard(self, batch: Batch) -> Batch:
+        """This rank's share of one global batch (the same tensors, cut along dim 0)."""
+        ...
+
+    def on_step_end(self, step: int, model: nn.Module) -> None:
+        """Called after every optimizer step with the number of steps done so far (1-based)."""
+        ...
+
+    def close(self, run_dir: Path | None) -> None:
+        """Called once at the end of training (also after divergence); run_dir on the main rank."""
+        ...
+
+
+class SingleProcess:
+    """The DistContext of an ordinary one-process run: every hook does nothing."""
+
+    is_main = True
+    device = None
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        """The model itself."""
+        return model
+
+    def shard(self, batch: Batch) -> Batch:
+        """The whole batch."""
+        return batch
+
+    def on_step_end(self, step: int, model: nn.Module) -> None:
+        """Nothing to synchronize."""
+
+    def close(self, run_dir: Path | None) -> None:
+        """Nothing to release."""

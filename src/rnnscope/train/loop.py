@@ -1,0 +1,243 @@
+"""The training loop: one function, read top to bottom.
+
+    from rnnscope.train import load_config, train
+    result = train(load_config(None, ["--data.task", "adding", "--train.epochs", "3"]))
+
+Single process: `rnnscope train [--config run.toml] [--section.key value ...]`.
+Data parallel:  `rnnscope train --parallel.strategy data --parallel.nproc 2` (the CLI starts
+`torchrun --nproc-per-node 2 -m rnnscope train ...`; each worker calls train(cfg, distributed=ctx)).
+
+Per step: (TBPTT window) forward → loss → backward → clip → divergence check → optimizer step →
+distributed.on_step_end → diagnostics. Per batch: log, validate, checkpoint.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnscope.data import batch_order, build_dataset
+from rnnscope.data.tasks import IGNORE
+from rnnscope.errors import UserError
+from rnnscope.train.checkpoint import checkpoint_dir, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from rnnscope.train.config import Config, to_dict, to_toml
+from rnnscope.train.distributed import DistContext, SingleProcess
+from rnnscope.train.metrics import MetricsLog, evaluate, loss_fn
+from rnnscope.train.model import SequenceModel, grad_norm, initialize, parameter_count
+from rnnscope.train.progress import Progress
+from rnnscope.train.setup import (build_optimizer, check_fresh, default_run_dir, diagnostics_hook,
+                                  resolve_device)
+from rnnscope.train.tbptt import tbptt_windows
+
+
+class DivergenceError(UserError):
+    """The loss or the gradients became NaN or inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports (the CLI's summary table)."""
+
+    run_dir: Path | None
+    steps: int
+    epochs: int  # epochs started (the last one may be partial when max_steps stopped it)
+    first_loss: float | None  # the first logged training loss, to show the improvement
+    train_loss: float | None  # over the whole training set, at the end
+    val_loss: float | None
+    train_accuracy: float | None
+    val_accuracy: float | None
+    best_val_loss: float | None
+    seconds: float
+    samples_per_s: float
+    parameters: int
+    task: str
+
+
+def crossed(before: int, now: int, every: int) -> bool:
+    """Whether a multiple of `every` lies in (before, now]."""
+    return now // every > before // every
+
+
+def window_target(dataset, y: torch.Tensor, w) -> torch.Tensor | None:
+    """The targets of one TBPTT window, or None when the window asks for nothing."""
+    if not dataset.every_step:
+        return y if w.end == dataset.x_train.shape[1] else None  # many-to-one: the last window
+    target = y[:, w.loss_start : w.end]  # (B, t, O) or (B, t) class indices
+    if dataset.kind == "classification" and not bool((target != IGNORE).any()):
+        return None  # e.g. the copy task before its recall steps
+    return target
+
+
+def model_for(cfg: Config, dataset) -> SequenceModel:
+    """The network for this dataset, seeded and initialized as the config says."""
+    torch.manual_seed(cfg.train.seed)
+    model = SequenceModel(dataset.input_size, dataset.output_size, cfg.model, dataset.every_step)
+    initialize(model, cfg.model.init, cfg.model.init_scale)
+    return model
+
+
+def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool = False) -> TrainResult:
+    """Train from a resolved Config; with resume=True continue cfg.train.run_dir's latest checkpoint.
+
+    Raises DivergenceError (a UserError) when the loss or a gradient becomes NaN or inf.
+    """
+    dist = distributed if distributed is not None else SingleProcess()
+    device = getattr(dist, "device", None) or resolve_device(cfg.train.device)
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)  # small recurrent matmuls: threads cost more than they give
+    seed = cfg.train.seed
+    random.seed(seed)
+    np.random.seed(seed)
+
+    # the run directory, and on resume the checkpoint to continue from
+    run_dir = Path(cfg.train.run_dir) if cfg.train.run_dir else default_run_dir()
+    cfg.train.run_dir = str(run_dir)
+    ckpt = load_checkpoint(checkpoint_dir(run_dir) / "latest.pt") if resume else None
+    if ckpt is None and dist.is_main:
+        check_fresh(run_dir)
+
+    # data, then the model (its initial weights come from the seed), then the optimizer
+    dataset = build_dataset(cfg.data, seed, normalization=ckpt["normalization"] if ckpt else None)
+    net = model_for(cfg, dataset).to(device)
+    model = dist.wrap_model(net)  # DDP and friends wrap before the optimizer sees the parameters
+    optimizer = build_optimizer(cfg.optim, model.parameters())
+    step, epoch, batches_done, best_val = 0, 0, 0, math.inf
+    if ckpt is not None:
+        try:
+            net.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise UserError(f"the checkpoint in {run_dir} does not fit this config ({exc}); "
+                            "resume without changing --model or --data") from None
+        set_rng_state(ckpt["rng"])
+        step, epoch, batches_done, best_val = ckpt["step"], ckpt["epoch"], ckpt["batches_done"], ckpt["best_val"]
+
+    metrics = MetricsLog(run_dir / "metrics.jsonl" if dist.is_main else None)
+    if dist.is_main:
+        checkpoint_dir(run_dir).mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.toml").write_text(to_toml(cfg))
+        metrics.truncate_after(step)
+
+    def checkpoint(name: str) -> None:
+        save_checkpoint(checkpoint_dir(run_dir) / name, {
+            "model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+            "epoch": epoch, "batches_done": batches_done, "best_val": best_val, "rng": rng_state(),
+            "config": to_dict(cfg), "normalization": dataset.normalization,
+            "dataset": {"kind": dataset.kind, "every_step": dataset.every_step, "name": dataset.name,
+                        "input_size": dataset.input_size, "output_size": dataset.output_size,
+                        "input_names": dataset.input_names, "target_names": dataset.target_names},
+        })
+
+    # how long: epochs × batches × updates per batch, capped by max_steps
+    T = dataset.x_train.shape[1]
+    windows = tbptt_windows(T, cfg.train.tbptt_k1, cfg.train.tbptt_k2)
+    batch_size = min(cfg.data.batch_size, dataset.x_train.shape[0])
+    batches_per_epoch = len(batch_order(dataset.x_train.shape[0], batch_size, seed, 0))
+    updates_per_batch = sum(window_target(dataset, dataset.y_train, w) is not None for w in windows)
+    total = cfg.train.epochs * batches_per_epoch * updates_per_batch  # 0 when epochs = 0
+    if cfg.train.max_steps:
+        total = min(total, cfg.train.max_steps) if total else cfg.train.max_steps
+    record_step = diagnostics_hook() if cfg.diagnostics.every > 0 and dist.is_main else None
+
+    progress = Progress(total, cfg.train.progress and dist.is_main, start_step=step)
+    first_loss, loss_sum, loss_count, samples, t_log = None, 0.0, 0, 0, time.perf_counter()
+    t_start, samples_total = t_log, 0
+    model.train()
+    try:
+        epochs = range(epoch, cfg.train.epochs) if cfg.train.epochs else itertools.count(epoch)
+        for epoch in epochs:
+            if step >= total:
+                break
+            for b, idx in enumerate(batch_order(dataset.x_train.shape[0], batch_size, seed, epoch)):
+                if b < batches_done:
+                    continue  # resuming inside this epoch: these batches were already trained on
+                x, y = dist.shard((dataset.x_train[idx].to(device), dataset.y_train[idx].to(device)))
+                step_before = step
+                states = {0: None}  # hidden state (detached) at each window boundary; None = zeros
+                for w in windows:
+                    target = window_target(dataset, y, w)  # None: nothing asked in this window
+                    h = states[w.start]
+                    with torch.set_grad_enabled(target is not None):
+                        if w.grad_start > w.start:  # steps carried forward, not backpropagated
+                            with torch.no_grad():
+                                _, h = model(x[:, w.start : w.grad_start], h)
+                        y_hat, h_n = model(x[:, w.grad_start : w.end], h)  # (B, t, O) or (B, O)
+                    states[w.end] = h_n.detach()
+                    if target is None:
+                        continue
+                    if dataset.every_step:
+                        y_hat = y_hat[:, w.loss_start - w.grad_start :]  # the new steps only
+
+                    # forward is done: loss, backward (the engine's BPTT), clip, check, step
+                    loss = loss_fn(dataset.kind, y_hat, target)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    norm = grad_norm(model)
+                    if cfg.optim.clip > 0:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip)
+                    loss_value = loss.item()
+                    if not (math.isfinite(loss_value) and math.isfinite(norm)):
+                        what = "loss" if not math.isfinite(loss_value) else "gradient norm"
+                        latest = checkpoint_dir(run_dir) / "latest.pt"
+                        kept = (f"the last good checkpoint is {latest}" if latest.exists()
+                                else "no checkpoint was written before it")
+                        raise DivergenceError(
+                            f"training diverged at step {step + 1}: the {what} is "
+                            f"{loss_value if what == 'loss' else norm}; {kept}. Lower --optim.lr "
+                            f"(now {cfg.optim.lr}), set --optim.clip, or change --model.init_scale")
+                    optimizer.step()
+                    step += 1
+                    dist.on_step_end(step, model)
+                    if record_step is not None and step % cfg.diagnostics.every == 0:
+                        record_step(net, (x, y), step, run_dir, epsilon=cfg.diagnostics.epsilon,
+                                    loss_fn=lambda out, target: loss_fn(dataset.kind, out[0], target))
+                    loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
+
+                batches_done, samples = b + 1, samples + batch_size
+                samples_total += batch_size
+                progress.advance(step)
+                if crossed(step_before, step, cfg.train.log_every) or step >= total:
+                    now = time.perf_counter()
+                    val = evaluate(net, dataset.kind, dataset.x_val.to(device), dataset.y_val.to(device))
+                    record = {"step": step, "epoch": epoch, "loss": loss_sum / max(loss_count, 1),
+                              "val_loss": val["loss"], "grad_norm": norm,
+                              "lr": optimizer.param_groups[0]["lr"],
+                              "samples_per_s": samples / max(now - t_log, 1e-9)}
+                    if dataset.kind == "classification":
+                        record["val_accuracy"] = val["accuracy"]
+                    first_loss = record["loss"] if first_loss is None else first_loss
+                    metrics.write(record)
+                    progress.update(step, epoch, record["loss"], val["loss"], record["samples_per_s"])
+                    score = val["loss"] if val["loss"] is not None else record["loss"]
+                    if dist.is_main and score < best_val:
+                        best_val = score
+                        checkpoint("best.pt")
+                    loss_sum, loss_count, samples, t_log = 0.0, 0, 0, now
+                if dist.is_main and (crossed(step_before, step, cfg.train.checkpoint_every) or step >= total):
+                    checkpoint("latest.pt")
+                if step >= total:
+                    break
+            else:
+                batches_done = 0  # the epoch ran to its end: the next one starts at its first batch
+    finally:
+        progress.close()
+        dist.close(run_dir if dist.is_main else None)
+
+    seconds = time.perf_counter() - t_start
+    final_train = evaluate(net, dataset.kind, dataset.x_train.to(device), dataset.y_train.to(device))
+    final_val = evaluate(net, dataset.kind, dataset.x_val.to(device), dataset.y_val.to(device))
+    return TrainResult(
+        run_dir=run_dir if dist.is_main else None, steps=step, epochs=epoch + 1, first_loss=first_loss,
+        train_loss=final_train["loss"], val_loss=final_val["loss"],
+        train_accuracy=final_train.get("accuracy"), val_accuracy=final_val.get("accuracy"),
+        best_val_loss=best_val if math.isfinite(best_val) else None, seconds=seconds,
+        samples_per_s=samples_total / max(seconds, 1e-9), parameters=parameter_count(net),
+        task=dataset.name)
+

@@ -1,0 +1,58 @@
+"""What the loop builds before its first step: the run directory, the device and the optimizer."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import torch
+
+from rnnscope.errors import UserError
+
+
+def default_run_dir(root: str | Path = "runs") -> Path:
+    """runs/<date-time>, with a suffix when that name is taken."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path, n = Path(root) / stamp, 2
+    while path.exists():
+        path, n = Path(root) / f"{stamp}-{n}", n + 1
+    return path
+
+
+def check_fresh(run_dir: Path) -> None:
+    """Refuse to start a new run on top of an old one."""
+    if (run_dir / "metrics.jsonl").exists() or (run_dir / "checkpoints").exists():
+        raise UserError(f"--train.run_dir {run_dir} already holds a run; continue it with "
+                        f"--resume {run_dir} or choose another --train.run_dir")
+
+
+def resolve_device(name: str) -> torch.device:
+    """--train.device as a torch.device ("auto": cuda when there is one)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--train.device cuda, but torch sees no CUDA device here; use cpu or auto")
+    return torch.device(name)
+
+
+def build_optimizer(optim_cfg, params) -> torch.optim.Optimizer:
+    """SGD (the chapter's gradient descent), SGD with momentum, or Adam."""
+    if optim_cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay)
+    if optim_cfg.name == "momentum":
+        return torch.optim.SGD(params, lr=optim_cfg.lr, momentum=optim_cfg.momentum,
+                               weight_decay=optim_cfg.weight_decay)
+    if optim_cfg.name == "adam":
+        return torch.optim.Adam(params, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay)
+    raise UserError(f"unknown --optim.name {optim_cfg.name!r}; choose sgd, momentum or adam")
+
+
+def diagnostics_hook():
+    """rnnscope.diagnostics.record.record_step when that module is installed, else None."""
+    try:
+        from rnnscope.diagnostics.record import record_step
+    except ModuleNotFoundError as exc:
+        if exc.name in ("rnnscope.diagnostics", "rnnscope.diagnostics.record"):
+            return None
+        raise
+    return record_step

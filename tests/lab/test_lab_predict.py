@@ -1,0 +1,52 @@
+"""The plan's prediction on the lab's star network: the plan's bytes, the link's real share."""
+
+import pytest
+
+from rnnscope.errors import UserError
+from rnnscope.lab.predict import (ALPHA_S, TCP_PAYLOAD_SHARE, TCP_PAYLOAD_SHARE_BIDIRECTIONAL,
+                                  frame_payload_bytes, lab_link, predict_step, shape_from_config)
+from rnnscope.plan.strategies import data_parallel_traffic
+from rnnscope.train.config import load_config
+
+
+def test_shape_follows_the_task_and_the_model():
+    shape = shape_from_config(load_config(None, ["--data.task", "adding", "--model.hidden", "7",
+                                                 "--data.seq_len", "9"]))
+    assert (shape.input_size, shape.hidden, shape.seq_len, shape.output_size) == (2, 7, 9, 1)
+
+
+def test_data_parallel_on_two_hosts_sends_two_halves_per_rank():
+    cfg = load_config(None, ["--model.hidden", "500"])
+    p = predict_step(cfg, "data", 2, 10e6)
+    S = 4 * (500 * 1 + 500 * 500 + 500 + 500 + 500 + 1)  # W_ih, W_hh, b_ih, b_hh, readout
+    assert p.network_bytes == 2 * S == data_parallel_traffic(shape_from_config(cfg), 2).network_bytes
+    assert p.sent_bytes == S and p.messages == 2 and p.network_messages == 4
+    beta = 10e6 / 8 * TCP_PAYLOAD_SHARE_BIDIRECTIONAL  # bytes/s: sending while receiving
+    chunk = 4 * 126001  # the larger half of 252001 elements
+    assert p.comm_seconds == pytest.approx(2 * (ALPHA_S + chunk / beta))
+
+
+def test_comm_time_scales_with_the_link_and_delay_adds_two_hops_per_message():
+    cfg = load_config(None, ["--model.hidden", "200"])
+    slow, fast = predict_step(cfg, "data", 4, 10e6), predict_step(cfg, "data", 4, 100e6)
+    assert slow.network_bytes == fast.network_bytes
+    assert slow.comm_seconds / fast.comm_seconds == pytest.approx(10, rel=0.05)
+    delayed = predict_step(cfg, "data", 4, 100e6, delay_ms=1.0)
+    assert delayed.comm_seconds - fast.comm_seconds == pytest.approx(2 * 3 * 2e-3)  # 2(n-1) msgs
+
+
+def test_one_way_messages_get_the_whole_link():
+    assert lab_link(8e6).bandwidth_Bps == pytest.approx(1e6 * TCP_PAYLOAD_SHARE)
+    assert lab_link(8e6, bidirectional=True).bandwidth_Bps < lab_link(8e6).bandwidth_Bps
+
+
+def test_pipeline_needs_a_layer_per_host():
+    with pytest.raises(UserError, match="stages"):
+        predict_step(load_config(None, []), "pipeline", 2, 10e6)
+    p = predict_step(load_config(None, ["--model.layers", "2", "--data.seq_len", "10"]),
+                     "pipeline", 2, 10e6)
+    assert p.network_messages == 2 * 10  # a message per time step, forward and back
+
+
+def test_frame_payload_removes_66_bytes_per_packet():
+    assert frame_payload_bytes(1514 * 10, 10) == 1448 * 10

@@ -1,0 +1,87 @@
+"""Step simulation: closed forms of the single device, hidden split and pipeline, overlap."""
+
+import pytest
+
+from rnnscope.errors import UserError
+from rnnscope.plan.alphabeta import Link
+from rnnscope.plan.compute import Device, step_seconds
+from rnnscope.plan.simulate import Layout, PlanInputs, simulate, single_device_seconds
+from rnnscope.plan.strategies import RNNShape, pipeline_traffic
+from rnnscope.plan.topology import Topology, group_collective
+
+DEVICE = Device("test", {4: 1e12}, utilization=1.0, step_overhead_s=1e-5)
+SHAPE = RNNShape(input_size=8, hidden=64, layers=3, seq_len=20, batch=16, output_size=1)
+
+
+def inputs(link=Link.simple(5e-6, 50e9), **kw):
+    return PlanInputs(SHAPE, DEVICE, Topology(link), **kw)
+
+
+def test_single_device_is_t_times_the_layer_steps():
+    f0, b0 = step_seconds(DEVICE, 16, 64, 8, 4)
+    f, b = step_seconds(DEVICE, 16, 64, 64, 4)
+    plan = simulate(inputs(), Layout())
+    assert plan.step_s == pytest.approx(20 * (f0 + b0 + 2 * (f + b)))
+    assert plan.efficiency == pytest.approx(1.0) and not plan.items
+
+
+def test_data_parallel_on_a_perfect_network_scales_perfectly():
+    plan = simulate(inputs(Link.simple(0.0, 1e30)), Layout(data=8))
+    assert plan.exposed_comm_s == pytest.approx(0.0, abs=1e-12)
+    assert plan.efficiency == pytest.approx(1.0)
+
+
+def test_data_parallel_exposes_only_what_the_backward_cannot_hide():
+    slow = simulate(inputs(Link.simple(1e-3, 1e6)), Layout(data=4))
+    (item,) = slow.items
+    assert 0 < item.exposed_s <= item.cost.seconds
+    assert slow.step_s == pytest.approx(slow.compute_s + slow.exposed_comm_s)
+
+
+def test_hidden_split_puts_two_collectives_per_step_on_the_critical_path():
+    k = 4
+    inp = inputs()
+    plan = simulate(inp, Layout(hidden=k))
+    topo, state = inp.topology, 16 * 64 * 4
+    ag = group_collective(topo, "all_gather", state, k).seconds
+    rs = group_collective(topo, "reduce_scatter", state, k).seconds
+    rs_in = group_collective(topo, "reduce_scatter", 20 * state, k).seconds
+    f0, b0 = step_seconds(DEVICE, 16, 64, 8, 4, k)
+    f, b = step_seconds(DEVICE, 16, 64, 64, 4, k)
+    compute = 20 * (f0 + b0 + 2 * (f + b))
+    assert plan.compute_s == pytest.approx(compute)
+    assert plan.step_s == pytest.approx(compute + 3 * 20 * (ag + rs) + 2 * rs_in)
+    assert {i.tag: i.count for i in plan.items} == {"hidden_state": 60, "hidden_grad": 60,
+                                                    "input_grad": 2}
+
+
+def test_pipeline_bubble_and_bytes_follow_the_formulas():
+    chunk, p = 5, 3
+    plan = simulate(inputs(chunk=chunk), Layout(pipeline=p))
+    chunks = 20 // chunk
+    assert plan.bubble_fraction == pytest.approx((p - 1) / (chunks + p - 1))
+    assert plan.inter_bytes == pipeline_traffic(SHAPE, p, chunk).sent_bytes  # an inner stage
+    free = simulate(inputs(Link.simple(0.0, 1e30), chunk=chunk), Layout(pipeline=p))
+    assert free.exposed_comm_s == pytest.approx(0.0, abs=1e-12)
+    assert free.bubble_s > 0
+
+
+def test_strong_scaling_splits_the_batch_and_refuses_too_many_replicas():
+    plan = simulate(inputs(scaling="strong"), Layout(data=4))
+    assert plan.batch_per_replica == 4
+    with pytest.raises(UserError, match=r"d\(32\) > batch\(16\)"):
+        simulate(inputs(scaling="strong"), Layout(data=32))
+
+
+@pytest.mark.parametrize("layout, match", [
+    (Layout(hidden=3), r"hidden\(64\) % k\(3\) = 1"),
+    (Layout(pipeline=4), r"stages ≤ --model.layers \(3\)"),
+    (Layout(pipeline=3, hidden=2), "not modelled"),
+])
+def test_layouts_the_model_cannot_take(layout, match):
+    with pytest.raises(UserError, match=match):
+        simulate(inputs(), layout)
+
+
+def test_single_device_seconds_grows_with_the_batch():
+    assert single_device_seconds(inputs(), 64) > single_device_seconds(inputs(), 16)
