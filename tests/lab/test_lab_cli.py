@@ -14,6 +14,7 @@ from rnnscope.lab.requirements import probe
     (["--link", "fast"], "--link 'fast' is not a link rate"),
     (["--sweep-link", "10Mbit,10Mbit"], "twice"),
     (["--hosts", "3"], "--data.batch_size 32 does not split over --hosts 3"),
+    (["--hosts", "0"], "--hosts must be between 2 and 64, got 0"),
     (["--strategy", "ring"], "--strategy 'ring' is not a parallel strategy"),
     (["--steps", "0"], "--steps must be ≥ 1, got 0"),
     (["--measure-link", "0"], "--measure-link must be between 0 and 60 seconds"),

@@ -188,7 +188,8 @@ def can_isolate() -> bool:
 
 # the shared data-parallel run: float64 (for the equivalence test) with gradients of 440 kB
 # (for the wire test): hidden 232 -> W_hh alone is 232 * 232 * 8 = 430,592 bytes
-SHARED = {"steps": 5, "hidden": 232, "batch": 8, "dtype": "float64"}
+# and buckets of 0.1 MiB, so that DDP sends each step's gradients in several all-reduces
+SHARED = {"steps": 5, "hidden": 232, "batch": 8, "dtype": "float64", "bucket_mb": "0.1"}
 
 
 @functools.lru_cache(maxsize=None)
@@ -198,7 +199,7 @@ def shared_training_run() -> Path:
     atexit.register(shutil.rmtree, out, True)
     result = torchrun("train", out, "--steps", str(SHARED["steps"]), "--hidden",
                       str(SHARED["hidden"]), "--batch", str(SHARED["batch"]), "--dtype",
-                      SHARED["dtype"], isolate=can_isolate())
+                      SHARED["dtype"], "--bucket-mb", SHARED["bucket_mb"], isolate=can_isolate())
     if result.returncode != 0:
         raise RuntimeError(f"the shared training run failed ({result.returncode}):\n"
                            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")

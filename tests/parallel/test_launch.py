@@ -40,9 +40,12 @@ def test_torchrun_command_stays_on_loopback_and_pins_the_run_directory():
 def test_describe_failure_names_the_worker_the_signal_and_the_checkpoint(tmp_path):
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
-    failure = ProcessFailure(local_rank=1, pid=4242, exitcode=-9, error_file="")
-    text = describe_failure(ChildFailedError("rnnscope", {1: failure}), tmp_path, 0)
-    assert "worker rank 1 (pid 4242) was killed by SIGKILL" in text
+    killed = ProcessFailure(local_rank=1, pid=4242, exitcode=-9, error_file="")
+    stopped = ProcessFailure(local_rank=0, pid=4241, exitcode=-15, error_file="")
+    stopped.timestamp = killed.timestamp
+    text = describe_failure(ChildFailedError("rnnscope", {0: stopped, 1: killed}), tmp_path, 0)
+    assert "failed: worker rank 1 (pid 4242) was killed by SIGKILL" in text
+    assert "then rank 0 was killed by SIGTERM" in text
     assert "no checkpoint was written" in text
 
 

@@ -25,11 +25,14 @@ def _cfg(run_dir, extra=()):
     return load_config(None, ARGS + ["--train.run_dir", str(run_dir), *extra])
 
 
-def _train_worker(rank, world, run_dir, extra):
+def _train_worker(rank, world, runs):
+    """Train each (run_dir, overrides, port) in turn, each in a fresh process group."""
     from rnnscope.parallel.context import from_env
     from rnnscope.train.loop import train
-    cfg = _cfg(run_dir, extra)
-    train(cfg, distributed=from_env(cfg))
+    for run_dir, extra, port in runs:
+        os.environ["MASTER_PORT"] = str(port)
+        cfg = _cfg(run_dir, extra)
+        train(cfg, distributed=from_env(cfg))
 
 
 _train_worker.joins_group = False  # from_env joins the group itself
@@ -48,33 +51,49 @@ def single_process(tmp_path_factory):
     return _final_weights(run_dir)
 
 
-@pytest.mark.distributed
-@pytest.mark.parametrize("strategy,world,extra", [
-    ("pipeline", 2, ["--parallel.chunk", "5"]),
-    ("tensor", 2, []),
-    ("pipeline", 4, ["--parallel.data_degree", "2", "--parallel.chunk", "5"]),
-])
-def test_training_equals_single_process(ranks, tmp_path, single_process, strategy, world, extra):
-    """Same weights after 6 steps as one process; traffic rows equal the pipeline formula."""
-    run_dir = tmp_path / "run"
-    extra = ["--parallel.strategy", strategy, "--parallel.nproc", str(world), *extra]
-    ranks(_train_worker, world, run_dir, extra, timeout_s=90)
+def _check_run(run_dir, reference, strategy, world):
     weights = _final_weights(run_dir)
-    for name, expected in single_process.items():
-        assert rel_err(weights[name], expected) <= 1e-5, name
+    for name, expected in reference.items():
+        assert rel_err(weights[name], expected) <= 1e-5, f"{strategy} on {world}: {name}"
     rows = [r for r in read_jsonl(run_dir / "traffic.jsonl") if r["phase"] == "step"]
     assert {r["step"] for r in rows} == set(range(1, 7))
-    if strategy == "pipeline":  # per step, both boundaries' directions: the formula exactly
-        shape = RNNShape(1, 8, 2, 12, 16 // (world // 2), 1, 4)
-        plan = pipeline_traffic(shape, 2, 5)
-        for step in range(1, 7):
-            sent = [r for r in rows if r["step"] == step and r["op"] == "send"
-                    and r["tag"] in ("pp-act", "pp-grad")]
-            groups = world // 2
-            assert sum(r["payload_bytes"] for r in sent) == groups * plan.network_bytes
-            assert sum(r["calls"] for r in sent) == groups * 2 * 1 * 3  # 2(S−1)·ceil(12/5)
+    groups = 2 if world == 4 else 1
+    for step in range(1, 7):
+        mine = [r for r in rows if r["step"] == step]
+        if strategy == "pipeline":  # both directions of the boundary: the formula exactly
+            plan = pipeline_traffic(RNNShape(1, 8, 2, 12, 16 // groups, 1, 4), 2, 5)
+            sent = [r for r in mine if r["op"] == "send"]
+            assert {r["tag"] for r in sent} == {"pp-act", "pp-grad"}
+            assert sum(r["payload_bytes"] for r in sent) == groups * 2 * 12 * (16 // groups) * 8 * 4
+            assert sum(r["calls"] for r in sent) == groups * 2 * 3  # 2(S−1)·ceil(12/5)
+            assert sum(r["payload_bytes"] for r in sent) == groups * sum(
+                t.payload_bytes * t.count for t in plan.transfers if t.op == "send")
+        else:  # T all-gathers per layer, T per layer + 1 per boundary reduce-scatters
+            calls = {r["tag"]: r["calls"] for r in mine if r["rank"] == 0}
+            assert calls == {"tp-act": 2 * 12, "tp-grad": 2 * 12 + 1}
     if world == 4:
         assert any(r["tag"] == "dp-grad" for r in rows), "the data groups all-reduce"
+
+
+@pytest.mark.distributed
+def test_pipeline_and_hidden_split_train_like_one_process(ranks, tmp_path, single_process):
+    """The training loop with either strategy ends with the single process's weights."""
+    from conftest import free_port
+    runs = [(tmp_path / s, ["--parallel.strategy", s, "--parallel.nproc", "2", *extra], free_port())
+            for s, extra in (("pipeline", ["--parallel.chunk", "5"]), ("tensor", []))]
+    ranks(_train_worker, 2, runs, timeout_s=120)
+    for strategy in ("pipeline", "tensor"):
+        _check_run(tmp_path / strategy, single_process, strategy, 2)
+
+
+@pytest.mark.distributed
+def test_data_times_pipeline_on_a_2x2_mesh(ranks, tmp_path, single_process):
+    """2 data replicas × 2 pipeline stages: the same weights, dp-grad between the replicas."""
+    from conftest import free_port
+    extra = ["--parallel.strategy", "pipeline", "--parallel.nproc", "4",
+             "--parallel.data_degree", "2", "--parallel.chunk", "5"]
+    ranks(_train_worker, 4, [(tmp_path / "run", extra, free_port())], timeout_s=120)
+    _check_run(tmp_path / "run", single_process, "pipeline", 4)
 
 
 def test_mesh_degrees_must_multiply_to_the_world():

@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 
 from rnnscope.errors import UserError
 from rnnscope.plan.collectives import (
-    CollectiveCost, bus_factor, chunk_elements, collective_cost, network_bytes,
+    CollectiveCost, bus_factor, chunk_elements, collective_cost, network_bytes, network_messages,
 )
 
 
@@ -121,5 +121,6 @@ def test_network_bytes_is_the_sum_over_ranks(elements, n, op_alg):
     op, algorithm = op_alg
     if algorithm == "halving_doubling" and op != "all_reduce":
         n = 1 << (n.bit_length() - 1)  # these need a power of two
-    total = sum(collective_cost(op, elements, n, algorithm, rank=k).sent_bytes for k in range(n))
-    assert network_bytes(op, elements, n, algorithm) == total
+    costs = [collective_cost(op, elements, n, algorithm, rank=k) for k in range(n)]
+    assert network_bytes(op, elements, n, algorithm) == sum(c.sent_bytes for c in costs)
+    assert network_messages(op, n, algorithm) == sum(c.messages for c in costs)

@@ -41,7 +41,8 @@ def test_plots_are_written(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--link", "400GB"], "--link '400GB' is a size, not a rate"),
-    (["--latency", "5 parsecs"], "--latency '5 parsecs' is not a number with a unit"),
+    (["--latency", "5 parsecs"], "--latency '5 parsecs' has unknown unit 'parsecs'"),
+    (["--latency", "fast"], "--latency 'fast' is not a number with a unit"),
     (["--workers", "8,x"], "--workers '8,x': 'x' is not a whole number"),
     (["--gpus-per-node", "8", "--workers", "12", "--intra", "1TB/s"], "12 is not whole nodes"),
     (["--gpus-per-node", "8", "--workers", "16"], "needs --intra"),

@@ -1,5 +1,7 @@
 """Per-step traffic formulas of the data, pipeline and hidden-split strategies."""
 
+from dataclasses import replace
+
 import pytest
 
 from rnnscope.errors import UserError
@@ -39,13 +41,18 @@ def test_data_parallel_all_reduces_every_gradient_byte():
 
 
 def test_pipeline_bytes_and_messages_follow_the_formula():
-    T, B, H, b, L = 10, 4, 16, 4, 3
-    traffic = pipeline_traffic(SHAPE, stages=L, chunk=3)
+    T, B, H, b, L, O = 10, 4, 16, 4, 3, 2
+    traffic = pipeline_traffic(replace(SHAPE, output_size=0), stages=L, chunk=3)
     assert traffic.network_bytes == 2 * (L - 1) * T * B * H * b
     assert sum(t.count for t in traffic.transfers) == 2 * (L - 1) * 4  # ceil(10/3) = 4
     assert traffic.sent_bytes == 2 * T * B * H * b  # an inner stage: both directions
-    two = pipeline_traffic(SHAPE, stages=2, chunk=10)
+    two = pipeline_traffic(replace(SHAPE, output_size=0), stages=2, chunk=10)
     assert two.sent_bytes == T * B * H * b and two.messages == 1
+    # with a readout, the last stage broadcasts ŷ (B, T, O): a chain moves it (S−1) times
+    with_output = pipeline_traffic(SHAPE, stages=L, chunk=3)
+    assert with_output.network_bytes - traffic.network_bytes == (L - 1) * B * T * O * b
+    last_step = pipeline_traffic(replace(SHAPE, every_step=False), stages=L, chunk=3)
+    assert last_step.network_bytes - traffic.network_bytes == (L - 1) * B * O * b
 
 
 def test_hidden_split_two_collectives_per_time_step_and_layer():

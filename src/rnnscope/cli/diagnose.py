@@ -102,7 +102,9 @@ def _diagnose(args: argparse.Namespace) -> int:
     from rnnscope.report.diagnose_tables import over_training_table, verdict_table
 
     console = Console()
-    console.print(f"[bold]rnnscope diagnose[/bold] {result['run_dir']}: {result['source']}, loss {result['loss']:.4g}")
+    loss = result["loss"]
+    loss = f"{loss:.4g}" if isinstance(loss, float) else str(loss)
+    console.print(f"[bold]rnnscope diagnose[/bold] {result['run_dir']}: {result['source']}, loss {loss}")
     console.print(verdict_table(result["layers"]))
     if result["records"]:
         console.print(over_training_table(result["records"]))

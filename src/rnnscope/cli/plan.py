@@ -74,24 +74,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _shape(args: argparse.Namespace, cfg, dtype_bytes: int):
-    """RNNShape from the config, with input/output sizes from the task unless given."""
-    import dataclasses
-
-    from rnnscope.plan.strategies import RNNShape
-
-    input_size, output_size = args.input_size, args.output_size
-    if input_size is None or output_size is None:
-        from rnnscope.data.dataset import build_dataset
-
-        data = build_dataset(dataclasses.replace(cfg.data, samples=8), seed=0)
-        input_size = data.input_size if input_size is None else input_size
-        output_size = data.output_size if output_size is None else output_size
-    return RNNShape(input_size=input_size, hidden=cfg.model.hidden, layers=cfg.model.layers,
-                    seq_len=cfg.data.seq_len, batch=cfg.data.batch_size,
-                    output_size=output_size, bytes_per_element=dtype_bytes)
-
-
 def _topology(args: argparse.Namespace):
     from rnnscope.plan.alphabeta import Link
     from rnnscope.plan.topology import Topology
@@ -142,6 +124,7 @@ def _device(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Plan every worker count; print the table (or JSON); write the plots."""
+    from rnnscope.plan.from_config import shape_from_config
     from rnnscope.plan.recommend import plan_workers
     from rnnscope.plan.table import plan_table, plans_to_json
     from rnnscope.plan.simulate import PlanInputs
@@ -149,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, overrides_from_args(args))
     dtype_bytes = {"fp32": 4, "bf16": 2}[args.dtype]
-    shape = _shape(args, cfg, dtype_bytes)
+    shape = shape_from_config(cfg, args.input_size, args.output_size, dtype_bytes)
     if args.calibrate:
         from rnnscope.plan.calibrate import calibrated_inputs
 

@@ -103,7 +103,5 @@ def print_summary(result) -> None:
     table.add_row("time", f"{result.seconds:.1f} s ({result.samples_per_s:,.0f} samples/s)")
     table.add_row("parameters", f"{result.parameters:,}")
     table.add_row("run directory", str(result.run_dir))
-    console = Console()
-    console.print(table)
-    console.print(f"next: rnnscope evaluate {result.run_dir}   |   rnnscope predict {result.run_dir}",
-                  highlight=False)
+    Console().print(table)
+    print(f"next: rnnscope evaluate {result.run_dir}\n      rnnscope predict {result.run_dir}")

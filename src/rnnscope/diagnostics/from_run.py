@@ -47,15 +47,26 @@ def diagnose_run(run_dir: str | Path, checkpoint: str = "latest", epsilon: float
         if not records:
             raise UserError(f"{run_dir} has neither checkpoints/{checkpoint}.pt nor diagnostics.jsonl; "
                             "is it a run directory of `rnnscope train`?")
-        last = records[-1]  # no checkpoint (yet): the last training-time record is the latest picture
-        return {"run_dir": str(run_dir), "step": last["step"], "loss": last.get("loss"),
-                "epsilon": epsilon if epsilon is not None else 1e-3, "layers": last["layers"],
-                "records": records, "source": f"diagnostics.jsonl, step {last['step']}"}
+        return _from_last_record(run_dir, records, epsilon, "no checkpoint yet")
     cfg, ckpt = load_run(run_dir, checkpoint)
     epsilon = cfg.diagnostics.epsilon if epsilon is None else epsilon
     model = restore_model(cfg, ckpt)
-    dataset = build_dataset(cfg.data, cfg.train.seed, normalization=ckpt.get("normalization"))
+    try:
+        dataset = build_dataset(cfg.data, cfg.train.seed, normalization=ckpt.get("normalization"))
+    except UserError as exc:  # e.g. the run's CSV has moved since training
+        if not records:
+            raise
+        return _from_last_record(run_dir, records, epsilon, f"cannot rebuild the run's data: {exc}")
     trace, loss = traced_pass(model, *run_batch(dataset), loss_fn=run_loss(dataset.kind))
     return {"run_dir": str(run_dir), "step": ckpt.get("step"), "loss": loss, "epsilon": epsilon,
             "layers": summarize(trace, epsilon), "records": records,
             "source": f"checkpoints/{checkpoint}.pt (step {ckpt.get('step')}), traced on {BATCH} sequences"}
+
+
+def _from_last_record(run_dir: Path, records: list[dict], epsilon: float | None, why: str) -> dict:
+    """The latest picture when the checkpoint cannot be traced: the last training-time record."""
+    last = records[-1]
+    layers = last["layers"]
+    return {"run_dir": str(run_dir), "step": last["step"], "loss": last.get("loss"),
+            "epsilon": layers[0]["horizon"]["epsilon"] if layers else (epsilon or 1e-3), "layers": layers,
+            "records": records, "source": f"diagnostics.jsonl, step {last['step']} ({why})"}

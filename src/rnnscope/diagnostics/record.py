@@ -60,13 +60,24 @@ def record_step(
     start = time.perf_counter()
     trace, loss = traced_pass(model, inputs, targets, loss_fn)
     layers = summarize(trace, epsilon, max_samples=min(max_samples, 16))
-    record = {"step": int(step), "loss": loss if math.isfinite(loss) else str(loss), "layers": layers}
+    record = jsonable({"step": int(step), "loss": loss, "layers": layers})
     record["seconds"] = time.perf_counter() - start
     path = Path(run_dir) / FILENAME
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as f:
         f.write(json.dumps(record, allow_nan=False) + "\n")
     return record
+
+
+def jsonable(value):
+    """The value with every non-finite float as a string ("inf", "nan"), which JSON cannot hold."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {key: jsonable(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
 
 
 def read_records(run_dir: str | Path) -> list[dict]:

@@ -41,7 +41,7 @@ def saturation(layer: LayerTrace) -> Saturation:
     """Fractions of the layer's pre-activations in the slow-learning and saturated zones."""
     assert layer.z is not None, "the trace has no pre-activations"
     activation = get_activation(layer.activation)
-    z = layer.z.detach().double()  # (T, B, H)
+    z = layer.z.detach()  # (T, B, H)
     ratio = derivative_ratio(activation, z)  # (T, B, H)
     limits = thresholds(layer.activation)
     return Saturation(
@@ -62,7 +62,7 @@ def z_histogram(layer: LayerTrace, bins: int = HIST_BINS, limit: float = HIST_RA
     Returns {"edges": [bins + 1 floats], "counts": [bins ints]}: what the S-curve plot draws.
     """
     assert layer.z is not None, "the trace has no pre-activations"
-    z = layer.z.detach().double().flatten().clamp(-limit, limit)
+    z = layer.z.detach().float().flatten().clamp(-limit, limit)
     counts = torch.histc(z, bins=bins, min=-limit, max=limit)
     edges = torch.linspace(-limit, limit, bins + 1, dtype=torch.float64)
     return {"edges": [round(float(e), 6) for e in edges], "counts": [int(c) for c in counts]}

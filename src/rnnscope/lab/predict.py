@@ -11,6 +11,14 @@ the alpha-beta model of `rnnscope.plan.alphabeta` applies per link with:
   66-byte ACK per two segments: 1448 / (1514 + 33);
 - α = ALPHA_S per message (gloo's per-message cost on this machine) plus the added delay on
   the two links of a host-to-host path.
+
+The communication time is `rnnscope.plan.simulate`'s: the planner's step simulation on that
+flat topology, with gloo's algorithms, run on a device that computes in no time, so the step it
+returns is the communication on the critical path alone (a pipeline's sends chunk by chunk, a
+hidden split's two collectives per time step, DDP's buckets one after another). The step time
+the run is held to adds the computation the run itself measured (see `results`). The bytes and
+messages are the planner's transfers (`rnnscope.plan.strategies`) costed by the formulas of
+`rnnscope.plan.collectives`, as gloo runs them.
 """
 
 from __future__ import annotations
@@ -18,14 +26,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rnnscope.errors import UserError
-from rnnscope.plan.alphabeta import Link, collective_time
-from rnnscope.plan.collectives import canonical_op, collective_cost
+from rnnscope.plan.alphabeta import Link
+from rnnscope.plan.compute import Device
+from rnnscope.plan.collectives import canonical_op, collective_cost, network_bytes
 from rnnscope.plan.strategies import (RNNShape, StrategyTraffic, data_parallel_traffic,
                                       hidden_split_traffic, pipeline_traffic)
 
 ALPHA_S = 100e-6  # seconds per message: gloo over a veth pair here (about loopback's 50-70 µs + a hop)
 TCP_PAYLOAD_SHARE = 1448 / 1514  # payload bytes per frame byte for full-size TCP segments
 TCP_PAYLOAD_SHARE_BIDIRECTIONAL = 1448 / (1514 + 66 / 2)  # ... with the ACKs of a reverse flow
+COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "broadcast")
+# a device whose compute takes (next to) no time: the simulated step is then its communication
+NO_COMPUTE = Device("no compute", {4: 1e30, 2: 1e30}, utilization=1.0, step_overhead_s=0.0,
+                    source="rnnscope.lab: isolates the planner's communication time")
 FRAME_OVERHEAD_BYTES = 66  # Ethernet 14 + IPv4 20 + TCP 20 + timestamp option 12, per packet
 
 
@@ -51,13 +64,29 @@ def lab_link(rate_bps: float, delay_ms: float = 0.0, *, bidirectional: bool = Fa
 
 
 def shape_from_config(cfg) -> RNNShape:
-    """The model and batch sizes a `rnnscope.train` config trains (the data decides I and O)."""
-    from rnnscope.data import build_dataset
+    """The model and batch sizes a `rnnscope.train` config trains (the planner's own reading)."""
+    from rnnscope.plan.from_config import shape_from_config as plan_shape
 
-    dataset = build_dataset(cfg.data, cfg.train.seed)
-    return RNNShape(input_size=dataset.input_size, hidden=cfg.model.hidden,
-                    layers=cfg.model.layers, seq_len=cfg.data.seq_len,
-                    batch=cfg.data.batch_size, output_size=dataset.output_size)
+    return plan_shape(cfg)
+
+
+def planned_comm_seconds(cfg, strategy: str, shape: RNNShape, hosts: int, rate_bps: float,
+                         delay_ms: float = 0.0) -> float:
+    """`rnnscope.plan.simulate`'s communication on the critical path of one step on the lab."""
+    from rnnscope.parallel.comm import BACKEND_ALGORITHMS
+    from rnnscope.plan.simulate import Layout, PlanInputs, simulate
+    from rnnscope.plan.topology import Topology
+
+    both_ways = lab_link(rate_bps, delay_ms, bidirectional=True)
+    one_way = lab_link(rate_bps, delay_ms)
+    star = Topology(inter=both_ways, op_links={op: both_ways for op in COLLECTIVES}
+                    | {"send": one_way, "recv": one_way})
+    inputs = PlanInputs(shape, NO_COMPUTE, star, chunk=cfg.parallel.chunk,
+                        bucket_mb=cfg.parallel.bucket_mb, scaling="strong",
+                        algorithms=BACKEND_ALGORITHMS["gloo"])
+    layout = {"data": Layout(data=hosts), "pipeline": Layout(pipeline=hosts),
+              "tensor": Layout(hidden=hosts)}[strategy]
+    return simulate(inputs, layout).step_s
 
 
 def strategy_traffic(strategy: str, shape: RNNShape, hosts: int, cfg) -> StrategyTraffic:
@@ -76,24 +105,28 @@ def predict_step(cfg, strategy: str, hosts: int, rate_bps: float,
                  delay_ms: float = 0.0) -> Prediction:
     """The plan's bytes, messages and communication seconds of one step on the lab.
 
-    The seconds add every transfer of the step one after another: collectives of data
-    parallelism run back to back, and the messages of a pipeline or a hidden split wait on the
-    computation they feed, so none overlaps another on the critical path.
+    Each of the plan's transfers is costed as gloo runs it (`BACKEND_ALGORITHMS`: gloo's
+    reduce-scatter is an all-reduce that every rank cuts); the seconds are the planner's
+    simulated communication (`planned_comm_seconds`).
     """
+    from rnnscope.parallel.comm import BACKEND_ALGORITHMS
+
     shape = shape_from_config(cfg)
+    b = shape.bytes_per_element
     traffic = strategy_traffic(strategy, shape, hosts, cfg)
-    seconds, messages = 0.0, 0
-    for transfer in traffic.transfers:
-        point_to_point = canonical_op(transfer.op) in ("send", "recv")
-        link = lab_link(rate_bps, delay_ms, bidirectional=not point_to_point)
-        messages += transfer.count * network_messages(transfer.op, transfer.payload_bytes,
-                                                      transfer.group, transfer.algorithm,
-                                                      shape.bytes_per_element)
-        per_call = collective_time(transfer.op, transfer.payload_bytes, transfer.group, link,
-                                   transfer.algorithm, element_size=shape.bytes_per_element)
-        seconds += transfer.count * per_call
-    return Prediction(strategy, hosts, rate_bps, traffic.sent_bytes, traffic.messages,
-                      traffic.network_bytes, messages, seconds)
+    sent = messages = total_bytes = total_messages = 0
+    for t in traffic.transfers:
+        op, algorithm = BACKEND_ALGORITHMS["gloo"][canonical_op(t.op)]
+        busiest = collective_cost(op, t.payload_bytes, t.group, algorithm, element_size=b)
+        sent += t.count * busiest.sent_bytes
+        messages += t.count * busiest.messages
+        total_bytes += t.count * network_bytes(op, t.payload_bytes, t.group, algorithm)
+        total_messages += t.count * network_messages(op, t.payload_bytes, t.group, algorithm, b)
+    if strategy == "pipeline":  # one boundary, two ways: the busiest rank sends one way only
+        sent, messages = traffic.sent_bytes, traffic.messages
+    seconds = planned_comm_seconds(cfg, strategy, shape, hosts, rate_bps, delay_ms)
+    return Prediction(strategy, hosts, rate_bps, sent, messages, total_bytes, total_messages,
+                      seconds)
 
 
 def network_messages(op: str, payload_bytes: int, group: int, algorithm: str,

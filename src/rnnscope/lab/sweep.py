@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnscope.errors import UserError
-from rnnscope.lab.netns import Lab
+from rnnscope.lab.netns import MAX_HOSTS, Lab
 from rnnscope.lab.predict import predict_step
 from rnnscope.lab.rates import format_rate
 from rnnscope.lab.results import LabResult, ledger_sent_by_rank, read_traffic, step_figures
@@ -62,6 +62,8 @@ class LabPlan:
 
 def check_plan(plan: LabPlan) -> None:
     """Refuse what cannot run before any namespace exists (names the option and the fix)."""
+    if not 2 <= plan.hosts <= MAX_HOSTS:
+        raise UserError(f"--hosts must be between 2 and {MAX_HOSTS}, got {plan.hosts}")
     for strategy in plan.strategies:
         if strategy not in STRATEGIES:
             raise UserError(f"--strategy {strategy!r} is not a parallel strategy; "

@@ -90,8 +90,10 @@ class _Op:
             start=self.start, end=end))
 
     def describe(self) -> str:
+        """The operation in words, for errors: a peer that died shows up here first."""
         return (f"{self.op} tag={self.tag!r} of {self.payload} bytes on rank {self.comm.rank} "
-                f"of {self.comm.world_size}")
+                f"of {self.comm.world_size} (a peer died, or did not answer within the "
+                f"process group's timeout, --parallel.timeout_s)")
 
 
 class Handle:
@@ -123,8 +125,12 @@ class Handle:
         thread the moment the operation ends, so its seconds are not stretched by a late wait.
         """
         def record(fut: torch.futures.Future):
+            try:
+                value = fut.value()
+            except RuntimeError as exc:
+                raise CommError(f"{self._pending.describe()} failed: {exc}") from exc
             self._pending.finish()
-            return fut.value()
+            return value
 
         return self._work.get_future().then(record)
 

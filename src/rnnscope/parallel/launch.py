@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 from pathlib import Path
 
 import torch
@@ -89,19 +90,28 @@ def _environment(**values: str):
                 os.environ[key] = value
 
 
+def _how(failure) -> str:
+    if failure.exitcode < 0:
+        return f"was killed by {failure.signal_name()}"
+    return f"exited with status {failure.exitcode}"
+
+
 def describe_failure(exc, run_dir: Path, restarts: int) -> str:
-    """One paragraph: which worker failed and how, and where the last checkpoint is."""
-    parts = []
-    for rank, failure in sorted(exc.failures.items()):
-        how = (f"was killed by {failure.signal_name()}" if failure.exitcode < 0
-               else f"exited with status {failure.exitcode}")
-        parts.append(f"worker rank {rank} (pid {failure.pid}) {how} at "
-                     f"{failure.timestamp_isoformat()}")
+    """One paragraph: which worker failed first and how, who was stopped, the last checkpoint."""
+    # timestamps are whole seconds: on a tie, a worker the agent stopped (SIGTERM) came later
+    first_rank, first = min(exc.failures.items(), key=lambda kv: (
+        kv[1].timestamp, kv[1].exitcode == -signal.SIGTERM, kv[0]))
+    text = (f"worker rank {first_rank} (pid {first.pid}) {_how(first)} at "
+            f"{first.timestamp_isoformat()}")
+    others = [f"rank {rank} {_how(f)}" for rank, f in sorted(exc.failures.items())
+              if rank != first_rank]
+    stopped = f"; then {', '.join(others)}" if others else ""
     latest = run_dir / "checkpoints" / "latest.pt"
-    kept = f"the last checkpoint is {latest}" if latest.is_file() else "no checkpoint was written"
+    kept = (f"the last checkpoint is {latest} (continue with --resume {run_dir})"
+            if latest.is_file() else "no checkpoint was written")
     tried = f" after {restarts} restart(s)" if restarts else ""
-    return (f"distributed training failed{tried}: {'; '.join(parts)}; the agent stopped the "
-            f"other workers; {kept} (continue with --resume {run_dir})")
+    return (f"distributed training failed{tried}: {text}{stopped}; the launcher stopped every "
+            f"worker; {kept}")
 
 
 def launch(cfg, argv: list[str]) -> int:

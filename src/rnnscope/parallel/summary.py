@@ -86,11 +86,12 @@ def summary_table(rows: list[dict], title: str = "traffic per rank, tag and op")
                   "sent/recv by the algorithm's formula; setup and close: totals, not per step")
     for name in ("rank", "tag", "op", "steps", "S/step", "sent/step", "recv/step", "msgs/step",
                  "comm ms/step", "algbw", "busbw", "rate", "comm %"):
-        table.add_column(name, justify="left" if name in ("tag", "op") else "right")
+        table.add_column(name, justify="left" if name in ("tag", "op") else "right",
+                         no_wrap=name in ("tag", "op"))
     for line in aggregate(rows):
         phase = "" if line["phase"] == "step" else f" ({line['phase']})"
         table.add_row(
-            str(line["rank"]), line["tag"] + phase, f"{line['op']} {line['algorithm']}",
+            str(line["rank"]), line["tag"] + phase, f"{line['op']}/{line['algorithm']}",
             str(line["steps"]), human_bytes(line["payload_per_step"]),
             human_bytes(line["sent_per_step"]), human_bytes(line["received_per_step"]),
             f"{line['messages_per_step']:.0f}", f"{line['seconds_per_step'] * 1e3:.2f}",
@@ -106,7 +107,7 @@ def print_summary(rows: list[dict], path: Path | None = None) -> None:
     from rich.console import Console
 
     # a terminal wraps the table to its width; a log file or a pipe gets it whole
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    console = Console(width=None if sys.stdout.isatty() else 200)
     console.print(summary_table(rows))
     for rank in sorted({r["rank"] for r in rows}):
         fraction = step_comm_fraction(rows, rank)

@@ -240,6 +240,28 @@ def network_bytes(op: str, payload_bytes: int, world_size: int, algorithm: str =
     return (2 if op == "all_reduce" else 1) * (n - 1) * S  # ring, binomial tree, chain
 
 
+def network_messages(op: str, world_size: int, algorithm: str = "ring") -> int:
+    """Messages all ranks together send for one collective (the sum of `messages` over ranks)."""
+    op = canonical_op(op)
+    check_algorithm(op, algorithm, world_size)
+    n = int(world_size)
+    if op in ("send", "recv"):
+        return 1 if op == "send" else 0
+    if n <= 1:
+        return 0
+    if algorithm == "halving_doubling":
+        p = 1 << (n.bit_length() - 1)
+        levels = p.bit_length() - 1
+        if op == "all_reduce":
+            return 2 * levels * p + 2 * (n - p)
+        return levels * p
+    if op == "broadcast":
+        return n - 1  # a chain or a binomial tree: every rank but the root receives once
+    if algorithm == "tree":  # all-reduce: up the tree and down again
+        return 2 * (n - 1)
+    return (2 if op == "all_reduce" else 1) * (n - 1) * n
+
+
 def bus_factor(op: str, n: int) -> float:
     """nccl-tests bus bandwidth factor: busbw = algbw × factor, algbw = S / t."""
     op = canonical_op(op)

@@ -59,7 +59,9 @@ def _why_not(inputs: PlanInputs, family: str, workers: int) -> str:
         return f"{workers} stages > {s.layers} layer(s)"
     if family == "hidden":
         return f"{workers} does not divide hidden {s.hidden}"
-    return "no degrees fit the model"
+    if family == "data×pipeline":
+        return f"no d × p = {workers} with d ≥ 2 and 2 ≤ p ≤ {s.layers} layers"
+    return f"no d × k = {workers} with d ≥ 2 and k ≥ 2 dividing hidden {s.hidden}"
 
 
 def plan_workers(inputs: PlanInputs, workers: int) -> WorkerPlan:

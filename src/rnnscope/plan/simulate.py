@@ -11,7 +11,10 @@ are numbered with k innermost, then p, then d, so a hidden-split group sits on n
   time (the bubble). Backward flows back the same way.
 - Data parallel: each bucket's all-reduce starts when its last gradient is ready (layer l's weight
   gradients are ready when layer l's backward over all T steps ends) and buckets go one after the
-  other, so only what is left after the backward is exposed.
+  other, so only what is left after the backward is exposed. Combined with a model split, every
+  parameter tensor is all-reduced after the backward (as rnnscope.parallel.model_parallel does);
+  a pipeline stage that finishes its backward early hides part of its own.
+- Pipeline: the last stage broadcasts ŷ to the other stages before the backward.
 Not modelled: the optimizer step, contention between concurrent collectives, stragglers.
 """
 
@@ -137,29 +140,39 @@ def _wave(per_chunk: list[float], send_s: float, chunks: int) -> float:
 
 
 def _data_parallel(inputs: PlanInputs, layout: Layout, ready: dict[int, float],
-                   layer_of: list[int], params: list[int], end: float) -> tuple[CommItem, float]:
+                   layer_of: list[int], params: list[int], end: float,
+                   per_tensor: bool = False) -> tuple[CommItem, float]:
     """All-reduce the buckets in gradient-ready order, one after the other.
+
+    Data parallel alone is DDP: buckets, filled in gradient-ready order. Combined with a model
+    split, `rnnscope.parallel.model_parallel` all-reduces every parameter tensor on its own
+    after the backward (`per_tensor`).
 
     Returns the item (its exposed time counted after `end`, the backward's end) and the clock
     when the last bucket is done; `ready` maps a layer (L = the head) to when its gradients are.
     """
     b, topo = inputs.shape.bytes_per_element, inputs.topology
     stride = layout.pipeline * layout.hidden
-    buckets = ddp_buckets(params, int(inputs.bucket_mb * 1024 * 1024))
-    order = list(reversed(range(len(params))))  # gradient-ready order
-    clock, position, costs, schedule = 0.0, 0, [], []
-    for size in buckets:
-        filled, last_ready = 0, 0.0
-        while filled < size:
-            i = order[position]
-            filled, position = filled + params[i], position + 1
-            last_ready = max(last_ready, ready[layer_of[i]])
+    if per_tensor:
+        groups = [(size, [i]) for i, size in enumerate(params)]
+    else:  # DDP's buckets, filled in gradient-ready order (reverse registration)
+        order, groups = list(reversed(range(len(params)))), []
+        for size in ddp_buckets(params, int(inputs.bucket_mb * 1024 * 1024)):
+            members, filled = [], 0
+            while filled < size:
+                members.append(order[len(members) + sum(len(g[1]) for g in groups)])
+                filled += params[members[-1]]
+            groups.append((size, members))
+    clock, costs, schedule = 0.0, [], []
+    for size, members in groups:
+        last_ready = max(ready[layer_of[i]] for i in members)
         cost = group_collective(topo, "all_reduce", size, layout.data, stride, b,
                                 inputs.algorithms)
         start = max(clock, last_ready)
         clock = start + cost.seconds
         costs.append((size, cost))
         schedule.append((start, clock, cost.inter_bytes, cost.intra_bytes))
+    buckets = [size for size, _ in groups]
     total = CommCost(sum(c.seconds for _, c in costs), sum(c.inter_bytes for _, c in costs),
                      sum(c.intra_bytes for _, c in costs), costs[0][1].algorithm,
                      sum(c.messages for _, c in costs))
@@ -222,8 +235,12 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
     if p == 1:
         forward, backward, no_comm, bubble_fraction = sum(fwd), sum(bwd), compute_s, 0.0
         if d > 1:
-            ready = {l: sum(bwd[l:]) for l in range(L)} | {L: 0.0}  # from the backward's start
-            item, _ = _data_parallel(inputs, layout, ready, layer_of, sizes, backward)
+            if k == 1:  # DDP: a layer's gradients are ready when its backward ends
+                ready = {l: sum(bwd[l:]) for l in range(L)} | {L: 0.0}  # from backward start
+            else:  # model parallel: every gradient after the distributed backward
+                ready = {l: backward for l in range(L + 1)}
+            item, _ = _data_parallel(inputs, layout, ready, layer_of, sizes, backward,
+                                     per_tensor=k > 1)
             exposed_data = item.exposed_s
             items.append(item)
     else:
@@ -234,6 +251,11 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
         G = [chunk * sum(per_step[l][1] for l in st) for st in stages]
         send = _pipeline_send(inputs, layout, chunk * batch * H * b)
         forward, backward = _wave(F, send.seconds, chunks), _wave(G, send.seconds, chunks)
+        if s.output_size:  # ŷ from the last stage to all, before the loss and the backward
+            y_hat = batch * (T if s.every_step else 1) * s.output_size * b
+            cast = group_collective(topo, "broadcast", y_hat, p, 1, b, inputs.algorithms)
+            items.append(CommItem("output", "broadcast", y_hat, 1, cast, cast.seconds))
+            forward += cast.seconds
         no_comm = _wave(F, 0.0, chunks) + _wave(G, 0.0, chunks)
         compute_s = max(T * sum(per_step[l][0] + per_step[l][1] for l in st) for st in stages)
         bubble_fraction = (p - 1) / (chunks + p - 1)
@@ -253,7 +275,8 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
                 mine = [i for i, l in enumerate(layer_of) if l in st or (l == L and j == p - 1)]
                 params = [sizes[i] for i in mine]
                 item, clock = _data_parallel(inputs, layout, {l: 0.0 for l in range(L + 1)},
-                                             [layer_of[i] for i in mine], params, 0.0)
+                                             [layer_of[i] for i in mine], params, 0.0,
+                                             per_tensor=True)
                 exposed = max(0.0, clock - lead)
                 if worst is None or exposed > exposed_data or (exposed == exposed_data and
                                                                item.cost.seconds >

@@ -6,7 +6,7 @@ the same records from the model and data shapes alone:
 - data parallel: every gradient is all-reduced once per step, in DDP's buckets.
 - layer pipeline (stages of layers): the activations of all T steps cross each of the S−1
   boundaries forward and their gradients cross back: 2(S−1)·T·B·H·b bytes in
-  2(S−1)·ceil(T/chunk) messages.
+  2(S−1)·ceil(T/chunk) messages; then the last stage broadcasts ŷ (B·T·O·b) to the others.
 - hidden split (K workers each own H/K hidden units): every time step all-gathers h_t forward
   and reduce-scatters ∂L/∂h_t backward, (K−1)/K·B·H·b bytes per rank each: 2T collectives per
   layer and step, plus one (T, B, H) reduce-scatter per layer boundary for the input gradient.
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rnnscope.errors import UserError
-from rnnscope.plan.collectives import collective_cost, network_bytes
+from rnnscope.plan.collectives import collective_cost, network_bytes, network_messages
 
 FIRST_BUCKET_BYTES = 1024 * 1024  # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES
 
@@ -34,6 +34,7 @@ class RNNShape:
     output_size: int = 1  # the linear readout on top; 0 = none
     bytes_per_element: int = 4  # b
     bias: bool = True
+    every_step: bool = True  # a target at every time step (ŷ is B×T×O), else the last (B×O)
 
     def __post_init__(self) -> None:
         for name in ("input_size", "hidden", "layers", "seq_len", "batch", "bytes_per_element"):
@@ -104,21 +105,30 @@ class StrategyTraffic:
     received_bytes: int = 0
     messages: int = 0
     network_bytes: int = 0  # all ranks together
+    network_messages: int = 0  # all ranks together
+    # what the backend runs, op -> (formula op, algorithm); gloo's reduce-scatter is an all-reduce
+    algorithms: dict[str, tuple[str, str]] | None = None
 
     def add(self, transfer: Transfer, element_size: int, groups: int = 1) -> None:
         """Add a transfer that `groups` disjoint groups of ranks each run at the same time."""
-        cost = collective_cost(transfer.op, transfer.payload_bytes, transfer.group,
-                               transfer.algorithm, element_size=element_size)
+        op, algorithm = (self.algorithms or {}).get(transfer.op, (transfer.op,
+                                                                  transfer.algorithm))
+        cost = collective_cost(op, transfer.payload_bytes, transfer.group, algorithm,
+                               element_size=element_size)
         self.transfers.append(transfer)
         self.sent_bytes += cost.sent_bytes * transfer.count
         self.received_bytes += cost.received_bytes * transfer.count
         self.messages += cost.messages * transfer.count
         self.network_bytes += groups * transfer.count * network_bytes(
-            transfer.op, transfer.payload_bytes, transfer.group, transfer.algorithm)
+            op, transfer.payload_bytes, transfer.group, algorithm)
+        self.network_messages += groups * transfer.count * network_messages(
+            op, transfer.group, algorithm)
 
 
 def data_parallel_traffic(shape: RNNShape, world_size: int, bucket_mb: float = 25.0,
-                          algorithm: str = "ring", shard: int = 1) -> StrategyTraffic:
+                          algorithm: str = "ring", shard: int = 1,
+                          algorithms: dict[str, tuple[str, str]] | None = None
+                          ) -> StrategyTraffic:
     """Gradient all-reduce per step among `world_size` replicas.
 
     With `shard` > 1 (data × hidden split) each replica holds 1/shard of every recurrent weight;
@@ -127,7 +137,7 @@ def data_parallel_traffic(shape: RNNShape, world_size: int, bucket_mb: float = 2
     b = shape.bytes_per_element
     param_bytes = [(n // shard if name.startswith("rnn.") else n) * b
                    for name, n in rnn_parameters(shape)]
-    traffic = StrategyTraffic("data", world_size)
+    traffic = StrategyTraffic("data", world_size, algorithms=algorithms)
     if world_size <= 1:
         return traffic
     for size in ddp_buckets(param_bytes, int(bucket_mb * 1024 * 1024)):
@@ -154,13 +164,14 @@ def pipeline_messages(seq_len: int, chunk: int) -> int:
 
 
 def pipeline_traffic(shape: RNNShape, stages: int, chunk: int = 1,
-                     batch: int | None = None) -> StrategyTraffic:
+                     batch: int | None = None,
+                     algorithms: dict[str, tuple[str, str]] | None = None) -> StrategyTraffic:
     """Activations forward and their gradients backward across the S−1 stage boundaries."""
     stage_layers(shape.layers, stages)  # checks 1 ≤ stages ≤ layers
     B = shape.batch if batch is None else batch
     b, T, H = shape.bytes_per_element, shape.seq_len, shape.hidden
     per_message = pipeline_messages(T, chunk)
-    traffic = StrategyTraffic("pipeline", stages)
+    traffic = StrategyTraffic("pipeline", stages, algorithms=algorithms)
     if stages == 1:
         return traffic
     full, last = divmod(T, chunk)
@@ -170,17 +181,24 @@ def pipeline_traffic(shape: RNNShape, stages: int, chunk: int = 1,
             if count:
                 traffic.transfers.append(Transfer("send", tag, size, 2, count * (stages - 1)))
                 traffic.network_bytes += size * count * (stages - 1)
+                traffic.network_messages += count * (stages - 1)
+    assert traffic.network_bytes == 2 * (stages - 1) * T * B * H * b
+    assert sum(t.count for t in traffic.transfers) == 2 * (stages - 1) * per_message
     # an inner stage sends activations on and gradients back; with 2 stages each rank one way
     directions = 2 if stages > 2 else 1
     traffic.sent_bytes = traffic.received_bytes = directions * T * B * H * b
     traffic.messages = directions * per_message
-    assert traffic.network_bytes == 2 * (stages - 1) * T * B * H * b
-    assert sum(t.count for t in traffic.transfers) == 2 * (stages - 1) * per_message
+    if shape.output_size:  # ŷ from the last stage to every stage, for the loss
+        y_hat = B * (T if shape.every_step else 1) * shape.output_size * b
+        # per rank this adds the broadcast's busiest rank to the sends' (an upper bound)
+        traffic.add(Transfer("broadcast", "output", y_hat, stages), b)
     return traffic
 
 
 def hidden_split_traffic(shape: RNNShape, ways: int, batch: int | None = None,
-                         algorithm: str = "ring") -> StrategyTraffic:
+                         algorithm: str = "ring",
+                         algorithms: dict[str, tuple[str, str]] | None = None
+                         ) -> StrategyTraffic:
     """K = `ways` workers each own H/K hidden units of every layer.
 
     Forward: all-gather h_t (B, H) every step, so each worker has the whole state for W_hh.
@@ -193,7 +211,7 @@ def hidden_split_traffic(shape: RNNShape, ways: int, batch: int | None = None,
                         f"hidden({H}) % K({K}) = {H % K if K else 'undefined'}")
     B = shape.batch if batch is None else batch
     b, T, L = shape.bytes_per_element, shape.seq_len, shape.layers
-    traffic = StrategyTraffic("hidden", K)
+    traffic = StrategyTraffic("hidden", K, algorithms=algorithms)
     if K == 1:
         return traffic
     state = B * H * b

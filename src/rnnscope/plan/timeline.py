@@ -85,6 +85,11 @@ def _pipeline_events(inputs: PlanInputs, plan: StepPlan, per_step, items, events
     for i in range(chunks):  # activations forward to stage j+1
         t, c = start + i * pace_f, cost_of(i)
         events.append(Event(t, t + c.seconds, c.inter_bytes, c.intra_bytes, "activations"))
+    if "output" in items:  # ŷ broadcast from the last stage
+        cast = items["output"].cost
+        events.append(Event(forward, forward + cast.seconds, cast.inter_bytes, cast.intra_bytes,
+                            "output"))
+        forward += cast.seconds
     jb = j if p > 2 else 1
     start = forward + sum(G[jb:]) + (p - 1 - jb) * send.seconds
     for i in range(chunks):  # gradients back to stage jb−1

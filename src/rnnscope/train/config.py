@@ -80,7 +80,7 @@ class TrainConfig:
     """[train]: how long, how often to log and checkpoint, where to write."""
 
     epochs: int = _f(20, "passes over the training sequences")
-    max_steps: int = _f(0, "stop after this many optimizer steps (0 = no limit)")
+    max_steps: int = _f(0, "stop after this many optimizer steps, at the end of that batch (0 = no limit)")
     seed: int = _f(0, "seed for data, initial weights and data order")
     run_dir: str = _f("", "where the run is written (default: runs/<date-time>)")
     log_every: int = _f(10, "optimizer steps between metrics lines (and validation)")

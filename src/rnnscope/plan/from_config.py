@@ -1,0 +1,25 @@
+"""The planner's RNNShape from a train Config: the same keys `rnnscope train` reads."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rnnscope.plan.strategies import RNNShape
+
+
+def shape_from_config(cfg, input_size: int | None = None, output_size: int | None = None,
+                      bytes_per_element: int = 4) -> RNNShape:
+    """[model] and [data] as an RNNShape; input/output sizes and every_step from the data task
+    (built with a handful of samples) unless both sizes are given."""
+    every_step = cfg.data.predict != "last_step"
+    if input_size is None or output_size is None or cfg.data.predict == "auto":
+        from rnnscope.data.dataset import build_dataset
+
+        data = build_dataset(dataclasses.replace(cfg.data, samples=8), seed=0)
+        input_size = data.input_size if input_size is None else input_size
+        output_size = data.output_size if output_size is None else output_size
+        every_step = data.every_step
+    return RNNShape(input_size=input_size, hidden=cfg.model.hidden, layers=cfg.model.layers,
+                    seq_len=cfg.data.seq_len, batch=cfg.data.batch_size,
+                    output_size=output_size, bytes_per_element=bytes_per_element,
+                    every_step=every_step)
