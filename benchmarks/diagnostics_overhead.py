@@ -1,8 +1,10 @@
 """Benchmark: what recording diagnostics during training costs (`--diagnostics.every N`).
 
 Trains the same run with diagnostics off (the baseline) and with a record every N optimizer
-steps, in this process, and reports the median wall time of each and the overhead relative to
-the baseline. Each record is one extra traced forward and backward pass on up to 32 sequences of
+steps, in this process, with the settings interleaved (off, 50, 10, 1, off, 50, …) so that a
+change in the machine's load hits all of them alike. Reports the median CPU time of this process
+(training runs on one thread, so on a shared machine CPU time is what the run itself cost) and the
+median wall time, each with the overhead relative to the baseline. Each record is one extra traced forward and backward pass on up to 32 sequences of
 the batch, plus saturation, dead units, gradient flow and the memory horizon (a chain of
 Jacobians), written as one line of diagnostics.jsonl.
 
@@ -32,19 +34,19 @@ RUNS = {  # name -> config overrides (on top of `rnnscope train`'s defaults)
 }
 
 
-def time_run(overrides: list[str], every: int, steps: int) -> tuple[float, int]:
-    """Seconds for one training run of `steps` steps; and how many records it wrote."""
+def time_run(overrides: list[str], every: int, steps: int) -> tuple[float, float, int]:
+    """CPU and wall seconds of one training run of `steps` steps, and how many records it wrote."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(None, overrides + [
             "--train.max_steps", str(steps), "--train.epochs", "1000", "--train.progress", "false",
             "--train.checkpoint_every", str(10 * steps), "--train.run_dir", str(Path(tmp) / "run"),
             "--diagnostics.every", str(every)])
-        start = time.perf_counter()
+        cpu, wall = time.process_time(), time.perf_counter()
         train(cfg)
-        seconds = time.perf_counter() - start
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         path = Path(tmp) / "run" / "diagnostics.jsonl"
         records = len(path.read_text().splitlines()) if path.exists() else 0
-    return seconds, records
+    return cpu, wall, records
 
 
 def main() -> None:
@@ -55,28 +57,33 @@ def main() -> None:
     rows = []
     for name, overrides in RUNS.items():
         time_run(overrides, 0, 10)  # warm-up: imports, allocator, data generation code paths
-        for every in (0,) + INTERVALS:
-            times, records = [], 0
-            for _ in range(repeats):
-                seconds, records = time_run(overrides, every, steps)
-                times.append(seconds)
-            rows.append({"run": name, "every": every, "steps": steps, "records": records,
-                         "median_s": statistics.median(times), "times_s": times})
-        base = next(r["median_s"] for r in rows if r["run"] == name and r["every"] == 0)
-        for row in rows:
-            if row["run"] == name:
-                row["ratio_to_off"] = row["median_s"] / base
-                row["overhead_pct"] = 100 * (row["ratio_to_off"] - 1)
+        settings = (0,) + INTERVALS
+        cpu: dict[int, list[float]] = {every: [] for every in settings}
+        wall: dict[int, list[float]] = {every: [] for every in settings}
+        records: dict[int, int] = {}
+        for _ in range(repeats):
+            for every in settings:  # interleaved: load changes hit every setting alike
+                c, w, records[every] = time_run(overrides, every, steps)
+                cpu[every].append(c)
+                wall[every].append(w)
+        base_cpu, base_wall = statistics.median(cpu[0]), statistics.median(wall[0])
+        for every in settings:
+            med_cpu, med_wall = statistics.median(cpu[every]), statistics.median(wall[every])
+            rows.append({"run": name, "every": every, "steps": steps, "records": records[every],
+                         "cpu_s": med_cpu, "wall_s": med_wall, "cpu_times_s": cpu[every], "wall_times_s": wall[every],
+                         "cpu_ratio_to_off": med_cpu / base_cpu, "wall_ratio_to_off": med_wall / base_wall,
+                         "cpu_overhead_pct": 100 * (med_cpu / base_cpu - 1),
+                         "wall_overhead_pct": 100 * (med_wall / base_wall - 1)})
 
-    table = Table(title=f"Diagnostics overhead ({steps} training steps, median of {repeats})")
-    for column in ("run", "--diagnostics.every", "records", "median s", "× off (baseline)", "overhead"):
+    table = Table(title=f"Diagnostics overhead ({steps} training steps, median of {repeats}, interleaved)")
+    for column in ("run", "--diagnostics.every", "records", "CPU s", "CPU × off", "wall s", "wall × off"):
         table.add_column(column, justify="right")
     for row in rows:
         every = "off (baseline)" if row["every"] == 0 else str(row["every"])
         if row["every"] == DEFAULT_EVERY:
             every += " (recommended)"
-        table.add_row(row["run"], every, str(row["records"]), f"{row['median_s']:.3f}",
-                      f"{row['ratio_to_off']:.3f}", f"{row['overhead_pct']:+.1f}%")
+        table.add_row(row["run"], every, str(row["records"]), f"{row['cpu_s']:.3f}",
+                      f"{row['cpu_ratio_to_off']:.3f}", f"{row['wall_s']:.3f}", f"{row['wall_ratio_to_off']:.3f}")
     Console().print(table)
     print(json.dumps({"benchmark": "diagnostics_overhead", "default_every": DEFAULT_EVERY, "rows": rows}, indent=2))
 

@@ -101,6 +101,7 @@ def print_table(results: list[dict], tolerance: float) -> None:
 
 
 def main() -> int:
+    """Calibrate, predict, run, and print predicted beside measured."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nproc", type=int, nargs="+", default=[2, 4], help="worker counts")

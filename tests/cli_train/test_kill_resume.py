@@ -32,8 +32,9 @@ def test_sigkill_mid_training_then_resume_is_bitwise_the_uninterrupted_run(tmp_p
     try:
         deadline = time.monotonic() + 120
         while not latest.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        time.sleep(0.2)  # a little further in: the kill may land in a step or in a checkpoint write
+            time.sleep(0.002)
+        # the first checkpoint (step 20 of 500) is there: the run is now past it, in a step or
+        # in the next checkpoint's write, and far from its end even on a fast machine
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:

@@ -38,7 +38,7 @@ def test_record_appends_one_line_and_leaves_training_untouched(tmp_path):
     assert [r["step"] for r in records] == [10, 20]
     assert [layer["layer"] for layer in first["layers"]] == ["layer0", "layer1"]
     layer = records[0]["layers"][0]
-    assert layer["batch"] == 32  # only the first samples are traced
+    assert layer["batch"] == 16  # only the first samples are traced
     assert len(layer["gradient_flow"]["norms"]) == 12
     for key in ("saturation", "dead", "horizon", "z_histogram"):
         assert key in layer

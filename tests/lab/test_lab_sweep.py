@@ -18,7 +18,7 @@ from rnnscope.lab.sweep import LabPlan, check_plan
 # a small model and a short run: two workers, four steps, 266 kB of gradients per step
 # (enough that start-up chatter — rendezvous, connection set-up — stays below 5% of the bytes)
 TRAIN = ["--model.hidden", "256", "--data.samples", "96", "--data.seq_len", "12",
-         "--data.batch_size", "16", "--train.max_steps", "4", "--train.log_every", "2",
+         "--data.batch_size", "16", "--train.log_every", "2",
          "--train.checkpoint_every", "100", "--train.seed", "3", "--parallel.timeout_s", "60"]
 
 
@@ -33,7 +33,8 @@ def start_loopback_run(run_dir: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
     env["OMP_NUM_THREADS"] = "1"
     return subprocess.Popen(
-        [sys.executable, "-m", "rnnscope", "train", *TRAIN, "--parallel.strategy", "data",
+        [sys.executable, "-m", "rnnscope", "train", *TRAIN, "--train.max_steps", "4",
+         "--parallel.strategy", "data",
          "--parallel.nproc", "2", "--train.run_dir", str(run_dir), "--train.progress", "false"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 

@@ -225,7 +225,7 @@ def main() -> None:
 
     cfg = load_config(None, ["--parallel.strategy", "data", "--parallel.bucket_mb", args.bucket_mb,
                              "--parallel.check_every", args.check_every,
-                             "--parallel.timeout_s", "30", "--train.run_dir", args.out])
+                             "--parallel.timeout_s", "60", "--train.run_dir", args.out])
     run_train(args, cfg)
 
 

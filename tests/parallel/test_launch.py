@@ -54,7 +54,7 @@ def test_describe_failure_names_the_worker_the_signal_and_the_checkpoint(tmp_pat
 def start_training(run_dir: Path, *extra: str) -> subprocess.Popen:
     """`rnnscope train --parallel.strategy data --parallel.nproc 2 ...` in the background."""
     argv = [sys.executable, "-m", "rnnscope", "train", "--parallel.strategy", "data",
-            "--parallel.nproc", "2", "--parallel.timeout_s", "20", "--train.run_dir",
+            "--parallel.nproc", "2", "--train.run_dir",
             str(run_dir), "--train.progress", "false", "--train.checkpoint_every", "5",
             "--train.log_every", "5", "--data.samples", "256", "--data.batch_size", "8", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -20,9 +20,9 @@ def test_split_must_divide_hidden():
         check_split(6, 4)
 
 
-def _equivalence(rank, world, layers, activation, every_step, T, time_reduction):
-    net = make_net(layers, 8, activation, every_step, time_reduction)
-    B, H, b = 3, 8, 8
+def _equivalence(rank, world, layers, activation, every_step, T, time_reduction, hidden=8):
+    net = make_net(layers, hidden, activation, every_step, time_reduction)
+    B, H, b = 3, hidden, 8
     x, y = make_batch(B, T, every_step)
     expected = reference_grads(net, x, y)
     y_ref = net(x)[0].detach()

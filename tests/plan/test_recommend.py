@@ -50,3 +50,17 @@ def test_plans_4096_workers_with_a_thousand_steps():
     assert result.recommended.layout == Layout(4096, 1, 1)
     assert set(result.best) == {"data", "data×pipeline", "data×hidden"}
     assert result.infeasible["hidden"] == "4096 does not divide hidden 1024"
+
+
+def test_one_worker_is_the_single_device_held_back_by_its_sequence():
+    result = plan_workers(inputs(), 1)
+    assert result.recommended.layout == Layout()
+    assert "only layout that fits" in result.reason
+    assert "time steps run one after the other" in result.reason
+
+
+def test_reason_names_the_runner_ups_exposed_gradient_all_reduces():
+    slow = PlanInputs(RNNShape(hidden=16, layers=1, seq_len=40, batch=32), get_device("h100"),
+                      Topology(Link.simple(5e-6, 50e9)))
+    result = plan_workers(slow, 64)
+    assert "gradient all-reduces" in result.reason and "exposed" in result.reason

@@ -12,6 +12,7 @@ from rnnscope.train import loop
 from rnnscope.train.checkpoint import load_checkpoint
 from rnnscope.train.config import load_config
 from rnnscope.train.loop import DivergenceError, train
+from rnnscope.train.metrics import METRIC_FIELDS
 
 SMALL = ["--data.samples", "120", "--data.seq_len", "12", "--model.hidden", "8", "--data.batch_size", "16",
          "--train.progress", "false", "--train.log_every", "5", "--train.checkpoint_every", "5"]
@@ -46,7 +47,8 @@ def test_run_directory_holds_config_metrics_and_checkpoints(tmp_path):
     assert load_config(run / "config.toml") == cfg_for(tmp_path, "--train.epochs", "2")
     lines = metrics(run)
     assert [m["step"] for m in lines] == [5, 10, 12]
-    for field in ("step", "epoch", "loss", "val_loss", "grad_norm", "lr", "samples_per_s"):
+    assert METRIC_FIELDS == ("step", "epoch", "loss", "val_loss", "grad_norm", "lr", "samples_per_s")
+    for field in METRIC_FIELDS:
         assert all(isinstance(m[field], (int, float)) for m in lines), field
 
 

@@ -14,13 +14,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import logging
 import sys
 from pathlib import Path
 
 from rnnscope.train.options import add_config_options, overrides_from_args, use_config_parser
-
-log = logging.getLogger(__name__)
 
 # config keys the lab sets itself (one worker per host), and the lab option to use instead
 LAB_OWNED = {"parallel.strategy": "--strategy", "parallel.nproc": "--hosts",

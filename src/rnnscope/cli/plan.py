@@ -69,7 +69,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                      "over one step")
     run.add_argument("--calibrate", action="store_true",
                      help="measure this machine (gloo loopback α/β, the engine's speed) and "
-                     "predict the local runs of 2 and 4 workers")
+                     "predict local runs (default --workers 2,4; --data.batch_size is the "
+                     "global batch, as in train)")
     add_config_options(parser, sections=("model", "data", "parallel"))
     return parser
 
@@ -137,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         from rnnscope.plan.calibrate import calibrated_inputs
 
         inputs, workers, measured = calibrated_inputs(shape, cfg)
+        workers = _workers(args) if args.workers or args.nodes else workers
     else:
         inputs = PlanInputs(shape, _device(args), _topology(args), chunk=cfg.parallel.chunk,
                             bucket_mb=cfg.parallel.bucket_mb, scaling=args.scaling)

@@ -99,10 +99,10 @@ def _direct_share(layer: LayerTrace) -> float:
     """How much of ∂L/∂h_t arrived at step t itself rather than from step t+1 (0 when T = 1)."""
     if layer.delta is None or layer.steps < 2:
         return 0.0
-    dh = layer.dh[:-1].double()  # (T-1, B, H)
-    carried = layer.delta[1:].double() @ layer.W_hh.double()  # (T-1, B, H) δ_{t+1} W_hh
-    direct = (dh - carried).flatten(1).norm(dim=1)  # (T-1,) ‖what arrived at step t itself‖
-    total = direct + carried.flatten(1).norm(dim=1)  # (T-1,)
+    dh = layer.dh[:-1]  # (T-1, B, H)
+    carried = layer.delta[1:] @ layer.W_hh  # (T-1, B, H) δ_{t+1} W_hh
+    direct = (dh - carried).flatten(1).double().norm(dim=1)  # (T-1,) ‖what arrived at step t itself‖
+    total = direct + carried.flatten(1).double().norm(dim=1)  # (T-1,)
     shares = (direct / total)[total > 0]
     share = float(shares.mean()) if shares.numel() else 0.0
     return share if math.isfinite(share) else 0.0

@@ -87,9 +87,10 @@ def memory_horizon(layer: LayerTrace, epsilon: float = DEFAULT_EPSILON, max_samp
         norms = torch.linalg.matrix_norm(stacked) / math.sqrt(stacked.shape[-1])  # (K, S) ‖J_k‖_F / ‖I‖_F
         relative += norms.mean(dim=1).tolist()
         chunk = []
-        last = relative[-1]
-        if not math.isfinite(last) or last < epsilon * FLOOR:
-            break  # overflowed, or so far below ε that the rest only shrinks further
+        stop = next((i for i, r in enumerate(relative) if not math.isfinite(r) or r < epsilon * FLOOR), None)
+        if stop is not None:  # overflowed, or so far below ε that the rest only shrinks further
+            relative = relative[: stop + 1]
+            break
     T = layer.z.shape[0]
     above = [k for k, r in enumerate(relative) if r > epsilon]
     horizon = max(above) if above else 0

@@ -5,7 +5,7 @@ The training loop calls
     record_step(model, batch, step, run_dir)
 
 every `--diagnostics.every` optimizer steps. It runs one extra traced forward and backward pass
-on (the first samples of) the batch and appends
+on (the first 16 samples of) the batch and appends
 
     {"step": 100, "loss": 0.031, "seconds": 0.004, "layers": [<summary of layer0>, ...]}
 
@@ -28,7 +28,8 @@ from rnnscope.diagnostics.summary import summarize
 from rnnscope.errors import UserError
 
 FILENAME = "diagnostics.jsonl"
-MAX_SAMPLES = 32  # samples of the batch the record looks at: enough for fractions and norms, cheap
+MAX_SAMPLES = 16  # samples of the batch the record traces: enough for fractions and norms, and cheap
+HORIZON_SAMPLES = 8  # of those, the samples whose Jacobian chain gives the memory horizon
 
 
 def record_step(
@@ -59,7 +60,7 @@ def record_step(
     inputs, targets = inputs[:max_samples], targets[:max_samples]
     start = time.perf_counter()
     trace, loss = traced_pass(model, inputs, targets, loss_fn)
-    layers = summarize(trace, epsilon, max_samples=min(max_samples, 16))
+    layers = summarize(trace, epsilon, max_samples=min(max_samples, HORIZON_SAMPLES))
     record = jsonable({"step": int(step), "loss": loss, "layers": layers})
     record["seconds"] = time.perf_counter() - start
     path = Path(run_dir) / FILENAME

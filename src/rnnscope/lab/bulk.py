@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from rnnscope.lab.netns import Counters, Host, Lab
+from rnnscope.lab.system import LabError
 
 PORT = 5201  # inside the lab's namespaces only, so it cannot clash with the machine's ports
 CHUNK = 64 * 1024  # bytes per send()
@@ -84,7 +85,7 @@ def measure(lab: Lab, src: Host, dst: Host, seconds: float = 2.0) -> BulkResult:
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         if receiver.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"bulk receiver in {dst.namespace} did not start: "
+            raise LabError(f"bulk receiver in {dst.namespace} did not start: "
                                f"{receiver.stderr.read().strip()}")
         before = lab.counters(src), lab.counters(dst)
         sender = subprocess.run(
@@ -92,10 +93,10 @@ def measure(lab: Lab, src: Host, dst: Host, seconds: float = 2.0) -> BulkResult:
                                          "--timeout", str(timeout_s)]),
             capture_output=True, text=True, timeout=timeout_s, check=False)
         if sender.returncode != 0:
-            raise RuntimeError(f"bulk sender in {src.namespace} failed: {sender.stderr.strip()}")
+            raise LabError(f"bulk sender in {src.namespace} failed: {sender.stderr.strip()}")
         out, err = receiver.communicate(timeout=timeout_s)
         if receiver.returncode != 0:
-            raise RuntimeError(f"bulk receiver in {dst.namespace} failed: {err.strip()}")
+            raise LabError(f"bulk receiver in {dst.namespace} failed: {err.strip()}")
         after = lab.counters(src), lab.counters(dst)
     finally:
         if receiver.poll() is None:

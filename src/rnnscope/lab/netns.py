@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from rnnscope.errors import UserError
 from rnnscope.lab import system
 from rnnscope.lab.rates import format_rate
+from rnnscope.lab.requirements import require
 from rnnscope.lab.signals import blocked_signals, unwinding_signals
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,6 @@ class Lab:
 
     def build(self) -> None:
         """Create the switch, the hosts and their shaped links (see the module's picture)."""
-        from rnnscope.lab.requirements import require
-
         require(latency=self.delay_ms > 0)
         system.claim_prefix(self.prefix)
         log.debug("lab: building %r", self)

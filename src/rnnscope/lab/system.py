@@ -35,13 +35,23 @@ def new_prefix() -> str:
 
 def claim_prefix(prefix: str) -> None:
     """Record that this process owns `prefix`, so `cleanup_leftovers` leaves its lab alone."""
-    OWNER_DIR.mkdir(parents=True, exist_ok=True)
-    (OWNER_DIR / prefix).write_text(f"{os.getpid()}\n")
+    for attempt in range(3):  # another lab's release may remove the empty folder meanwhile
+        OWNER_DIR.mkdir(parents=True, exist_ok=True)
+        try:
+            (OWNER_DIR / prefix).write_text(f"{os.getpid()}\n")
+            return
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
 
 
 def release_prefix(prefix: str) -> None:
-    """Forget the owner record of `prefix` (after its teardown)."""
+    """Forget the owner record of `prefix` (after its teardown); the last one removes the folder."""
     (OWNER_DIR / prefix).unlink(missing_ok=True)
+    try:
+        OWNER_DIR.rmdir()  # only when empty: the machine is left as it was
+    except OSError:
+        pass
 
 
 def owner_alive(prefix: str) -> bool:

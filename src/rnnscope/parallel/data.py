@@ -10,7 +10,8 @@ the gradients are synchronized by averaging, and the weights stay identical ever
 - **Start.** DDP's own start-up sync is turned off (`init_sync=False`) and done here instead,
   through the communicator (tag `dp-init`): the parameter shapes are compared, then rank 0's
   weights and buffers are broadcast, so that not even the first bytes escape the ledger.
-- **Gradients.** DDP groups gradients into buckets of `bucket_mb` MiB and, as each bucket fills
+- **Gradients.** DDP groups gradients into buckets of `bucket_mb` MiB (on the first step into
+  one first bucket of 1 MiB, then rebuilt in the order gradients arrived) and, as each bucket fills
   during backward, calls the communication hook `ledgered_allreduce_hook`: divide by N, then an
   asynchronous all-reduce through the communicator (tag `dp-grad`), overlapping the rest of
   backward. Buffers are not re-broadcast every forward (rnnscope's RNNs have none).

@@ -90,7 +90,7 @@ class ModelParallelContext(ParallelContext):
 
     def __init__(self, cfg, comm, device, env) -> None:
         super().__init__(cfg, comm, device, env)
-        self._refuse_unsupported(cfg)
+        check_config(cfg, env.world_size)
         self.mesh = build_mesh(mesh_shape(env.world_size, cfg.parallel.data_degree), self.ledger)
         self.net = self.stage = None
         self._weight = 1.0  # this replica's share of the global batch
@@ -99,20 +99,6 @@ class ModelParallelContext(ParallelContext):
         self.idle: list[tuple[float, float]] = []  # (idle seconds, step seconds) per step
         self._step_start = time.perf_counter()
         self.evaluating = False  # no-grad forwards (validation) since the last ledger close
-
-    def _refuse_unsupported(self, cfg) -> None:
-        name = f"--parallel.strategy {self.strategy}"
-        if cfg.optim.clip > 0:
-            raise UserError(f"{name} cannot clip (--optim.clip {cfg.optim.clip}): the training "
-                            "loop's clip sees only this rank's piece of the gradient; set "
-                            "--optim.clip 0 or use --parallel.strategy data")
-        if cfg.train.tbptt_k1 > 0:
-            raise UserError(f"{name} trains with full BPTT; drop --train.tbptt_k1 "
-                            f"{cfg.train.tbptt_k1} or use --parallel.strategy data")
-        if cfg.diagnostics.every > 0:
-            raise UserError(f"{name} cannot record diagnostics (--diagnostics.every "
-                            f"{cfg.diagnostics.every}): they run the model on one rank; "
-                            "set --diagnostics.every 0")
 
     def make_stage(self, net: nn.Module, comm):
         """This rank's piece of the model (PipelineStage or HiddenSplitStage)."""
@@ -218,3 +204,33 @@ def _total_steps(cfg) -> int:
     batches = len(batch_order(n, min(cfg.data.batch_size, n), cfg.train.seed, 0))
     total = cfg.train.epochs * batches
     return min(total, cfg.train.max_steps) if total and cfg.train.max_steps else total or cfg.train.max_steps
+
+
+def check_config(cfg, world_size: int) -> None:
+    """Refuse, before any process starts, what pipeline or tensor cannot do with this config.
+
+    The launcher may call it with --parallel.nproc; the workers call it again with WORLD_SIZE.
+    """
+    strategy = cfg.parallel.strategy
+    name = f"--parallel.strategy {strategy}"
+    if cfg.optim.clip > 0:
+        raise UserError(f"{name} cannot clip (--optim.clip {cfg.optim.clip}): the training "
+                        "loop's clip sees only this rank's piece of the gradient; set "
+                        "--optim.clip 0 or use --parallel.strategy data")
+    if cfg.train.tbptt_k1 > 0:
+        raise UserError(f"{name} trains with full BPTT; drop --train.tbptt_k1 "
+                        f"{cfg.train.tbptt_k1} or use --parallel.strategy data")
+    if cfg.diagnostics.every > 0:
+        raise UserError(f"{name} cannot record diagnostics (--diagnostics.every "
+                        f"{cfg.diagnostics.every}): they run the model on one rank; "
+                        "set --diagnostics.every 0")
+    shape = mesh_shape(world_size, cfg.parallel.data_degree)
+    if cfg.data.batch_size < shape.data:
+        raise UserError(f"--data.batch_size {cfg.data.batch_size} cannot feed {shape.data} "
+                        f"data replicas; use ≥ {shape.data}")
+    if strategy == "pipeline":
+        from rnnscope.parallel.pipeline import split_layers
+        split_layers(cfg.model.layers, shape.model)
+    elif strategy == "tensor":
+        from rnnscope.parallel.tensor import check_split
+        check_split(cfg.model.hidden, shape.model)

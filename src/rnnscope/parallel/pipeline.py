@@ -64,7 +64,7 @@ def layer_weights(rnn: nn.Module, k: int) -> list[torch.Tensor | None]:
 
 
 class PipelineStage:
-    """This rank's stage of a stacked RNN + readout; `step` does one forward and backward.
+    """This rank's stage of a stacked RNN + readout: `forward`, then `backward`, per batch.
 
     Args:
         net: a SequenceModel (`rnn`, an rnnscope.nn.RNN batch-first; `readout`, nn.Linear;
@@ -111,7 +111,7 @@ class PipelineStage:
         h_lasts = []
         for k, h0 in zip(self.layers, h0s):
             W_ih, W_hh, b_ih, b_hh = self.weights[k]
-            # "sum" per chunk: a chunk's mean would divide by its own length, not T (see step)
+            # "sum" per chunk: a chunk's mean would divide by its own length, not T (see backward)
             inp, h_last = elman_layer(inp, h0, W_ih, W_hh, b_ih, b_hh, self.activation, "sum",
                                       trace_name=f"layer{k}")  # (t, B, H), (B, H)
             h_lasts.append(h_last)
@@ -134,7 +134,7 @@ class PipelineStage:
         dtype, device = self.weights[self.layers[0]][1].dtype, x.device
         bounds = chunk_bounds(T, self.chunk)
         self.idle_s, self.chunks, self.seq_len = 0.0, len(bounds), T
-        self._batch, self._dtype, self._bounds = B, dtype, bounds
+        self._batch, self._dtype, self._device, self._bounds = B, dtype, device, bounds
         x_tm = x.transpose(0, 1)  # (T, B, I) time-major
         h_n = torch.zeros(L, B, H, dtype=dtype, device=device)
         zeros = torch.zeros(B, H, dtype=dtype, device=device)
@@ -209,16 +209,18 @@ class PipelineStage:
         if self.time_reduction == "mean":  # the chapter's average over the T time steps
             for w in self._rnn_params():
                 before = grads_before[id(w)]
-                if w.grad is not None:
-                    w.grad.copy_(w.grad if before is None else w.grad - before).div_(
-                        self.seq_len).add_(0 if before is None else before)
+                if w.grad is not None and before is None:
+                    w.grad.div_(self.seq_len)
+                elif w.grad is not None:  # only this call's share is averaged
+                    w.grad.sub_(before).div_(self.seq_len).add_(before)
 
     def _rnn_params(self) -> list[nn.Parameter]:
         return [w for k in self.layers for w in self.weights[k] if w is not None]
 
     def _post_recv(self, c: int, tag: str, src: int):
         a, b = self._bounds[c]
-        buf = torch.empty(b - a, self._batch, self.hidden, dtype=self._dtype)  # (t, B, H)
+        buf = torch.empty(b - a, self._batch, self.hidden, dtype=self._dtype,
+                          device=self._device)  # (t, B, H)
         return buf, self.comm.irecv(buf, src, tag=tag)
 
     def _wait_sends(self) -> None:
@@ -251,7 +253,9 @@ class PipelineParallel(ModelParallelContext):
             y_hat = torch.empty(shape, dtype=self.net.readout.weight.dtype, device=x.device)
         else:
             y_hat = y_local.detach().clone()
+        start = time.perf_counter()
         comm.broadcast(y_hat, comm.world_size - 1, tag=OUT_TAG)
+        self.stage.idle_s += time.perf_counter() - start  # waiting for the wavefront to drain
         return y_hat
 
     def local_pieces(self) -> dict[str, torch.Tensor]:

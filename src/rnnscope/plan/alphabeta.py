@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from rnnscope.errors import UserError
-from rnnscope.plan.collectives import canonical_op, check_algorithm, chunk_elements
+from rnnscope.plan.collectives import ALGORITHMS, canonical_op, check_algorithm, chunk_elements
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,6 @@ def collective_time(op: str, payload_bytes: int, world_size: int, link: Link,
 def best_algorithm(op: str, payload_bytes: int, world_size: int, link: Link,
                    algorithms: tuple[str, ...] | None = None) -> tuple[str, float]:
     """The fastest algorithm for this collective on this link, and its time in seconds."""
-    from rnnscope.plan.collectives import ALGORITHMS
-
     choices = algorithms or ALGORITHMS[canonical_op(op)]
     timed = []
     for name in choices:

@@ -85,36 +85,55 @@ def plan_workers(inputs: PlanInputs, workers: int) -> WorkerPlan:
     return result
 
 
-def dominant_cost(inputs: PlanInputs, plan: StepPlan) -> str:
-    """What holds a plan back, in a phrase: exposed communication, the bubble, or its compute."""
-    layout = plan.layout
-    if plan.exposed_comm_s >= plan.bubble_s and plan.exposed_comm_s > 0.05 * plan.step_s:
-        top = max(plan.items, key=lambda item: item.exposed_s)
-        link = inputs.topology.inter if top.cost.inter_bytes else inputs.topology.intra
-        wire_s = (top.cost.inter_bytes / inputs.topology.inter.bandwidth_Bps
-                  + (top.cost.intra_bytes / inputs.topology.intra.bandwidth_Bps
-                     if inputs.topology.intra else 0.0))
-        bound = "latency-bound " if top.cost.seconds > 2 * wire_s else ""
-        op = top.op.replace("_", "-")
+def _comm_phrase(inputs: PlanInputs, plan: StepPlan) -> str:
+    """The communication that lengthens the step most, in words."""
+    topo = inputs.topology
+    top = max(plan.items, key=lambda item: item.exposed_s)
+    link = topo.inter if top.cost.inter_bytes else topo.intra
+    wire_s = top.cost.inter_bytes / topo.inter.bandwidth_Bps + (
+        top.cost.intra_bytes / topo.intra.bandwidth_Bps if topo.intra else 0.0)
+    bound = "latency-bound " if top.cost.seconds > 2 * wire_s * max(top.count, 1) else ""
+    op = top.op.replace("_", "-")
+    if top.tag == "gradients":
+        calls = len(top.schedule)
+        what = (f"{calls} {bound}gradient {op}{'s' if calls > 1 else ''} "
+                f"({format_bytes(top.payload_bytes)} in all)")
+    elif top.count > 1:
         what = (f"{top.count:,} {bound}{op}s of {format_bytes(top.payload_bytes)} "
-                f"({format_seconds(top.cost.seconds)} each)" if top.count > 1 else
-                f"a {format_bytes(top.payload_bytes)} {op} per step")
-        return (f"{what} leaving {format_seconds(plan.exposed_comm_s)} of communication "
-                f"exposed over {format_bandwidth(link.bandwidth_Bps)} links")
-    if plan.bubble_s > 0.05 * plan.step_s:
-        return f"its pipeline bubble ({plan.bubble_fraction:.0%} of each stage's time idle)"
+                f"({format_seconds(top.cost.seconds)} each)")
+    else:
+        what = f"a {bound}{format_bytes(top.payload_bytes)} {op} per step"
+    where = (f"on the {link.name} link" if len(link.regimes) > 1
+             else f"over {format_bandwidth(link.bandwidth_Bps)} links")
+    return f"{what} leaving {format_seconds(plan.exposed_comm_s)} exposed {where}"
+
+
+def dominant_cost(inputs: PlanInputs, plan: StepPlan) -> str:
+    """What holds a plan back most, in a phrase: exposed communication, the pipeline bubble,
+    or compute beyond an even share of one device's work."""
+    layout = plan.layout
     # the even share: one device's work on the reference batch, split over the workers it uses
     reference = plan.batch_per_replica if inputs.scaling == "weak" else inputs.shape.batch
     ways = layout.pipeline * layout.hidden * (layout.data if inputs.scaling == "strong" else 1)
     ideal = single_device_seconds(inputs, reference) / ways
+    losses = {"compute": plan.compute_s - ideal, "bubble": plan.bubble_s}
+    if plan.items:
+        losses["comm"] = plan.exposed_comm_s
+    worst = max(losses, key=losses.get)
+    if worst == "comm":
+        return _comm_phrase(inputs, plan)
+    if worst == "bubble":
+        return (f"its pipeline bubble ({format_seconds(plan.bubble_s)}: "
+                f"{plan.bubble_fraction:.0%} of each stage's time idle)")
+    if ways == 1:
+        return (f"its compute ({format_seconds(plan.compute_s)}: time steps run one after "
+                f"the other)")
     if layout.hidden > 1:
         why = "the fixed cost of each time step does not shrink when the hidden units split"
     elif layout.data > 1 and inputs.scaling == "strong":
         why = "a smaller batch per replica does not shorten the fixed cost of each time step"
-    elif layout.pipeline > 1:
-        why = "its stages hold layers of unequal cost"
     else:
-        why = "its time steps run one after the other"
+        why = "its stages hold layers of unequal cost"
     return (f"its per-worker compute ({format_seconds(plan.compute_s)}, "
             f"{plan.compute_s / ideal:.3g}× an even 1/{ways} share: {why})")
 
@@ -128,7 +147,8 @@ def reason(inputs: PlanInputs, ranked: list[StepPlan]) -> str:
     if best.samples_per_s < one_device:
         warning = (f" (still slower than one device: this model cannot use "
                    f"{best.layout.world:,} workers)")
-    head = (f"{best.layout.label} is fastest on {best.layout.world:,} workers "
+    workers = f"{best.layout.world:,} worker{'s' if best.layout.world > 1 else ''}"
+    head = (f"{best.layout.label} is fastest on {workers} "
             f"({format_seconds(best.step_s)} per step, {format_percent(best.efficiency)} scaling "
             f"efficiency){warning}")
     others = [plan for plan in ranked[1:] if plan.layout.family != best.layout.family]

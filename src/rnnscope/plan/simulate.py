@@ -251,39 +251,36 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
         G = [chunk * sum(per_step[l][1] for l in st) for st in stages]
         send = _pipeline_send(inputs, layout, chunk * batch * H * b)
         forward, backward = _wave(F, send.seconds, chunks), _wave(G, send.seconds, chunks)
+        no_comm = _wave(F, 0.0, chunks) + _wave(G, 0.0, chunks)
+        exposed_sends = forward + backward - no_comm
         if s.output_size:  # ŷ from the last stage to all, before the loss and the backward
             y_hat = batch * (T if s.every_step else 1) * s.output_size * b
             cast = group_collective(topo, "broadcast", y_hat, p, 1, b, inputs.algorithms)
             items.append(CommItem("output", "broadcast", y_hat, 1, cast, cast.seconds))
             forward += cast.seconds
-        no_comm = _wave(F, 0.0, chunks) + _wave(G, 0.0, chunks)
         compute_s = max(T * sum(per_step[l][0] + per_step[l][1] for l in st) for st in stages)
         bubble_fraction = (p - 1) / (chunks + p - 1)
         directions = 2 if p > 2 else 1  # an inner stage sends both ways
         full, last = divmod(T, chunk)
-        exposed_pipe = forward + backward - no_comm
         for count, steps in ((full, chunk), (1 if last else 0, last)):
             if count:
-                cost = send if steps == chunk else _pipeline_send(inputs, layout, steps * batch * H * b)
-                items.append(CommItem("activations", "send", steps * batch * H * b,
-                                      directions * count, cost,
-                                      exposed_pipe * count * steps / T))
+                payload = steps * batch * H * b  # (chunk, B, H)
+                cost = send if steps == chunk else _pipeline_send(inputs, layout, payload)
+                items.append(CommItem("activations", "send", payload, directions * count, cost,
+                                      exposed_sends * count * steps / T))
         if d > 1:  # each stage all-reduces its own layers' gradients once its backward ends
             lead = 0.0  # how much earlier than stage 0 this stage finishes its backward
-            worst = None
+            candidates = []
             for j, st in enumerate(stages):
                 mine = [i for i, l in enumerate(layer_of) if l in st or (l == L and j == p - 1)]
-                params = [sizes[i] for i in mine]
                 item, clock = _data_parallel(inputs, layout, {l: 0.0 for l in range(L + 1)},
-                                             [layer_of[i] for i in mine], params, 0.0,
-                                             per_tensor=True)
-                exposed = max(0.0, clock - lead)
-                if worst is None or exposed > exposed_data or (exposed == exposed_data and
-                                                               item.cost.seconds >
-                                                               worst.cost.seconds):
-                    exposed_data, worst = exposed, item
+                                             [layer_of[i] for i in mine],
+                                             [sizes[i] for i in mine], 0.0, per_tensor=True)
+                item.exposed_s = max(0.0, clock - lead)
+                candidates.append(item)
                 lead += G[j] + send.seconds
-            worst.exposed_s = exposed_data
+            worst = max(candidates, key=lambda item: (item.exposed_s, item.cost.seconds))
+            exposed_data = worst.exposed_s
             items.append(worst)
     step_s = forward + backward + exposed_data
     bubble_s = max(0.0, no_comm - compute_s)

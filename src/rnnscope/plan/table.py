@@ -9,6 +9,10 @@ from rnnscope.plan.simulate import PlanInputs, StepPlan
 from rnnscope.plan.units import format_bandwidth, format_bytes, format_percent, format_seconds
 
 
+def _workers(n: int) -> str:
+    return f"{n:,} worker{'s' if n > 1 else ''}"
+
+
 def _seconds(s: float) -> str:
     return format_seconds(s) if s > 0 else "0"
 
@@ -62,9 +66,9 @@ def plan_table(console, inputs: PlanInputs, plans: list[WorkerPlan],
     for wp in plans:
         if wp.infeasible:
             why = "; ".join(f"{family}: {text}" for family, text in wp.infeasible.items())
-            console.print(f"[dim]{wp.workers:,} workers, not possible: {why}[/dim]")
+            console.print(f"[dim]{_workers(wp.workers)}, not possible: {why}[/dim]")
     for wp in plans:
-        console.print(f"★ {wp.workers:,} workers: {wp.reason}")
+        console.print(f"★ {_workers(wp.workers)}: {wp.reason}")
     if measured:
         console.print(f"calibrated on this machine: {measured.get('summary', '')}")
 

@@ -116,7 +116,7 @@ def plot_horizon(curves: dict[str, list], epsilon: float, path: str | Path, titl
         title: the plot's title (default: a description of the curve).
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = _labelled_axes(plt, len(curves))
     for label, values in curves.items():
         ax.plot(range(len(values)), _finite(values), label=label, lw=1.4)
     ax.axhline(epsilon, color="tab:red", ls=":", label=f"ε = {epsilon:g}")
@@ -124,7 +124,7 @@ def plot_horizon(curves: dict[str, list], epsilon: float, path: str | Path, titl
     ax.set_xlabel("k (time steps back from the last)")
     ax.set_ylabel("‖∂h_T/∂h_(T−k)‖ / ‖∂h_T/∂h_T‖")
     ax.set_title(title or "memory horizon: how much the last state still depends on earlier ones", fontsize=10)
-    ax.legend(fontsize=8)
+    _legend(ax, len(curves))
     fig.tight_layout()
     return _save(fig, path)
 
@@ -132,16 +132,32 @@ def plot_horizon(curves: dict[str, list], epsilon: float, path: str | Path, titl
 def plot_gradient_norms(curves: dict[str, list], path: str | Path, title: str = "") -> Path:
     """‖∂L/∂h_t‖ by time step (log scale), one labelled curve each (e.g. one per initialization)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = _labelled_axes(plt, len(curves))
     for label, norms in curves.items():
         ax.plot(range(len(norms)), _finite(norms), label=label, lw=1.2)
     ax.set_yscale("log")
     ax.set_xlabel("time step t")
     ax.set_ylabel("‖∂L/∂h_t‖")
     ax.set_title(title or "gradient norm by time step", fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
+    _legend(ax, len(curves))
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _labelled_axes(plt, n: int):
+    """A figure for n labelled curves: distinct colours (tab20 past 10) and room for the legend."""
+    fig, ax = plt.subplots(figsize=(8 if n <= 4 else 10, 4))
+    colours = plt.get_cmap("tab10" if n <= 10 else "tab20").colors
+    ax.set_prop_cycle(color=colours[: max(n, 1)])
+    return fig, ax
+
+
+def _legend(ax, n: int) -> None:
+    """Inside the axes for a few curves, outside on the right for many."""
+    if n <= 4:
+        ax.legend(fontsize=8)
+    else:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def _save(fig, path: str | Path) -> Path:

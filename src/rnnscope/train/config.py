@@ -69,7 +69,7 @@ class OptimConfig:
 
     name: str = _f("sgd", "optimizer: plain gradient descent, with momentum, or Adam",
                    ("sgd", "momentum", "adam"))
-    lr: float = _f(0.2, "learning rate")
+    lr: float = _f(0.15, "learning rate")
     momentum: float = _f(0.9, "momentum (only for --optim.name momentum)")
     weight_decay: float = _f(0.0, "L2 weight decay")
     clip: float = _f(0.0, "clip the gradient norm to this value (0 = no clipping)")

@@ -65,6 +65,15 @@ def crossed(before: int, now: int, every: int) -> bool:
     return now // every > before // every
 
 
+def diverged(step: int, loss: float, norm: float, run_dir: Path, cfg: Config) -> DivergenceError:
+    """The error for a NaN or inf loss or gradient norm: the step, the quantity, what was kept."""
+    what, value = ("loss", loss) if not math.isfinite(loss) else ("gradient norm", norm)
+    latest = checkpoint_dir(run_dir) / "latest.pt"
+    kept = f"the last good checkpoint is {latest}" if latest.exists() else "no checkpoint was written before it"
+    return DivergenceError(f"training diverged at step {step}: the {what} is {value}; {kept}. Lower "
+                           f"--optim.lr (now {cfg.optim.lr}), set --optim.clip, or change --model.init_scale")
+
+
 def window_target(dataset, y: torch.Tensor, w) -> torch.Tensor | None:
     """The targets of one TBPTT window, or None when the window asks for nothing."""
     if not dataset.every_step:
@@ -184,14 +193,7 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip)
                     loss_value = loss.item()
                     if not (math.isfinite(loss_value) and math.isfinite(norm)):
-                        what = "loss" if not math.isfinite(loss_value) else "gradient norm"
-                        latest = checkpoint_dir(run_dir) / "latest.pt"
-                        kept = (f"the last good checkpoint is {latest}" if latest.exists()
-                                else "no checkpoint was written before it")
-                        raise DivergenceError(
-                            f"training diverged at step {step + 1}: the {what} is "
-                            f"{loss_value if what == 'loss' else norm}; {kept}. Lower --optim.lr "
-                            f"(now {cfg.optim.lr}), set --optim.clip, or change --model.init_scale")
+                        raise diverged(step + 1, loss_value, norm, run_dir, cfg)  # no step, no checkpoint
                     optimizer.step()
                     step += 1
                     dist.on_step_end(step, model)
@@ -226,6 +228,8 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                     break
             else:
                 batches_done = 0  # the epoch ran to its end: the next one starts at its first batch
+            if step >= total:
+                break
     finally:
         progress.close()
         dist.close(run_dir if dist.is_main else None)
