@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from rnnscope.cli import main
@@ -24,6 +25,7 @@ def weights(run_dir) -> dict[str, torch.Tensor]:
     return {**state["model"], **{f"opt{k}": v["momentum_buffer"] for k, v in state["optimizer"]["state"].items()}}
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "rnnscope", "train", *ARGS, "--train.run_dir", str(killed)],

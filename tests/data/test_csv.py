@@ -72,6 +72,13 @@ def test_bad_files(tmp_path, text, message):
         dataset(path, "--data.val_fraction", "0")
 
 
+def test_binary_files_are_refused(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"a,b\n1,\xff\xfe\n")
+    with pytest.raises(UserError, match=r"is not UTF-8 text \(byte 6\); save it as UTF-8 CSV"):
+        dataset(path, "--data.val_fraction", "0")
+
+
 def test_unknown_column_names_the_closest_and_lists_the_columns(tmp_path):
     with pytest.raises(UserError, match=r"no column 'tmp' \(--data.column\); did you mean 'temp'\? "
                                         r"its columns are: date, temp, load"):

@@ -59,9 +59,10 @@ def _equivalence(rank, world, layers, activation, every_step, T, chunk, time_red
     sent = [r for r in records if r.op == "send"]
     b, C = 8, -(-T // chunk)
     plan = pipeline_traffic(RNNShape(3, 6, layers, T, 4, 2, b), world, chunk)
-    assert sum(r.payload_bytes for r in sent) == T * 4 * 6 * b  # one direction per rank
-    assert len(sent) == C
-    assert {r.tag for r in sent} == {"pp-grad" if stage.is_last else "pp-act"}
+    tags = {"pp-act"} if stage.is_first else {"pp-grad"} if stage.is_last else {"pp-act", "pp-grad"}
+    assert {r.tag for r in sent} == tags  # an inner stage sends both ways, an end stage one
+    assert sum(r.payload_bytes for r in sent) == len(tags) * T * 4 * 6 * b
+    assert len(sent) == len(tags) * C
     sends = [t for t in plan.transfers if t.op == "send"]  # the boundaries (ŷ's broadcast aside)
     assert sum(t.payload_bytes * t.count for t in sends) == 2 * (world - 1) * T * 4 * 6 * b
     assert sum(t.count for t in sends) == 2 * (world - 1) * C

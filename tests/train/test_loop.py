@@ -30,6 +30,7 @@ def final_weights(run_dir) -> dict[str, torch.Tensor]:
     return load_checkpoint(run_dir / "checkpoints" / "latest.pt")["model"]
 
 
+@pytest.mark.slow
 def test_the_default_setting_learns(tmp_path):
     # the chapter's setting as `rnnscope train` runs it (sigmoid, MSE, plain SGD, sine), 150 steps
     cfg = load_config(None, ["--train.max_steps", "150", "--train.progress", "false",

@@ -25,8 +25,13 @@ def read_table(path: str | Path) -> tuple[list[str], list[list[str]]]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"data file {path} does not exist; check the --data.csv path")
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        rows = [row for row in csv.reader(f)]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = [row for row in csv.reader(f)]
+    except UnicodeDecodeError as exc:
+        raise UserError(f"data file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise UserError(f"data file {path} is not a readable CSV ({exc}); check its quoting") from None
     rows = [row for row in rows if any(cell.strip() for cell in row)]  # blank lines carry nothing
     if not rows:
         raise UserError(f"data file {path} is empty; it needs a header row and one row per time step")

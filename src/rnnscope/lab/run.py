@@ -96,8 +96,8 @@ def _wait_all(procs: list[subprocess.Popen], logs: list[Path], deadline: float) 
         failed = [i for i, code in enumerate(codes) if code not in (None, 0)]
         if failed:
             i = failed[0]
-            raise LabError(f"the worker on host {i} exited with status {codes[i]}; "
-                           f"end of {logs[i]}:\n{tail(logs[i])}")
+            raise LabError(f"the worker on host {i} exited with status {codes[i]}"
+                           f"{said(logs[i])}; end of {logs[i]}:\n{tail(logs[i])}")
         if all(code == 0 for code in codes):
             return
         if time.monotonic() > deadline:
@@ -107,7 +107,19 @@ def _wait_all(procs: list[subprocess.Popen], logs: list[Path], deadline: float) 
         time.sleep(0.1)
 
 
-def tail(path: Path, lines: int = 15) -> str:
+def said(path: Path) -> str:
+    """`: <the worker's own error line>` (what `rnnscope train` printed), or "" if none."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        if "rnnscope train: error:" in line:
+            return ": " + line.split("rnnscope train: error:", 1)[1].strip()
+    return ""
+
+
+def tail(path: Path, lines: int = 10) -> str:
     """The last `lines` lines of a log file (or a note that it is empty)."""
     try:
         text = path.read_text(errors="replace").rstrip()

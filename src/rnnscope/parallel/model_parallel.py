@@ -95,7 +95,6 @@ class ModelParallelContext(ParallelContext):
         self.net = self.stage = None
         self._weight = 1.0  # this replica's share of the global batch
         self._total = _total_steps(cfg)
-        self._synced_at = -1
         self.idle: list[tuple[float, float]] = []  # (idle seconds, step seconds) per step
         self._step_start = time.perf_counter()
         self.evaluating = False  # no-grad forwards (validation) since the last ledger close
