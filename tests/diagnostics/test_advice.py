@@ -7,6 +7,7 @@ def summary(activation="sigmoid", saturated=0.0, slow=0.0, dead=(), verdict="hea
             direct=0.0, horizon=10, steps=11):
     return {
         "layer": "layer0",
+        "activation": activation,
         "saturation": {"activation": activation, "saturated_fraction": saturated, "slow_fraction": slow,
                        "saturated_rule": "|z| > 5.5", "slow_rule": "|z| > 2.2", "mean_abs_z": 1.0},
         "dead": {"activation": activation, "units": list(dead), "hidden": 8, "rule": "|h| < 0.001"},
@@ -30,7 +31,7 @@ def test_each_problem_gets_its_advice():
                          horizon=1, steps=40))
     assert v["saturation"][0] == "saturated" and "xavier" in v["saturation"][1]
     assert v["dead neurons"][0] == "dead units" and "σ(−7)" in v["dead neurons"][1]
-    assert v["gradient flow"][0] == "vanishing" and "tbptt" in v["gradient flow"][1]
+    assert v["gradient flow"][0] == "vanishing" and "σ'(z) ≤ 0.25" in v["gradient flow"][1]
     assert v["memory horizon"][0] == "short memory"
     assert verdicts(summary(slow=0.3))["saturation"][0] == "slow learning"
     assert "--optim.clip" in verdicts(summary(verdict="exploding"))["gradient flow"][1]

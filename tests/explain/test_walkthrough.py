@@ -50,12 +50,13 @@ def test_numbers_match_an_unrolled_autograd_reference():
     loss.backward()
     for row, z in zip(result["forward"], zs):
         assert row["z"] == pytest.approx(float(z.detach()), abs=1e-15)
+    h = h.detach()
     assert result["prediction"] == pytest.approx(float(h), abs=1e-15)
-    assert result["loss"] == pytest.approx(float(loss), abs=1e-15)
+    assert result["loss"] == pytest.approx(float(loss.detach()), abs=1e-15)
     assert result["output_error"] == pytest.approx(2 * (float(h) - setting.target), abs=1e-15)
     for name, param in (("w_x", w_x), ("w_h", w_h), ("b", b)):  # backward pass went well?
         assert result["applied"][name] == pytest.approx(setting.lr * float(param.grad), abs=1e-15)
-        assert result["updated"][name] == pytest.approx(float(param - setting.lr * param.grad), abs=1e-15)
+        assert result["updated"][name] == pytest.approx(float(param.detach() - setting.lr * param.grad), abs=1e-15)
 
 
 def test_error_term_is_error_times_derivative_last_step_first():

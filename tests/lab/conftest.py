@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
 
 from rnnscope.lab.requirements import probe
-from rnnscope.lab.system import PREFIX_RE
+from rnnscope.lab.system import OWNER_DIR, PREFIX_RE
 
 
 def lab_names() -> set[str]:
@@ -36,9 +37,22 @@ def lab_ready() -> None:
         pytest.skip(missing)
 
 
+def owned_elsewhere(name: str) -> bool:
+    """Whether `name` belongs to a lab that another live process (a concurrent run) holds."""
+    try:
+        pid = int((OWNER_DIR / PREFIX_RE.match(name).group(0)).read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return pid != os.getpid()
+
+
 @pytest.fixture(autouse=True)
 def no_lab_left_behind(request: pytest.FixtureRequest):
-    """After every lab test, passed or failed: nothing new of any lab remains (checked, then removed)."""
+    """After every lab test, passed or failed: nothing new of any lab remains (checked, then removed).
+
+    Names that a live process other than this one holds are a concurrent run's, not leftovers.
+    """
     if probe().missing() is not None:
         yield
         return
@@ -46,7 +60,7 @@ def no_lab_left_behind(request: pytest.FixtureRequest):
     try:
         yield
     finally:
-        left = lab_names() - before
+        left = {name for name in lab_names() - before if not owned_elsewhere(name)}
         # remove them whatever happens, so one failing test cannot leak into the next
         for name in left:
             subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)

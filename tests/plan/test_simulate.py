@@ -85,3 +85,11 @@ def test_layouts_the_model_cannot_take(layout, match):
 
 def test_single_device_seconds_grows_with_the_batch():
     assert single_device_seconds(inputs(), 64) > single_device_seconds(inputs(), 16)
+
+
+def test_more_local_workers_than_cores_compute_slower():
+    shared = simulate(inputs(Link.simple(0.0, 1e30), cores=2), Layout(data=4))
+    alone = simulate(inputs(Link.simple(0.0, 1e30)), Layout(data=4))
+    assert shared.compute_s == pytest.approx(2 * alone.compute_s)
+    assert simulate(inputs(cores=2), Layout(data=2)).compute_s == pytest.approx(
+        simulate(inputs(), Layout(data=2)).compute_s)

@@ -87,8 +87,10 @@ def gradient_row(summary: dict) -> Row:
         finding += (f"; {_pct(g['direct_share'])} of it is each step's own error (a loss at every step), "
                     "so see the memory horizon for how far back it travels")
     advice = {
-        "vanishing": "the early time steps get (almost) no learning signal: use truncated BPTT "
-        "(--train.tbptt_k1), shorter sequences, or tanh/relu with --model.init orthogonal or identity",
+        "vanishing": "the early time steps get (almost) no learning signal"
+        + (": σ'(z) ≤ 0.25 shrinks it at every step back" if summary["activation"] == "sigmoid" else "")
+        + "; try --model.activation tanh or relu with --model.init orthogonal or identity, "
+        "or shorter sequences (--data.seq_len)",
         "exploding": "clip the gradient norm (--optim.clip 1), lower --optim.lr or --model.init_scale",
         "no gradient": "the loss does not depend on this layer's states: check the model's output",
         "healthy": "",

@@ -23,10 +23,8 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DistributedDataParallel (or similar `.module`) wrapper."""
-    while isinstance(model, nn.parallel.DistributedDataParallel) or (
-        type(model).__name__ in ("DistributedDataParallel", "DataParallel") and hasattr(model, "module")
-    ):
+    """The module inside a DistributedDataParallel or DataParallel wrapper (the model itself if none)."""
+    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
         model = model.module
     return model
 

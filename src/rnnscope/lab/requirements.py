@@ -13,7 +13,8 @@ import shutil
 from dataclasses import dataclass
 
 from rnnscope.errors import UserError
-from rnnscope.lab.system import LabError, delete_namespace, new_prefix, run_cmd
+from rnnscope.lab.system import (LabError, claim_prefix, delete_namespace, new_prefix,
+                                 release_prefix, run_cmd)
 
 
 class LabUnavailable(UserError):
@@ -74,6 +75,7 @@ def probe() -> Capabilities:
     ]
     found = {"netns": False, "veth_bridge": False, "tbf": False, "netem": False}
     problem = ""
+    claim_prefix(prefix)  # a probe is a lab too: `--cleanup` must not take it from under us
     try:
         for key, argv in steps:
             try:
@@ -86,6 +88,7 @@ def probe() -> Capabilities:
     finally:
         if found["netns"]:
             delete_namespace(namespace)
+        release_prefix(prefix)
     return Capabilities(root, has_ip, has_tc, problem=problem, **found)
 
 

@@ -246,7 +246,8 @@ def calibrated_inputs(shape, cfg, world: int = 2):
     """PlanInputs for local runs on this machine, the worker counts to predict, the measurements.
 
     Local runs use gloo's algorithms (its reduce-scatter is an all-reduce), one flat loopback
-    "network" with α/β per op and regime, this CPU's measured speed, and train's meaning of
+    "network" with α/β per op and regime, this CPU's measured speed (one thread per worker;
+    more workers than cores compute that much slower), and train's meaning of
     --data.batch_size (the global batch: strong scaling).
     """
     from rnnscope.plan.simulate import PlanInputs
@@ -265,7 +266,8 @@ def calibrated_inputs(shape, cfg, world: int = 2):
                     compute["step_overhead_s"], source="rnnscope plan --calibrate")
     topology = Topology(links["send"], op_links=links)
     inputs = PlanInputs(shape, device, topology, chunk=cfg.parallel.chunk,
-                        bucket_mb=cfg.parallel.bucket_mb, scaling="strong", algorithms=GLOO)
+                        bucket_mb=cfg.parallel.bucket_mb, scaling="strong", algorithms=GLOO,
+                        cores=os.cpu_count() or 1)
     measured = {
         "network_seconds": network,
         "links": {op: [{"up_to_bytes": None if r.up_to_bytes == float("inf") else r.up_to_bytes,

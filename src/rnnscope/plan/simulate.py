@@ -67,6 +67,7 @@ class PlanInputs:
     bucket_mb: float = 25.0  # DDP bucket cap, MiB
     scaling: str = "weak"  # weak: shape.batch per data replica; strong: shape.batch in all
     algorithms: dict[str, tuple[str, str]] | None = None  # fixed per op (a backend), else fastest
+    cores: int | None = None  # local runs: the workers share this many CPU cores
 
 
 @dataclass
@@ -122,10 +123,15 @@ def check_layout(inputs: PlanInputs, layout: Layout) -> int:
     return -(-s.batch // d)
 
 
-def _layer_seconds(inputs: PlanInputs, batch: int, shards: int) -> list[tuple[float, float]]:
+def _layer_seconds(inputs: PlanInputs, batch: int, shards: int,
+                   workers: int = 1) -> list[tuple[float, float]]:
+    """(forward, backward) seconds of one time step per layer; more workers than cores
+    (`inputs.cores`, local runs) share them and each computes that much slower."""
     s = inputs.shape
-    return [step_seconds(inputs.device, batch, s.hidden, s.input_size if l == 0 else s.hidden,
-                         s.bytes_per_element, shards) for l in range(s.layers)]
+    slower = max(1.0, workers / inputs.cores) if inputs.cores else 1.0
+    return [tuple(slower * x for x in step_seconds(
+        inputs.device, batch, s.hidden, s.input_size if l == 0 else s.hidden,
+        s.bytes_per_element, shards)) for l in range(s.layers)]
 
 
 def single_device_seconds(inputs: PlanInputs, batch: int) -> float:
@@ -211,7 +217,7 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
     s, topo = inputs.shape, inputs.topology
     d, p, k = layout.data, layout.pipeline, layout.hidden
     T, L, H, b = s.seq_len, s.layers, s.hidden, s.bytes_per_element
-    per_step = _layer_seconds(inputs, batch, k)  # (forward, backward) per time step and layer
+    per_step = _layer_seconds(inputs, batch, k, layout.world)  # per time step and layer
     zero = CommCost(0.0, 0, 0, "-", 0)
     items: list[CommItem] = []
     ag = rs = rs_in = zero

@@ -28,7 +28,7 @@ def step_events(inputs: PlanInputs, plan: StepPlan) -> list[Event]:
     layout, s = plan.layout, inputs.shape
     T, L = s.seq_len, s.layers
     items = {item.tag: item for item in plan.items}
-    per_step = _layer_seconds(inputs, plan.batch_per_replica, layout.hidden)
+    per_step = _layer_seconds(inputs, plan.batch_per_replica, layout.hidden, layout.world)
     events: list[Event] = []
     if layout.pipeline == 1:
         clock = 0.0

@@ -112,8 +112,8 @@ class ParallelConfig:
 class DiagnosticsConfig:
     """[diagnostics]: records of what happens inside the network while it trains."""
 
-    every: int = _f(0, "steps between diagnostic records (0 = off)")
-    epsilon: float = _f(1e-3, "threshold below which a neuron's derivative counts as vanished")
+    every: int = _f(0, "steps between diagnostic records (0 = off; 50 costs about 5% of training time)")
+    epsilon: float = _f(1e-3, "dead-unit output threshold and memory-horizon threshold")
 
 
 @dataclass
