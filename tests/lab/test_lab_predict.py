@@ -50,3 +50,19 @@ def test_pipeline_needs_a_layer_per_host():
 
 def test_frame_payload_removes_66_bytes_per_packet():
     assert frame_payload_bytes(1514 * 10, 10) == 1448 * 10
+
+
+def test_a_calibrated_software_cost_keeps_its_alpha_and_is_capped_at_the_link():
+    from rnnscope.plan.alphabeta import Link, Regime
+
+    loopback = Link((Regime(1024, 1e-4, 5e6), Regime(float("inf"), 6e-4, 1e9)), "gloo all_reduce")
+    link = lab_link(80e6, delay_ms=0.5, bidirectional=True, software=loopback)
+    wire = 10e6 * TCP_PAYLOAD_SHARE_BIDIRECTIONAL  # bytes/s
+    assert [(r.alpha_s, r.bandwidth_Bps) for r in link.regimes] == [
+        (pytest.approx(1e-4 + 1e-3), 5e6), (pytest.approx(6e-4 + 1e-3), pytest.approx(wire))]
+    cfg = load_config(None, ["--model.hidden", "64"])
+    plain = predict_step(cfg, "tensor", 2, 1e9)
+    slow_software = predict_step(cfg, "tensor", 2, 1e9, software={
+        op: Link.simple(1e-3, 1e12) for op in ("send", "all_reduce", "all_gather")})
+    assert slow_software.comm_seconds > plain.comm_seconds  # 1 ms a message instead of 0.1
+    assert slow_software.network_bytes == plain.network_bytes

@@ -72,7 +72,8 @@ def _check_run(run_dir, reference, strategy, world):
             calls = {r["tag"]: r["calls"] for r in mine if r["rank"] == 0}
             assert calls == {"tp-act": 2 * 12, "tp-grad": 2 * 12 + 1}
     if world == 4:
-        assert any(r["tag"] == "dp-grad" for r in rows), "the data groups all-reduce"
+        dp = [r for r in rows if r["tag"] == "dp-grad"]
+        assert len(dp) == 6 * 4 and all(r["calls"] == 1 for r in dp), "one flat all-reduce"
 
 
 @pytest.mark.distributed
@@ -155,6 +156,7 @@ def test_config_is_checked_before_launch():
         (["--parallel.strategy", "pipeline", "--model.layers", "1"], r"layers \(1\) < pipeline stages \(2\)"),
         (["--parallel.strategy", "tensor", "--model.hidden", "7"], r"hidden\(7\) % K\(2\) = 1"),
         (["--parallel.strategy", "tensor", "--optim.clip", "1"], "cannot clip"),
+        (["--parallel.strategy", "pipeline", "--parallel.max_restarts", "1"], "cannot restart"),
         (["--parallel.strategy", "pipeline", "--parallel.data_degree", "3"], r"WORLD_SIZE\(2\) % data\(3\)"),
     ]:
         with pytest.raises(UserError, match=match):

@@ -5,6 +5,8 @@ import pytest
 from rnnscope.plan.alphabeta import Link, Regime
 from rnnscope.plan.calibrate import _cut_points, fit_network, fit_regimes, measure_compute, \
     measure_network
+from rnnscope.plan.strategies import RNNShape
+from rnnscope.train.config import load_config
 
 
 def test_one_straight_line_is_one_regime():
@@ -36,10 +38,15 @@ def test_fit_network_divides_by_the_critical_path():
     assert link.message_time(512) == pytest.approx(1e-4 + 512 / 1e9, rel=1e-6)
 
 
-def test_engine_speed_is_positive():
-    compute = measure_compute(sizes=((4, 16), (16, 64), (32, 256)), seq_len=10, repeats=3)
-    assert compute["flops_per_s"] > 0 and compute["step_overhead_s"] >= 0
-    assert len(compute["points"]) == 3
+def test_engine_speed_is_fitted_from_whole_training_steps():
+    cfg = load_config(None, ["--model.hidden", "32", "--model.layers", "2",
+                             "--data.seq_len", "10", "--data.batch_size", "16"])
+    shape = RNNShape(input_size=1, hidden=32, layers=2, seq_len=10, batch=16)
+    compute = measure_compute(shape, cfg, repeats=2)
+    assert compute["flops_per_s"] > 0
+    assert compute["step_overhead_s"] >= 0 and compute["step_fixed_s"] >= 0
+    assert {(b, l, h) for b, l, h, _ in compute["points"]} == {
+        (16, 2, 32), (4, 2, 32), (16, 1, 32), (16, 2, 64), (4, 1, 64)}
 
 
 @pytest.mark.distributed

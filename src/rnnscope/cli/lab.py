@@ -48,6 +48,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     lab.add_argument("--plot", help="PNG of step time against link rate "
                      "(default with --sweep-link: <out>/sweep.png)")
     lab.add_argument("--json", action="store_true", help="print the results as JSON")
+    lab.add_argument("--calibrate", action="store_true",
+                     help="first measure gloo's cost per message on loopback (10-30 s) and let the "
+                     "prediction use it (matters for many small messages: --strategy tensor)")
     lab.add_argument("--measure-link", type=float, metavar="SECONDS",
                      help="only measure host 0 -> host 1 with a bulk TCP transfer this long")
     lab.add_argument("--check", action="store_true",
@@ -175,6 +178,12 @@ def _train(args: argparse.Namespace, rates: list[float]) -> int:
                    timeout_s=args.timeout)
     check_plan(plan)  # the user's mistakes first, before asking anything of the kernel
     require(latency=args.delay_ms > 0)
+    if args.calibrate:
+        from dataclasses import replace
+
+        from rnnscope.lab.predict import calibrate_software
+
+        plan = replace(plan, software=calibrate_software())
     console = Console()
 
     def show(result) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rnnscope.errors import UserError
-from rnnscope.plan.alphabeta import Link
+from rnnscope.plan.alphabeta import Link, Regime
 from rnnscope.plan.compute import Device
 from rnnscope.plan.collectives import canonical_op, collective_cost, network_bytes
 from rnnscope.plan.strategies import (RNNShape, StrategyTraffic, data_parallel_traffic,
@@ -56,11 +56,33 @@ class Prediction:
     comm_seconds: float  # busiest rank's communication time per step
 
 
-def lab_link(rate_bps: float, delay_ms: float = 0.0, *, bidirectional: bool = False) -> Link:
-    """The alpha-beta link that one lab host sees at `rate_bps` (see the module docstring)."""
+def lab_link(rate_bps: float, delay_ms: float = 0.0, *, bidirectional: bool = False,
+             software: Link | None = None) -> Link:
+    """The alpha-beta link that one lab host sees at `rate_bps` (see the module docstring).
+
+    Args:
+        software: gloo's own cost per message-size regime, fitted on loopback
+            (`calibrate_software`); each regime keeps its α and is capped at the link's β.
+            Without it, one regime with α = ALPHA_S.
+    """
     share = TCP_PAYLOAD_SHARE_BIDIRECTIONAL if bidirectional else TCP_PAYLOAD_SHARE
-    return Link.simple(ALPHA_S + 2 * delay_ms / 1e3, rate_bps / 8 * share,
-                       name=f"lab {rate_bps / 1e6:g} Mbit/s")
+    beta, delay_s = rate_bps / 8 * share, 2 * delay_ms / 1e3  # bytes/s, s
+    name = f"lab {rate_bps / 1e6:g} Mbit/s"
+    if software is None:
+        return Link.simple(ALPHA_S + delay_s, beta, name=name)
+    return Link(tuple(Regime(r.up_to_bytes, r.alpha_s + delay_s, min(r.bandwidth_Bps, beta))
+                      for r in software.regimes), name)
+
+
+def calibrate_software() -> dict[str, Link]:
+    """gloo's α and β per op and message size on 127.0.0.1 (`rnnscope.plan.calibrate`), 10-30 s.
+
+    Loopback is far faster than any lab link, so what it measures is the software's cost per
+    message (which the planner's regimes capture), not a wire's.
+    """
+    from rnnscope.plan.calibrate import fit_network, measure_network
+
+    return fit_network(measure_network(2), 2)
 
 
 def shape_from_config(cfg) -> RNNShape:
@@ -71,16 +93,25 @@ def shape_from_config(cfg) -> RNNShape:
 
 
 def planned_comm_seconds(cfg, strategy: str, shape: RNNShape, hosts: int, rate_bps: float,
-                         delay_ms: float = 0.0) -> float:
-    """`rnnscope.plan.simulate`'s communication on the critical path of one step on the lab."""
+                         delay_ms: float = 0.0,
+                         software: dict[str, Link] | None = None) -> float:
+    """`rnnscope.plan.simulate`'s communication on the critical path of one step on the lab.
+
+    `software`: per-op loopback fits from `calibrate_software` (formula ops), or None.
+    """
     from rnnscope.parallel.comm import BACKEND_ALGORITHMS
     from rnnscope.plan.simulate import Layout, PlanInputs, simulate
     from rnnscope.plan.topology import Topology
 
-    both_ways = lab_link(rate_bps, delay_ms, bidirectional=True)
-    one_way = lab_link(rate_bps, delay_ms)
-    star = Topology(inter=both_ways, op_links={op: both_ways for op in COLLECTIVES}
-                    | {"send": one_way, "recv": one_way})
+    software = software or {}
+
+    def link(op: str) -> Link:
+        one_way = op in ("send", "recv")
+        return lab_link(rate_bps, delay_ms, bidirectional=not one_way,
+                        software=software.get("send" if one_way else op))
+
+    star = Topology(inter=link("all_reduce"),
+                    op_links={op: link(op) for op in COLLECTIVES + ("send", "recv")})
     inputs = PlanInputs(shape, NO_COMPUTE, star, chunk=cfg.parallel.chunk,
                         bucket_mb=cfg.parallel.bucket_mb, scaling="strong",
                         algorithms=BACKEND_ALGORITHMS["gloo"])
@@ -101,13 +132,14 @@ def strategy_traffic(strategy: str, shape: RNNShape, hosts: int, cfg) -> Strateg
                     f"choose data, pipeline or tensor")
 
 
-def predict_step(cfg, strategy: str, hosts: int, rate_bps: float,
-                 delay_ms: float = 0.0) -> Prediction:
+def predict_step(cfg, strategy: str, hosts: int, rate_bps: float, delay_ms: float = 0.0,
+                 software: dict[str, Link] | None = None) -> Prediction:
     """The plan's bytes, messages and communication seconds of one step on the lab.
 
     Each of the plan's transfers is costed as gloo runs it (`BACKEND_ALGORITHMS`: gloo's
     reduce-scatter is an all-reduce that every rank cuts); the seconds are the planner's
-    simulated communication (`planned_comm_seconds`).
+    simulated communication (`planned_comm_seconds`), with gloo's measured per-message cost
+    when `software` (from `calibrate_software`) is given.
     """
     from rnnscope.parallel.comm import BACKEND_ALGORITHMS
 
@@ -124,7 +156,7 @@ def predict_step(cfg, strategy: str, hosts: int, rate_bps: float,
         total_messages += t.count * network_messages(op, t.payload_bytes, t.group, algorithm, b)
     if strategy == "pipeline":  # one boundary, two ways: the busiest rank sends one way only
         sent, messages = traffic.sent_bytes, traffic.messages
-    seconds = planned_comm_seconds(cfg, strategy, shape, hosts, rate_bps, delay_ms)
+    seconds = planned_comm_seconds(cfg, strategy, shape, hosts, rate_bps, delay_ms, software)
     return Prediction(strategy, hosts, rate_bps, sent, messages, total_bytes, total_messages,
                       seconds)
 

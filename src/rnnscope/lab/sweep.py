@@ -37,6 +37,7 @@ class LabPlan:
     out_dir: Path
     delay_ms: float = 0.0
     timeout_s: float = 600.0
+    software: dict | None = None  # gloo's per-message cost fitted on loopback (predict.calibrate_software)
 
     def overrides_for(self, strategy: str, run_dir: Path) -> list[str]:
         """The user's overrides, then the lab's own settings (last, so they win)."""
@@ -87,7 +88,8 @@ def run_one(lab: Lab, plan: LabPlan, strategy: str) -> LabResult:
     """Train `strategy` across the built `lab` and compare what it measured with the plan."""
     run_dir = plan.out_dir / run_name(strategy, lab.rate_bps)
     cfg = plan.config(strategy, run_dir)
-    prediction = predict_step(cfg, strategy, len(lab.hosts), lab.rate_bps, lab.delay_ms)
+    prediction = predict_step(cfg, strategy, len(lab.hosts), lab.rate_bps, lab.delay_ms,
+                              plan.software)
     log.info("lab: %s on %d hosts at %s -> %s", strategy, len(lab.hosts),
              format_rate(lab.rate_bps), run_dir)
     output = run_workers(lab, plan.train_args(strategy, run_dir), run_dir, plan.timeout_s)

@@ -17,15 +17,19 @@ ranks that hold one piece of the model (a block of layers, or H/M neurons of eve
 - `on_step_end` closes the ledger step, and before every log and checkpoint (and in `close`)
   gathers the pieces so that every rank's `net` holds the whole model (phase "sync", tag
   `mp-sync`): checkpoints are complete models, loadable by a single process.
+- `close` writes `model_parallel.json` into the run directory: each rank's measured idle share
+  (the pipeline's wait for its neighbours) for `rnnscope compare`.
 
 Refused, with the reason: --optim.clip (the loop's clip sees only this rank's piece),
---train.tbptt_k1 (checkpoints are synchronized at batch ends) and --diagnostics.every (the
-diagnostics probe runs the model on rank 0 alone).
+--train.tbptt_k1 (checkpoints are synchronized at batch ends), --diagnostics.every (the
+diagnostics probe runs the model on rank 0 alone), and resuming or --parallel.max_restarts
+(a checkpoint holds only rank 0's optimizer state).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -111,6 +115,12 @@ class ModelParallelContext(ParallelContext):
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
         """Build the stage; `model`'s own forward becomes the distributed one (for evaluation)."""
+        latest = Path(self.cfg.train.run_dir or ".") / "checkpoints" / "latest.pt"
+        if self.cfg.train.run_dir and latest.is_file():
+            raise UserError(f"{latest} exists: --parallel.strategy {self.strategy} cannot resume "
+                            "(a checkpoint holds the whole model but only rank 0's optimizer "
+                            "state); start a new --train.run_dir, or resume with "
+                            "--parallel.strategy data or none")
         self.net = model
         self.stage = self.make_stage(model, self.mesh.model_comm)
         module = ModelParallelModule(self)
@@ -129,13 +139,14 @@ class ModelParallelContext(ParallelContext):
         return tuple(parts)
 
     def reduce_data_grads(self) -> None:
-        """Average this piece's gradients over the data replicas, weighted by their batch share."""
+        """Average this piece's gradients over the data replicas: one flat all-reduce per step."""
         if self.mesh.data_comm is None:
             return
-        for p in self.stage.parameters():
-            if p.grad is not None:
-                p.grad.mul_(self._weight)
-                self.mesh.data_comm.all_reduce(p.grad, tag=DATA_TAG)
+        grads = [p.grad for p in self.stage.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads]).mul_(self._weight)  # weighted by batch share
+        self.mesh.data_comm.all_reduce(flat, tag=DATA_TAG)
+        for g, part in zip(grads, flat.split([g.numel() for g in grads])):
+            g.copy_(part.view_as(g))
 
     def begin_step(self) -> None:
         """A training forward starts: close any evaluation's traffic as phase "eval"."""
@@ -174,8 +185,6 @@ class ModelParallelContext(ParallelContext):
 
     def close(self, run_dir: Path | None) -> None:
         """Gather the model (the loop evaluates it once more after close), write idle stats."""
-        import sys
-
         if sys.exc_info()[0] is None and self.stage is not None:
             self.begin_step()  # closes a last validation's traffic as "eval"
             self.sync()
@@ -192,8 +201,9 @@ class ModelParallelContext(ParallelContext):
         """This rank's measured idle share (steps after the first) and the strategy's model."""
         rows = self.idle[1:] or self.idle
         idle, total = sum(r[0] for r in rows), sum(r[1] for r in rows)
+        measured = hasattr(self.stage, "idle_s") and total > 0  # the hidden split has no bubble
         return {"rank": self.rank, "model_index": self.mesh.model_index,
-                "idle_fraction": idle / total if total > 0 else None, "steps": len(rows)}
+                "idle_fraction": idle / total if measured else None, "steps": len(rows)}
 
 
 def _total_steps(cfg) -> int:
@@ -219,6 +229,10 @@ def check_config(cfg, world_size: int) -> None:
     if cfg.train.tbptt_k1 > 0:
         raise UserError(f"{name} trains with full BPTT; drop --train.tbptt_k1 "
                         f"{cfg.train.tbptt_k1} or use --parallel.strategy data")
+    if cfg.parallel.max_restarts > 0:
+        raise UserError(f"{name} cannot restart workers (--parallel.max_restarts "
+                        f"{cfg.parallel.max_restarts}): a restart resumes from a checkpoint, "
+                        "which holds only rank 0's optimizer state; set --parallel.max_restarts 0")
     if cfg.diagnostics.every > 0:
         raise UserError(f"{name} cannot record diagnostics (--diagnostics.every "
                         f"{cfg.diagnostics.every}): they run the model on one rank; "

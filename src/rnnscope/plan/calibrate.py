@@ -3,12 +3,14 @@
 Loopback does not follow one straight line (DESIGN.md: a 4 B all-reduce takes ≈ 0.14 ms, one of
 1–16 kB 1.1–1.7 ms, one of 4 MB ≈ 3.5 ms), so each op gets its own link with up to three
 regimes, fitted to the time of one step of its critical path (`alphabeta.message_schedule`).
-The engine is timed forward and backward at a few sizes (1 thread, as each worker runs) and
-fitted as t = 3·overhead + 6·B·H·(I+H) / rate per layer and time step (`compute.step_seconds`).
+Whole training steps of train's model are timed at a few shapes around the configured one
+(1 thread, as each worker runs) and fitted as 3·overhead + 6·B·H·(I+H) / rate per layer and
+time step (`compute.step_seconds`) plus a fixed cost per training step (readout, loss, optimizer).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -203,43 +205,71 @@ def fit_network(measured: dict, world: int) -> dict[str, Link]:
     return links
 
 
-def measure_compute(sizes: tuple[tuple[int, int], ...] = ((8, 32), (32, 128), (64, 256),
-                                                          (64, 512)),
-                    seq_len: int = 50, input_size: int = 1, repeats: int = 5) -> dict:
-    """Time rnnscope.nn.RNN forward + backward (1 thread) at a few (B, H); fit the device.
+def time_training_step(shape, cfg, repeats: int = 3) -> float:
+    """Seconds of one whole training step of train's model on one thread: forward, readout,
+    loss, backward, gradient norm, optimizer step (the median of `repeats` after a warm-up)."""
+    import torch
 
-    Returns {"points": [(B, H, seconds per time step)], "step_overhead_s", "flops_per_s"}.
+    from rnnscope.train.metrics import loss_fn
+    from rnnscope.train.model import SequenceModel, grad_norm
+    from rnnscope.train.setup import build_optimizer
+
+    model_cfg = dataclasses.replace(cfg.model, hidden=shape.hidden, layers=shape.layers)
+    net = SequenceModel(shape.input_size, shape.output_size, model_cfg, shape.every_step)
+    optimizer = build_optimizer(cfg.optim, net.parameters())
+    B, T = shape.batch, shape.seq_len
+    x = torch.randn(B, T, shape.input_size)  # (B, T, I)
+    y = torch.randn(B, T, shape.output_size) if shape.every_step else \
+        torch.randn(B, shape.output_size)
+    times = []
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        optimizer.zero_grad()
+        y_hat, _ = net(x)
+        loss_fn("regression", y_hat, y).backward()
+        grad_norm(net)
+        optimizer.step()
+        if i:  # the first run warms up
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def measure_compute(shape, cfg, repeats: int = 3) -> dict:
+    """Time whole training steps of train's model (1 thread) around `shape` and fit the device.
+
+    The fit: t = 3·overhead·T·L + FLOPs / rate + fixed, with FLOPs = T·Σ_layers 6·B·H·(I_l+H)
+    (forward and backward), `overhead` per layer and time step (`compute.step_seconds`) and
+    `fixed` per training step (readout, loss, optimizer). The shapes vary the batch, the layers
+    and the hidden size so that the three are told apart.
+    Returns {"points": [(B, L, H, seconds)], "step_overhead_s", "flops_per_s", "step_fixed_s"}.
     """
     import torch
 
-    from rnnscope.nn import RNN
-
+    B, L, H = shape.batch, shape.layers, shape.hidden
+    variants = sorted({(B, L, H), (max(1, B // 4), L, H), (B, 1, H), (B, L, 2 * H),
+                       (max(1, B // 4), 1, 2 * H)})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     points = []
     try:
-        for batch, hidden in sizes:
-            rnn = RNN(input_size, hidden)
-            x = torch.randn(seq_len, batch, input_size)  # (T, B, I)
-            times = []
-            for i in range(repeats + 1):
-                t0 = time.perf_counter()
-                out, _ = rnn(x)
-                out.sum().backward()
-                if i:  # the first run warms up
-                    times.append(time.perf_counter() - t0)
-            # the median, like the network's: runs on a shared machine are measured the same way
-            points.append((batch, hidden, float(np.median(times)) / seq_len))
+        for b, l, h in variants:
+            seconds = time_training_step(dataclasses.replace(shape, batch=b, layers=l, hidden=h),
+                                         cfg, repeats)
+            points.append((b, l, h, seconds))
     finally:
         torch.set_num_threads(threads)
-    flops = np.array([6.0 * B * H * (input_size + H) for B, H, _ in points])  # fwd + bwd
+    T, I = shape.seq_len, shape.input_size
+    features = np.array([[3.0 * T * l, T * sum(6.0 * b * h * ((I if k == 0 else h) + h)
+                                               for k in range(l)), 1.0]
+                         for b, l, h, _ in points])
     seconds = np.array([t for *_, t in points])
-    slope, intercept = np.polyfit(flops, seconds, 1)
-    if slope <= 0:
+    coef, *_ = np.linalg.lstsq(features / seconds[:, None], np.ones(len(points)), rcond=None)
+    overhead, inv_rate, fixed = (float(c) for c in coef)
+    if inv_rate <= 0:
         raise UserError(f"timing the engine gave no usable FLOP rate ({points}); "
                         f"the machine may be too busy: run --calibrate again")
-    return {"points": points, "step_overhead_s": max(float(intercept), 0.0) / 3,
-            "flops_per_s": 1.0 / float(slope)}
+    return {"points": points, "step_overhead_s": max(overhead, 0.0), "flops_per_s": 1 / inv_rate,
+            "step_fixed_s": max(fixed, 0.0)}
 
 
 def calibrated_inputs(shape, cfg, world: int = 2):
@@ -256,18 +286,15 @@ def calibrated_inputs(shape, cfg, world: int = 2):
     log.info("measuring gloo on 127.0.0.1 (%d processes) and the engine's speed ...", world)
     network = measure_network(world)
     links = fit_network(network, world)
-    # time the engine around the shapes the local runs will have: the batch split 1, 2, 4 ways
-    B, H = shape.batch, shape.hidden
-    sizes = tuple(sorted({(max(1, B // 4), H), (max(1, B // 2), H), (B, H), (B, 2 * H)}))
-    compute = measure_compute(sizes, seq_len=min(shape.seq_len, 50),
-                              input_size=shape.input_size)
+    compute = measure_compute(shape, cfg)
     rate = compute["flops_per_s"]
     device = Device("this cpu (1 thread)", {4: rate, 8: rate, 2: rate}, 1.0,
                     compute["step_overhead_s"], source="rnnscope plan --calibrate")
     topology = Topology(links["send"], op_links=links)
     inputs = PlanInputs(shape, device, topology, chunk=cfg.parallel.chunk,
                         bucket_mb=cfg.parallel.bucket_mb, scaling="strong", algorithms=GLOO,
-                        cores=os.cpu_count() or 1)
+                        cores=os.cpu_count() or 1, step_fixed_s=compute["step_fixed_s"])
+
     measured = {
         "network_seconds": network,
         "links": {op: [{"up_to_bytes": None if r.up_to_bytes == float("inf") else r.up_to_bytes,
@@ -278,6 +305,6 @@ def calibrated_inputs(shape, cfg, world: int = 2):
                     f"{network['all_reduce'][4] * 1e3:.2f} ms, 4 MB "
                     f"{network['all_reduce'][4194304] * 1e3:.2f} ms; engine "
                     f"{rate / 1e9:.2f} GFLOP/s + {compute['step_overhead_s'] * 1e6:.0f} µs "
-                    f"per time step"),
+                    f"per time step + {compute['step_fixed_s'] * 1e3:.2f} ms per training step"),
     }
     return inputs, [2, 4], measured

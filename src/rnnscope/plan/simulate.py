@@ -68,6 +68,9 @@ class PlanInputs:
     scaling: str = "weak"  # weak: shape.batch per data replica; strong: shape.batch in all
     algorithms: dict[str, tuple[str, str]] | None = None  # fixed per op (a backend), else fastest
     cores: int | None = None  # local runs: the workers share this many CPU cores
+    # per training step outside the recurrence (readout, loss, optimizer, the loop itself):
+    # measured by --calibrate for local runs; 0 at scale, where it is small beside T steps
+    step_fixed_s: float = 0.0
 
 
 @dataclass
@@ -128,15 +131,21 @@ def _layer_seconds(inputs: PlanInputs, batch: int, shards: int,
     """(forward, backward) seconds of one time step per layer; more workers than cores
     (`inputs.cores`, local runs) share them and each computes that much slower."""
     s = inputs.shape
-    slower = max(1.0, workers / inputs.cores) if inputs.cores else 1.0
+    slower = _slower(inputs, workers)
     return [tuple(slower * x for x in step_seconds(
         inputs.device, batch, s.hidden, s.input_size if l == 0 else s.hidden,
         s.bytes_per_element, shards)) for l in range(s.layers)]
 
 
+def _slower(inputs: PlanInputs, workers: int) -> float:
+    """How much slower each worker computes when `workers` share `inputs.cores` cores."""
+    return max(1.0, workers / inputs.cores) if inputs.cores else 1.0
+
+
 def single_device_seconds(inputs: PlanInputs, batch: int) -> float:
-    """One device, no communication: T · Σ_layers (forward + backward step)."""
-    return inputs.shape.seq_len * sum(f + b for f, b in _layer_seconds(inputs, batch, 1))
+    """One device, no communication: T · Σ_layers (forward + backward step) + the fixed part."""
+    recurrence = sum(f + b for f, b in _layer_seconds(inputs, batch, 1))
+    return inputs.shape.seq_len * recurrence + inputs.step_fixed_s
 
 
 def _wave(per_chunk: list[float], send_s: float, chunks: int) -> float:
@@ -235,7 +244,8 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
     fwd = [T * (f + ag.seconds) for f, _ in per_step]
     bwd = [T * (g + rs.seconds) + (rs_in.seconds if l else 0.0) for l, (_, g) in
            enumerate(per_step)]
-    compute_s = T * sum(f + g for f, g in per_step)
+    fixed = inputs.step_fixed_s * _slower(inputs, layout.world)
+    compute_s = T * sum(f + g for f, g in per_step) + fixed
     sizes, layer_of = _parameters(inputs, layout)
     exposed_data = 0.0
     if p == 1:
@@ -264,7 +274,9 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
             cast = group_collective(topo, "broadcast", y_hat, p, 1, b, inputs.algorithms)
             items.append(CommItem("output", "broadcast", y_hat, 1, cast, cast.seconds))
             forward += cast.seconds
-        compute_s = max(T * sum(per_step[l][0] + per_step[l][1] for l in st) for st in stages)
+        compute_s = max(T * sum(per_step[l][0] + per_step[l][1] for l in st)
+                        for st in stages) + fixed
+        no_comm += fixed
         bubble_fraction = (p - 1) / (chunks + p - 1)
         directions = 2 if p > 2 else 1  # an inner stage sends both ways
         full, last = divmod(T, chunk)
@@ -288,7 +300,7 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
             worst = max(candidates, key=lambda item: (item.exposed_s, item.cost.seconds))
             exposed_data = worst.exposed_s
             items.append(worst)
-    step_s = forward + backward + exposed_data
+    step_s = forward + backward + exposed_data + fixed
     bubble_s = max(0.0, no_comm - compute_s)
     return _summarize(inputs, layout, batch, step_s, compute_s, bubble_s,
                       step_s - no_comm, bubble_fraction, items)
