@@ -157,6 +157,25 @@ class ParallelContext:
                 dist.destroy_process_group()
 
 
+def init_process_group(backend: str, timeout: datetime.timedelta, device_id) -> None:
+    """dist.init_process_group from torchrun's environment, with each restart's keys kept apart.
+
+    torchrun's agent serves one store for the whole job, and the default group's keys (each
+    rank's gloo address among them) are not prefixed by attempt: after a restart a worker can
+    read the address of a peer that died in the previous attempt and fail with "Connection
+    refused" (seen here about one restart in three). A prefix per TORCHELASTIC_RESTART_COUNT
+    gives every attempt its own keys.
+    """
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if restart is None:  # not started by torchrun: plain env:// initialization
+        dist.init_process_group(backend, timeout=timeout, device_id=device_id)
+        return
+    store, rank, world_size = next(dist.rendezvous("env://", timeout=timeout))
+    store = dist.PrefixStore(f"rnnscope/attempt_{restart}", store)
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout,
+                            device_id=device_id)
+
+
 def from_env(cfg) -> ParallelContext:
     """Join the process group torchrun described and return cfg.parallel.strategy's context."""
     strategy = cfg.parallel.strategy
@@ -176,7 +195,7 @@ def from_env(cfg) -> ParallelContext:
     device = torch.device("cuda", env.local_rank) if device_type.type == "cuda" else device_type
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=cfg.parallel.timeout_s),
-                            device_id=device if device.type == "cuda" else None)
+    init_process_group(backend, datetime.timedelta(seconds=cfg.parallel.timeout_s),
+                       device if device.type == "cuda" else None)
     comm = Communicator(ledger=Ledger(env.rank))
     return cls(cfg, comm, device, env)

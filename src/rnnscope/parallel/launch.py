@@ -49,6 +49,10 @@ def check_launch(cfg) -> None:
             f"--data.batch_size {cfg.data.batch_size} does not split over --parallel.nproc {n} "
             f"workers ({cfg.data.batch_size} / {n} = {cfg.data.batch_size / n:.2f}); use a "
             f"multiple of {n}, such as {below or n} or {below + n}")
+    if p.strategy in ("pipeline", "tensor"):
+        from rnnscope.parallel.model_parallel import check_config
+
+        check_config(cfg, n)  # the workers check again; here it costs no start-up
     wants_cuda = p.backend == "nccl" or cfg.train.device == "cuda" or (
         cfg.train.device == "auto" and torch.cuda.is_available())
     if wants_cuda and torch.cuda.device_count() < n:
