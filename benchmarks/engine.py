@@ -55,19 +55,25 @@ def make_step(rnn: torch.nn.Module, readout: torch.nn.Linear, x: torch.Tensor, y
     return step
 
 
-def median_time(fn, repeats: int, min_seconds: float) -> float:
-    """Median seconds of fn() over `repeats` timed calls, after warm-up."""
-    for _ in range(2):
+def interleaved_medians(fns: dict, repeats: int, min_seconds: float) -> dict[str, float]:
+    """Median seconds per call of each function, timed in alternating rounds.
+
+    Every round calls each function once, so a burst of load on this shared machine slows all
+    of them alike instead of one of them; the ratios stay meaningful.
+    """
+    for fn in fns.values():  # warm-up
         fn()
-    times: list[float] = []
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     start = time.perf_counter()
-    while len(times) < repeats or time.perf_counter() - start < min_seconds:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        if len(times) >= 4 * repeats:
-            break
-    return statistics.median(times)
+    rounds = 0
+    while rounds < repeats or (time.perf_counter() - start < min_seconds and rounds < 4 * repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+        rounds += 1
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
@@ -103,13 +109,8 @@ def trace_off_overhead(B: int, T: int, I: int, H: int, rounds: int = 30) -> dict
         out, _ = ElmanBPTT.apply(x, h0, W_ih, W_hh, b_ih, b_hh, "tanh", "sum", None)
         out[-1].sum().backward()
 
-    a_times, b_times = [], []
-    for _ in range(rounds):
-        for fn, times in ((shipped, a_times), (bypassed, b_times)):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    a, b = statistics.median(a_times), statistics.median(b_times)
+    medians = interleaved_medians({"shipped": shipped, "bypassed": bypassed}, rounds, 0.0)
+    a, b = medians["shipped"], medians["bypassed"]
     return {"B": B, "T": T, "I": I, "H": H, "trace_off_seconds": a, "no_lookup_seconds": b,
             "overhead_fraction": a / b - 1}
 
@@ -126,11 +127,15 @@ def run(repeats: int, min_seconds: float) -> dict:
         theirs = torch.nn.RNN(I, H)
         theirs.load_state_dict(ours.state_dict())
         cell = CellLoop(I, H)
-        times = {
-            "rnnscope": median_time(make_step(ours, readout, x, y), repeats, min_seconds),
-            "torch.nn.RNN": median_time(make_step(theirs, readout, x, y), repeats, min_seconds),
-            "RNNCell loop": median_time(make_step(cell, readout, x, y), repeats, min_seconds),
-        }
+        times = interleaved_medians(
+            {
+                "rnnscope": make_step(ours, readout, x, y),
+                "torch.nn.RNN": make_step(theirs, readout, x, y),
+                "RNNCell loop": make_step(cell, readout, x, y),
+            },
+            repeats,
+            min_seconds,
+        )
         flops = 6 * T * B * H * (I + H)
         rows.append(
             {
@@ -142,6 +147,11 @@ def run(repeats: int, min_seconds: float) -> dict:
                 "fraction_of_matmul_peak": flops / times["rnnscope"] / 1e9 / peak,
             }
         )
+    peak_after = matmul_gflops()  # the best of before and after: load only ever lowers it
+    if peak_after > peak:
+        peak = peak_after
+        for r in rows:
+            r["fraction_of_matmul_peak"] = r["rnnscope_gflops"] / peak
     speedups = [r["speedup_vs_torch_rnn"] for r in rows]
     overheads = [trace_off_overhead(*cfg) for cfg in ((1, 200, 1, 16), (64, 100, 8, 128))]
     return {

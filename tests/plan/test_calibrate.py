@@ -46,7 +46,7 @@ def test_engine_speed_is_fitted_from_whole_training_steps():
     assert compute["flops_per_s"] > 0
     assert compute["step_overhead_s"] >= 0 and compute["step_fixed_s"] >= 0
     assert {(b, l, h) for b, l, h, _ in compute["points"]} == {
-        (16, 2, 32), (4, 2, 32), (16, 1, 32), (16, 2, 64), (4, 1, 64)}
+        (16, 2, 32), (8, 2, 32), (4, 2, 32), (16, 1, 32), (16, 2, 64)}
 
 
 @pytest.mark.distributed

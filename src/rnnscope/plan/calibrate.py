@@ -3,9 +3,10 @@
 Loopback does not follow one straight line (DESIGN.md: a 4 B all-reduce takes ≈ 0.14 ms, one of
 1–16 kB 1.1–1.7 ms, one of 4 MB ≈ 3.5 ms), so each op gets its own link with up to three
 regimes, fitted to the time of one step of its critical path (`alphabeta.message_schedule`).
-Whole training steps of train's model are timed at a few shapes around the configured one
-(1 thread, as each worker runs) and fitted as 3·overhead + 6·B·H·(I+H) / rate per layer and
-time step (`compute.step_seconds`) plus a fixed cost per training step (readout, loss, optimizer).
+Whole training steps of train's model are timed at a few shapes around the configured one, in
+every benchmark process at once (1 thread each, sharing the cores as a run's workers do), and
+fitted as 3·overhead + 6·B·H·(I+H) / rate per layer and time step (`compute.step_seconds`) plus
+a fixed cost per training step (readout, loss, optimizer).
 """
 
 from __future__ import annotations
@@ -42,8 +43,11 @@ def free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
-            sizes: tuple[int, ...]) -> None:
-    """One gloo process: time every op and size; rank 0 writes {op: {size: seconds}}."""
+            sizes: tuple[int, ...], compute_args: tuple | None = None) -> None:
+    """One gloo process: time every op and size; rank 0 writes {op: {size: seconds}}.
+
+    With `compute_args` (shape, cfg), every process then times training steps at the same
+    time, so the engine is measured sharing the cores the way the workers of a run do."""
     import datetime
     import json
 
@@ -90,14 +94,22 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
                 times.append(time.perf_counter() - t0)
             seconds = float(np.median(times))
             results[op][size] = seconds / 2 if op == "send" else seconds
+    compute = None
+    if compute_args is not None:
+        dist.barrier()
+        compute = measure_compute(*compute_args)
+        dist.barrier()
     if rank == 0:
-        Path(out).write_text(json.dumps(results))
+        Path(out).write_text(json.dumps({"network": results, "compute": compute}))
     dist.destroy_process_group()
 
 
 def measure_network(world: int = 2, budget_s: float = 0.15, timeout_s: float = 180.0,
-                    sizes: tuple[int, ...] = SIZES) -> dict:
+                    sizes: tuple[int, ...] = SIZES, compute_args: tuple | None = None) -> dict:
     """Run the gloo micro-benchmark on 127.0.0.1; {op: {size_bytes: seconds}}.
+
+    With `compute_args` = (shape, cfg) the result is {"network": ..., "compute": ...}, the
+    second `measure_compute`'s, timed in every process at once.
 
     Args:
         world: processes (2 for the point-to-point ping-pong; more time the collectives at n).
@@ -113,7 +125,8 @@ def measure_network(world: int = 2, budget_s: float = 0.15, timeout_s: float = 1
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "network.json")
         port = free_port()
-        procs = [ctx.Process(target=_worker, args=(r, world, port, out, budget_s, sizes), daemon=True)
+        procs = [ctx.Process(target=_worker, args=(r, world, port, out, budget_s, sizes, compute_args),
+                             daemon=True)
                  for r in range(world)]
         for p in procs:
             p.start()
@@ -130,7 +143,9 @@ def measure_network(world: int = 2, budget_s: float = 0.15, timeout_s: float = 1
                             f"{', timed out after %gs' % timeout_s if hung else ''}); "
                             f"check that loopback TCP works (rnnscope env)")
         raw = json.loads(Path(out).read_text())
-    return {op: {int(size): t for size, t in sizes.items()} for op, sizes in raw.items()}
+    network = {op: {int(size): t for size, t in by_size.items()}
+               for op, by_size in raw["network"].items()}
+    return network if compute_args is None else {"network": network, "compute": raw["compute"]}
 
 
 def _fit_segment(m: np.ndarray, t: np.ndarray) -> tuple[float, float, float]:
@@ -207,7 +222,7 @@ def fit_network(measured: dict, world: int) -> dict[str, Link]:
 
 def time_training_step(shape, cfg, repeats: int = 3) -> float:
     """Seconds of one whole training step of train's model on one thread: forward, readout,
-    loss, backward, gradient norm, optimizer step (the fastest of `repeats` after a warm-up)."""
+    loss, backward, gradient norm, optimizer step (the median of `repeats` after a warm-up)."""
     import torch
 
     from rnnscope.train.metrics import loss_fn
@@ -231,8 +246,7 @@ def time_training_step(shape, cfg, repeats: int = 3) -> float:
         optimizer.step()
         if i:  # the first run warms up
             times.append(time.perf_counter() - t0)
-    # the fastest run: on a shared machine other processes only ever add time
-    return float(min(times))
+    return float(np.median(times))  # the runs' step times are medians too
 
 
 def measure_compute(shape, cfg, repeats: int = 3) -> dict:
@@ -247,8 +261,10 @@ def measure_compute(shape, cfg, repeats: int = 3) -> dict:
     import torch
 
     B, L, H = shape.batch, shape.layers, shape.hidden
-    variants = sorted({(B, L, H), (max(1, B // 4), L, H), (B, 1, H), (B, L, 2 * H),
-                       (max(1, B // 4), 1, 2 * H)})
+    # the shapes the local runs compute (the batch split 2 and 4 ways, one layer per stage) and
+    # a larger hidden size; the configured shape counts three times in the fit
+    variants = sorted({(B, L, H), (max(1, B // 2), L, H), (max(1, B // 4), L, H), (B, 1, H),
+                       (B, L, 2 * H)})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     points = []
@@ -266,13 +282,14 @@ def measure_compute(shape, cfg, repeats: int = 3) -> dict:
     seconds = np.array([t for *_, t in points])
     # least squares on relative error, every coefficient ≥ 0 (the FLOP term > 0): try each
     # subset of the terms that keeps the FLOP term, keep the best fit whose terms are positive
-    A, best = features / seconds[:, None], None
+    weight = np.array([3.0 if (b, l, h) == (B, L, H) else 1.0 for b, l, h, _ in points])
+    A, best = features / seconds[:, None] * weight[:, None], None
     for keep in ([0, 1, 2], [1, 2], [0, 1], [1]):
-        coef, *_ = np.linalg.lstsq(A[:, keep], np.ones(len(points)), rcond=None)
+        coef, *_ = np.linalg.lstsq(A[:, keep], weight, rcond=None)
         if np.all(coef > 0):
             full = np.zeros(3)
             full[keep] = coef
-            err = float(np.sum((A @ full - 1) ** 2))
+            err = float(np.sum((A @ full - weight) ** 2))
             if best is None or err < best[0]:
                 best = (err, full)
     if best is None:
@@ -295,9 +312,9 @@ def calibrated_inputs(shape, cfg, world: int = 2):
     from rnnscope.plan.topology import Topology
 
     log.info("measuring gloo on 127.0.0.1 (%d processes) and the engine's speed ...", world)
-    network = measure_network(world)
+    measured = measure_network(world, compute_args=(shape, cfg))
+    network, compute = measured["network"], measured["compute"]
     links = fit_network(network, world)
-    compute = measure_compute(shape, cfg)
     rate = compute["flops_per_s"]
     device = Device("this cpu (1 thread)", {4: rate, 8: rate, 2: rate}, 1.0,
                     compute["step_overhead_s"], source="rnnscope plan --calibrate")

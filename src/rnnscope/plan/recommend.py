@@ -103,7 +103,7 @@ def _comm_phrase(inputs: PlanInputs, plan: StepPlan) -> str:
                 f"({format_seconds(top.cost.seconds)} each)")
     else:
         what = f"a {bound}{format_bytes(top.payload_bytes)} {op} per step"
-    where = (f"on the {link.name} link" if len(link.regimes) > 1
+    where = ("on the calibrated loopback" if topo.op_links
              else f"over {format_bandwidth(link.bandwidth_Bps)} links")
     return f"{what} leaving {format_seconds(plan.exposed_comm_s)} exposed {where}"
 
