@@ -88,6 +88,7 @@ class ElmanBPTT(torch.autograd.Function):
         dh_record = torch.empty_like(h) if record is not None else None
 
         # output error at the last step: from the loss on y_T and from h_n
+        dh_buffer = torch.empty_like(h0)  # (B, H) reused every step: no allocation in the loop
         if grad_out is None:
             dh = grad_h_last if grad_h_last is not None else torch.zeros_like(h0)
         else:
@@ -101,9 +102,9 @@ class ElmanBPTT(torch.autograd.Function):
             if t > 0:
                 # propagate the error term back through W_hh, adding the output error at t−1
                 if out_errors is None:
-                    dh = torch.mm(delta_steps[t], W_hh)  # (B, H)
+                    dh = torch.mm(delta_steps[t], W_hh, out=dh_buffer)  # (B, H)
                 else:
-                    dh = torch.addmm(out_errors[t - 1], delta_steps[t], W_hh)  # (B, H)
+                    dh = torch.addmm(out_errors[t - 1], delta_steps[t], W_hh, out=dh_buffer)  # (B, H)
 
         needs = ctx.needs_input_grad
         dx = dh0 = dW_ih = dW_hh = db_ih = db_hh = None
