@@ -28,7 +28,7 @@ from rnnscope.plan.compute import Device
 log = logging.getLogger(__name__)
 
 SIZES = (4, 64, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)  # bytes (float32)
-OPS = ("send", "all_reduce", "all_gather")
+OPS = ("send", "all_reduce", "all_gather", "reduce_scatter", "broadcast")
 # what gloo runs for each op, as rnnscope.parallel.comm records it: (formula op, algorithm)
 GLOO = {"all_reduce": ("all_reduce", "ring"), "all_gather": ("all_gather", "ring"),
         "reduce_scatter": ("all_reduce", "ring"), "broadcast": ("broadcast", "ring"),
@@ -42,9 +42,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _op_runner(comm, op: str, size: int):
+    """A call of `op` on about `size` bytes, as the strategies make it through the Communicator;
+    returns (the call, the payload in bytes it moves)."""
+    import torch
+
+    rank, world = comm.rank, comm.world_size
+    elements = max(world, -(-size // 4 // world) * world)  # a whole shard per rank
+    x, part = torch.ones(elements), torch.empty(elements // world)
+    if op == "send":  # ping-pong between ranks 0 and 1 with isend/irecv, as the pipeline does
+        def once() -> None:
+            if rank < 2:
+                for sending in ((True, False) if rank == 0 else (False, True)):
+                    (comm.isend(x, 1 - rank, tag="cal") if sending
+                     else comm.irecv(x, 1 - rank, tag="cal")).wait()
+        return once, elements * 4
+    calls = {"all_reduce": lambda: comm.all_reduce(x, tag="cal"),
+             "all_gather": lambda: comm.all_gather(x, part, tag="cal"),
+             "reduce_scatter": lambda: comm.reduce_scatter(part, x, tag="cal"),
+             "broadcast": lambda: comm.broadcast(x, 0, tag="cal")}
+    return calls[op], elements * 4
+
+
 def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
             sizes: tuple[int, ...], compute_args: tuple | None = None) -> None:
-    """One gloo process: time every op and size; rank 0 writes {op: {size: seconds}}.
+    """One gloo process: time every op and size through rnnscope.parallel.comm's Communicator
+    (its bookkeeping included, as in a run); rank 0 writes {op: {size: seconds}}.
 
     With `compute_args` (shape, cfg), every process then times training steps at the same
     time, so the engine is measured sharing the cores the way the workers of a run do."""
@@ -54,28 +77,16 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
     import torch
     import torch.distributed as dist
 
+    from rnnscope.parallel.comm import Communicator
+
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                             world_size=world, timeout=datetime.timedelta(seconds=30))
+    comm = Communicator()
     results: dict[str, dict[int, float]] = {op: {} for op in OPS}
     for op in OPS:
         for size in sizes:
-            x = torch.ones(size // 4)
-            gathered = [torch.empty_like(x) for _ in range(world)]
-
-            def once() -> None:
-                if op == "send":  # ping-pong between ranks 0 and 1: one way = round trip / 2
-                    if rank == 0:
-                        dist.send(x, 1)
-                        dist.recv(x, 1)
-                    elif rank == 1:
-                        dist.recv(x, 0)
-                        dist.send(x, 0)
-                elif op == "all_reduce":
-                    dist.all_reduce(x)
-                else:
-                    dist.all_gather(gathered, x)
-
+            once, moved = _op_runner(comm, op, size)
             for _ in range(3):  # warm up the connection and the buffers
                 once()
             dist.barrier()
@@ -93,7 +104,8 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
                 once()
                 times.append(time.perf_counter() - t0)
             seconds = float(np.median(times))
-            results[op][size] = seconds / 2 if op == "send" else seconds
+            results[op][moved] = seconds / 2 if op == "send" else seconds
+            comm.ledger.close_step(None, "calibrate")  # keep the records from piling up
     compute = None
     if compute_args is not None:
         dist.barrier()
@@ -206,17 +218,53 @@ def _cut_points(n: int, k: int, least: int = 2) -> list[tuple[int, ...]]:
     return out
 
 
-def fit_network(measured: dict, world: int) -> dict[str, Link]:
-    """One Link per op: per-step time (time / steps) against the per-step message size."""
+def interpolate_regimes(points: dict[int, float], name: str = "link") -> Link:
+    """A Link through every measured (message bytes -> seconds) point: one regime per pair of
+    neighbouring sizes, the line through both (α and β of that size range).
+
+    Time never falls with size on a real link, so a point below its predecessor (noise) is
+    raised to it (a flat segment: β unbounded). Below the smallest size the first segment
+    applies, above the largest the last; a segment whose line would cross zero keeps α = 0 and
+    goes through its upper point.
+    """
+    sizes = sorted(points)
+    times = list(np.maximum.accumulate([points[m] for m in sizes]))
+    if len(sizes) == 1:
+        return Link((Regime(float("inf"), times[0], 1e18),), name)
+    regimes = []
+    for i in range(len(sizes) - 1):
+        (m0, t0), (m1, t1) = (sizes[i], times[i]), (sizes[i + 1], times[i + 1])
+        slope = (t1 - t0) / (m1 - m0)  # seconds per byte
+        if slope <= 0:
+            alpha, bandwidth = t0, 1e18
+        elif t0 - slope * m0 < 0:
+            alpha, bandwidth = 0.0, m1 / t1
+        else:
+            alpha, bandwidth = t0 - slope * m0, 1 / slope
+        up_to = float("inf") if i == len(sizes) - 2 else float(m1)
+        regimes.append(Regime(up_to, alpha, bandwidth))
+    return Link(tuple(regimes), name)
+
+
+def fit_network(measured: dict, world: int, interpolate: bool = False) -> dict[str, Link]:
+    """One Link per op: per-step time (time / steps) against the per-step message size.
+
+    Each op's steps are those of what gloo runs for it (`GLOO`: its reduce-scatter is an
+    all-reduce). `interpolate`: a regime between every two measured sizes
+    (`interpolate_regimes`, for predicting runs at the measured sizes) instead of the fewest
+    regimes that fit (`fit_regimes`).
+    """
     links = {}
     for op, sizes in measured.items():
+        formula_op, algorithm = GLOO.get(op, (op, "ring"))
         points = {}
         for size, seconds in sizes.items():
-            schedule = message_schedule(op, size, world if op != "send" else 2, "ring"
-                                        if op != "send" else "direct", element_size=4)
+            n = 2 if formula_op in ("send", "recv") else world
+            schedule = message_schedule(formula_op, size, n, algorithm, element_size=4)
             steps = sum(count for count, _ in schedule)
             points[max(schedule[0][1], 1)] = seconds / steps
-        links[op] = fit_regimes(points, name=f"gloo {op}")
+        fit = interpolate_regimes if interpolate else fit_regimes
+        links[op] = fit(points, name=f"gloo {op}")
     return links
 
 

@@ -71,6 +71,11 @@ class PlanInputs:
     # per training step outside the recurrence (readout, loss, optimizer, the loop itself):
     # measured by --calibrate for local runs; 0 at scale, where it is small beside T steps
     step_fixed_s: float = 0.0
+    # the strategies' own code around the engine (`rnnscope.plan.pattern`, --calibrate): per
+    # layer and forward time step of a hidden split, per layer and forward chunk of a pipeline
+    # stage; the backward pays twice, as in `compute.step_seconds`. 0 at scale.
+    split_overhead_s: float = 0.0
+    chunk_overhead_s: float = 0.0
 
 
 @dataclass
@@ -227,6 +232,10 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
     d, p, k = layout.data, layout.pipeline, layout.hidden
     T, L, H, b = s.seq_len, s.layers, s.hidden, s.bytes_per_element
     per_step = _layer_seconds(inputs, batch, k, layout.world)  # per time step and layer
+    slower = _slower(inputs, layout.world)
+    if k > 1:  # the hidden split's own work around its collectives, every time step
+        extra = inputs.split_overhead_s * slower
+        per_step = [(f + extra, g + 2 * extra) for f, g in per_step]
     zero = CommCost(0.0, 0, 0, "-", 0)
     items: list[CommItem] = []
     ag = rs = rs_in = zero
@@ -244,7 +253,7 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
     fwd = [T * (f + ag.seconds) for f, _ in per_step]
     bwd = [T * (g + rs.seconds) + (rs_in.seconds if l else 0.0) for l, (_, g) in
            enumerate(per_step)]
-    fixed = inputs.step_fixed_s * _slower(inputs, layout.world)
+    fixed = inputs.step_fixed_s * slower
     compute_s = T * sum(f + g for f, g in per_step) + fixed
     sizes, layer_of = _parameters(inputs, layout)
     exposed_data = 0.0
@@ -263,8 +272,9 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
         chunk = min(inputs.chunk, T)
         chunks = -(-T // chunk)
         stages = stage_layers(L, p)
-        F = [chunk * sum(per_step[l][0] for l in st) for st in stages]
-        G = [chunk * sum(per_step[l][1] for l in st) for st in stages]
+        per_chunk = inputs.chunk_overhead_s * slower  # each engine call of a layer on a chunk
+        F = [chunk * sum(per_step[l][0] for l in st) + len(st) * per_chunk for st in stages]
+        G = [chunk * sum(per_step[l][1] for l in st) + 2 * len(st) * per_chunk for st in stages]
         send = _pipeline_send(inputs, layout, chunk * batch * H * b)
         forward, backward = _wave(F, send.seconds, chunks), _wave(G, send.seconds, chunks)
         no_comm = _wave(F, 0.0, chunks) + _wave(G, 0.0, chunks)
@@ -275,7 +285,7 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
             items.append(CommItem("output", "broadcast", y_hat, 1, cast, cast.seconds))
             forward += cast.seconds
         compute_s = max(T * sum(per_step[l][0] + per_step[l][1] for l in st)
-                        for st in stages) + fixed
+                        + 3 * chunks * len(st) * per_chunk for st in stages) + fixed
         no_comm += fixed
         bubble_fraction = (p - 1) / (chunks + p - 1)
         directions = 2 if p > 2 else 1  # an inner stage sends both ways

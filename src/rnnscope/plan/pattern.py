@@ -1,0 +1,159 @@
+"""What the strategies' own code paths cost on this machine, beside the engine's FLOPs.
+
+The engine's speed (`calibrate.measure_compute`) times a whole single-process training step. The
+strategies run other code around the same matmuls: the hidden split does per-time-step Python
+work around its two collectives (views, transposes, copies of B×H slices), and the pipeline
+calls the engine once per chunk and layer rather than once per layer. Both are timed here in one
+process, with the real `HiddenSplitStage` and `PipelineStage` on a `LoopbackComm` that moves
+no bytes (the network is calibrated apart, through the real Communicator), and turned into a
+constant per layer and time step (hidden split) or per layer and chunk (pipeline):
+
+    extra = (measured stage time − the model's compute for it) / (3 · count)
+
+(the forward pays one share, the backward two, as `compute.step_seconds` does).
+
+`payload_sizes` lists the message sizes the local runs send, so that the gloo micro-benchmark
+measures them and not only a grid around them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from rnnscope.plan.compute import Device, step_seconds
+from rnnscope.plan.strategies import RNNShape, ddp_buckets, rnn_parameters, stage_layers
+
+
+def payload_sizes(shape: RNNShape, chunk: int, bucket_mb: float) -> list[int]:
+    """Bytes of every message the data, pipeline and tensor runs of `shape` send, sorted.
+
+    The hidden split's B×H state and T×B×H input gradient, the pipeline's chunk of chunk×B×H
+    (and a shorter last one) and its ŷ, and DDP's buckets and the per-tensor all-reduces.
+    """
+    b, B, H, T = shape.bytes_per_element, shape.batch, shape.hidden, shape.seq_len
+    sizes = {B * H * b, T * B * H * b}
+    chunk = min(max(chunk, 1), T)
+    sizes.add(chunk * B * H * b)
+    if T % chunk:
+        sizes.add((T % chunk) * B * H * b)
+    if shape.output_size:
+        sizes.add(B * (T if shape.every_step else 1) * shape.output_size * b)
+    params = [n * b for _, n in rnn_parameters(shape)]
+    sizes.update(ddp_buckets(params, int(bucket_mb * 1024 * 1024)))
+    sizes.update(params)
+    return sorted(s for s in sizes if s >= 4)
+
+
+class _Done:
+    """A finished operation's handle."""
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        """Nothing to wait for."""
+
+
+class LoopbackComm:
+    """A Communicator stand-in for rank `rank` of `world_size` that moves no bytes.
+
+    all_gather copies this rank's slice into every slot; reduce_scatter keeps this rank's part
+    of the input; isend does nothing; irecv leaves the buffer as it is. The copies are what a
+    real collective writes into its output, so the stage's own work is what gets timed.
+    """
+
+    def __init__(self, rank: int, world_size: int) -> None:
+        self.rank, self.world_size = rank, world_size
+
+    def all_gather(self, output, tensor, *, tag: str, async_op: bool = False):
+        output.view(self.world_size, -1).copy_(tensor.view(1, -1))
+
+    def reduce_scatter(self, output, tensor, *, tag: str, async_op: bool = False):
+        output.copy_(tensor.view(self.world_size, -1)[self.rank])
+
+    def isend(self, tensor, dst: int, *, tag: str) -> _Done:
+        return _Done()
+
+    def irecv(self, tensor, src: int, *, tag: str) -> _Done:
+        tensor.normal_()
+        return _Done()
+
+
+def _net(shape: RNNShape, cfg):
+    from rnnscope.train.model import SequenceModel
+
+    model_cfg = dataclasses.replace(cfg.model, hidden=shape.hidden, layers=shape.layers)
+    return SequenceModel(shape.input_size, shape.output_size, model_cfg, shape.every_step)
+
+
+def _median_seconds(run, repeats: int) -> float:
+    times = []
+    for i in range(repeats + 1):
+        t0 = time.perf_counter()
+        run()
+        if i:  # the first run warms up
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def time_hidden_split(shape: RNNShape, cfg, ways: int, repeats: int = 3) -> float:
+    """Seconds of one rank's forward + backward of a `ways`-way hidden split (no network)."""
+    import torch
+
+    from rnnscope.parallel.tensor import HiddenSplitStage
+
+    stage = HiddenSplitStage(_net(shape, cfg), LoopbackComm(0, ways))
+    x = torch.randn(shape.batch, shape.seq_len, shape.input_size)  # (B, T, I)
+
+    def run() -> None:
+        y_hat, _ = stage.forward(x, None, build_graph=True)
+        stage.backward(y_hat, torch.ones_like(y_hat))
+
+    return _median_seconds(run, repeats)
+
+
+def time_pipeline_stage(shape: RNNShape, cfg, stages: int, chunk: int,
+                        repeats: int = 3) -> float:
+    """Seconds of the first stage's forward + backward in a `stages`-stage pipeline (no network).
+
+    The first stage holds the most layers (`stage_layers`) and no readout: its time is its
+    layers' chunked recurrence, what the model's per-chunk constant describes."""
+    import torch
+
+    from rnnscope.parallel.pipeline import PipelineStage
+
+    stage = PipelineStage(_net(shape, cfg), LoopbackComm(0, stages), chunk)
+    x = torch.randn(shape.batch, shape.seq_len, shape.input_size)  # (B, T, I)
+
+    def run() -> None:
+        stage.forward(x, None, build_graph=True)
+        stage.backward(None, None)
+
+    return _median_seconds(run, repeats)
+
+
+def split_overhead(measured_s: float, shape: RNNShape, device: Device, ways: int) -> float:
+    """Extra seconds per layer and forward time step of the hidden split, beyond the engine.
+
+    Pure: `measured_s` (one rank's forward + backward) less T·Σ_layers(forward + backward step)
+    at H/k, over 3·T·L; never negative."""
+    T, L = shape.seq_len, shape.layers
+    model = T * sum(sum(step_seconds(device, shape.batch, shape.hidden,
+                                     shape.input_size if l == 0 else shape.hidden,
+                                     shape.bytes_per_element, ways)) for l in range(L))
+    return max(0.0, (measured_s - model) / (3 * T * L))
+
+
+def chunk_overhead(measured_s: float, shape: RNNShape, device: Device, stages: int,
+                   chunk: int) -> float:
+    """Extra seconds per layer and forward chunk of a pipeline stage, beyond the engine.
+
+    Pure: `measured_s` (the first stage's forward + backward) less its layers' T time steps,
+    over 3·C·(its layers); never negative."""
+    T = shape.seq_len
+    mine = stage_layers(shape.layers, stages)[0]
+    chunks = -(-T // min(max(chunk, 1), T))
+    model = T * sum(sum(step_seconds(device, shape.batch, shape.hidden,
+                                     shape.input_size if l == 0 else shape.hidden,
+                                     shape.bytes_per_element)) for l in mine)
+    return max(0.0, (measured_s - model) / (3 * chunks * len(mine)))
