@@ -28,6 +28,7 @@ from rnnscope.lab import system
 from rnnscope.lab.rates import format_rate
 from rnnscope.lab.requirements import require
 from rnnscope.lab.signals import blocked_signals, unwinding_signals
+from rnnscope.parallel.wire import InterfaceBytes
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +47,9 @@ class Host:
     address: str
 
 
-@dataclass(frozen=True)
-class Counters:
-    """Byte and packet counters of one interface (the kernel's, frames as sent/received)."""
-
-    rx_bytes: int
-    rx_packets: int
-    tx_bytes: int
-    tx_packets: int
-
-    def __sub__(self, other: Counters) -> Counters:
-        return Counters(self.rx_bytes - other.rx_bytes, self.rx_packets - other.rx_packets,
-                        self.tx_bytes - other.tx_bytes, self.tx_packets - other.tx_packets)
+# The same four kernel counters that the loopback wire check reads; the lab reads them with
+# `ip -s` from inside each host's namespace.
+Counters = InterfaceBytes
 
 
 def tbf_args(rate_bps: float) -> list[str]:
