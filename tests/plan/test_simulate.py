@@ -93,3 +93,24 @@ def test_more_local_workers_than_cores_compute_slower():
     assert shared.compute_s == pytest.approx(2 * alone.compute_s)
     assert simulate(inputs(cores=2), Layout(data=2)).compute_s == pytest.approx(
         simulate(inputs(), Layout(data=2)).compute_s)
+
+
+def test_calibrated_code_path_overheads_lengthen_split_and_pipeline():
+    free = Link.simple(0.0, 1e30)
+    base = simulate(inputs(free), Layout(hidden=2))
+    extra = simulate(inputs(free, split_overhead_s=1e-4), Layout(hidden=2))
+    assert extra.step_s - base.step_s == pytest.approx(3 * 20 * 3 * 1e-4)  # 3·T·L·extra
+    base = simulate(inputs(free, chunk=5), Layout(pipeline=3))
+    extra = simulate(inputs(free, chunk=5, chunk_overhead_s=1e-4), Layout(pipeline=3))
+    # 3 stages of 1 layer, 4 chunks: each wave is (4 + 3 − 1) chunk times of its stage
+    assert extra.step_s - base.step_s == pytest.approx(6 * 1e-4 + 6 * 2e-4)
+    assert extra.compute_s - base.compute_s == pytest.approx(3 * 4 * 1e-4)
+
+
+def test_without_overlap_the_gradient_all_reduce_follows_the_backward():
+    slow = Link.simple(1e-3, 1e8)
+    hidden = simulate(inputs(slow), Layout(data=4))
+    after = simulate(inputs(slow, overlap=False), Layout(data=4))
+    comm = after.items[0].cost.seconds
+    assert after.step_s == pytest.approx(after.compute_s + comm)
+    assert hidden.step_s <= after.step_s

@@ -59,6 +59,19 @@ def test_calibrated_op_links_replace_the_network_link():
     assert group_collective(topo, "send", 1000, 2).seconds == pytest.approx(1e-3 + 1000 / 1e6)
 
 
+def test_per_call_links_time_gloo_s_reduce_scatter_on_its_own():
+    gloo = {"reduce_scatter": ("all_reduce", "ring")}
+    ar, rs = Link.simple(1e-4, 1e9), Link.simple(5e-4, 1e9)
+    links = {"all_reduce": ar, "reduce_scatter": rs}
+    by_formula = group_collective(Topology(NET, op_links=links), "reduce_scatter", 8000, 2,
+                                  element_size=4, algorithms=gloo)
+    by_call = group_collective(Topology(NET, op_links=links, per_call=True), "reduce_scatter",
+                               8000, 2, element_size=4, algorithms=gloo)
+    assert by_formula.seconds == pytest.approx(2 * (1e-4 + 4000 / 1e9))  # ring: 2 steps of S/2
+    assert by_call.seconds == pytest.approx(2 * (5e-4 + 4000 / 1e9))
+    assert by_call.messages == by_formula.messages
+
+
 def test_gpus_per_node_needs_intra():
     with pytest.raises(UserError, match="needs --intra"):
         Topology(NET, 8)

@@ -68,9 +68,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                      help="write PNGs: step-time breakdown against workers, link utilization "
                      "over one step")
     run.add_argument("--calibrate", action="store_true",
-                     help="measure this machine (gloo loopback α/β, the engine's speed) and "
-                     "predict local runs (default --workers 2,4; --data.batch_size is the "
-                     "global batch, as in train)")
+                     help="measure this machine with 2 processes (gloo loopback α/β through "
+                     "the communicator, the engine's speed, the strategies' code-path "
+                     "overheads) and predict local runs (default --workers 2,4; "
+                     "--data.batch_size is the global batch, as in train)")
     add_config_options(parser, sections=("model", "data", "parallel"))
     return parser
 

@@ -1,163 +1,41 @@
-"""Measure this machine: gloo's α and β per op and message-size regime, and the engine's speed.
+"""Measure this machine: gloo's α and β per op and message size, and the engine's speed.
 
-Loopback does not follow one straight line (DESIGN.md: a 4 B all-reduce takes ≈ 0.14 ms, one of
-1–16 kB 1.1–1.7 ms, one of 4 MB ≈ 3.5 ms), so each op gets its own link with up to three
-regimes, fitted to the time of one step of its critical path (`alphabeta.message_schedule`).
+Every op is timed the way the strategies call it, through `rnnscope.parallel.comm`'s
+Communicator (isend/irecv ping-pong in pairs, all-reduce, all-gather, gloo's reduce-scatter on
+its own, broadcast), at a grid of sizes and at the sizes the configured runs send, as the mean
+per call (a step pays the sum of many calls, tail included). Loopback does not follow one
+straight line (DESIGN.md: a 4 B all-reduce takes ≈ 0.14 ms, one of 1–16 kB 1.1–1.7 ms, one of
+4 MB ≈ 3.5 ms), so each op gets its own link: regimes fitted to the time of one step of its
+critical path (`alphabeta.message_schedule`), the fewest that fit (`fit_regimes`) or, to
+predict local runs, one between each two measured sizes (`interpolate_regimes`).
 Whole training steps of train's model are timed at a few shapes around the configured one, in
 every benchmark process at once (1 thread each, sharing the cores as a run's workers do), and
 fitted as 3·overhead + 6·B·H·(I+H) / rate per layer and time step (`compute.step_seconds`) plus
-a fixed cost per training step (readout, loss, optimizer).
-"""
+a fixed cost per training step (readout, loss, optimizer); the strategies' stages are timed
+too (`rnnscope.plan.pattern`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
-import socket
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
 from rnnscope.errors import UserError
 from rnnscope.plan.alphabeta import Link, Regime, message_schedule
 from rnnscope.plan.compute import Device
+# re-exported: callers (rnnscope.lab.predict) import the micro-benchmark from here
+from rnnscope.plan.loopback import OPS, SIZES, free_port, measure_network  # noqa: F401
+from rnnscope.plan.units import format_bytes
 
 log = logging.getLogger(__name__)
 
-SIZES = (4, 64, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)  # bytes (float32)
-OPS = ("send", "all_reduce", "all_gather", "reduce_scatter", "broadcast")
 # what gloo runs for each op, as rnnscope.parallel.comm records it: (formula op, algorithm)
 GLOO = {"all_reduce": ("all_reduce", "ring"), "all_gather": ("all_gather", "ring"),
         "reduce_scatter": ("all_reduce", "ring"), "broadcast": ("broadcast", "ring"),
         "send": ("send", "direct"), "recv": ("recv", "direct")}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _op_runner(comm, op: str, size: int):
-    """A call of `op` on about `size` bytes, as the strategies make it through the Communicator;
-    returns (the call, the payload in bytes it moves)."""
-    import torch
-
-    rank, world = comm.rank, comm.world_size
-    elements = max(world, -(-size // 4 // world) * world)  # a whole shard per rank
-    x, part = torch.ones(elements), torch.empty(elements // world)
-    if op == "send":  # ping-pong between ranks 0 and 1 with isend/irecv, as the pipeline does
-        def once() -> None:
-            if rank < 2:
-                for sending in ((True, False) if rank == 0 else (False, True)):
-                    (comm.isend(x, 1 - rank, tag="cal") if sending
-                     else comm.irecv(x, 1 - rank, tag="cal")).wait()
-        return once, elements * 4
-    calls = {"all_reduce": lambda: comm.all_reduce(x, tag="cal"),
-             "all_gather": lambda: comm.all_gather(x, part, tag="cal"),
-             "reduce_scatter": lambda: comm.reduce_scatter(part, x, tag="cal"),
-             "broadcast": lambda: comm.broadcast(x, 0, tag="cal")}
-    return calls[op], elements * 4
-
-
-def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
-            sizes: tuple[int, ...], compute_args: tuple | None = None) -> None:
-    """One gloo process: time every op and size through rnnscope.parallel.comm's Communicator
-    (its bookkeeping included, as in a run); rank 0 writes {op: {size: seconds}}.
-
-    With `compute_args` (shape, cfg), every process then times training steps at the same
-    time, so the engine is measured sharing the cores the way the workers of a run do."""
-    import datetime
-    import json
-
-    import torch
-    import torch.distributed as dist
-
-    from rnnscope.parallel.comm import Communicator
-
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world, timeout=datetime.timedelta(seconds=30))
-    comm = Communicator()
-    results: dict[str, dict[int, float]] = {op: {} for op in OPS}
-    for op in OPS:
-        for size in sizes:
-            once, moved = _op_runner(comm, op, size)
-            for _ in range(3):  # warm up the connection and the buffers
-                once()
-            dist.barrier()
-            pilot = []
-            for _ in range(5):
-                t0 = time.perf_counter()
-                once()
-                pilot.append(time.perf_counter() - t0)
-            # ranks run in lockstep, so they must agree on the count before running it
-            count = torch.tensor([min(200, max(5, int(budget_s / max(np.median(pilot), 1e-7))))])
-            dist.all_reduce(count, op=dist.ReduceOp.MIN)
-            times = []
-            for _ in range(int(count)):
-                t0 = time.perf_counter()
-                once()
-                times.append(time.perf_counter() - t0)
-            seconds = float(np.median(times))
-            results[op][moved] = seconds / 2 if op == "send" else seconds
-            comm.ledger.close_step(None, "calibrate")  # keep the records from piling up
-    compute = None
-    if compute_args is not None:
-        dist.barrier()
-        compute = measure_compute(*compute_args)
-        dist.barrier()
-    if rank == 0:
-        Path(out).write_text(json.dumps({"network": results, "compute": compute}))
-    dist.destroy_process_group()
-
-
-def measure_network(world: int = 2, budget_s: float = 0.15, timeout_s: float = 180.0,
-                    sizes: tuple[int, ...] = SIZES, compute_args: tuple | None = None) -> dict:
-    """Run the gloo micro-benchmark on 127.0.0.1; {op: {size_bytes: seconds}}.
-
-    With `compute_args` = (shape, cfg) the result is {"network": ..., "compute": ...}, the
-    second `measure_compute`'s, timed in every process at once.
-
-    Args:
-        world: processes (2 for the point-to-point ping-pong; more time the collectives at n).
-        budget_s: seconds of repeats per op and size (at least 5, at most 200 repeats).
-        timeout_s: the whole run's limit; past it the processes are killed and it fails.
-        sizes: payloads in bytes, multiples of 4 (float32).
-    """
-    import json
-
-    import torch.multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "network.json")
-        port = free_port()
-        procs = [ctx.Process(target=_worker, args=(r, world, port, out, budget_s, sizes, compute_args),
-                             daemon=True)
-                 for r in range(world)]
-        for p in procs:
-            p.start()
-        deadline = time.monotonic() + timeout_s
-        for p in procs:
-            p.join(max(0.0, deadline - time.monotonic()))
-        hung = [p for p in procs if p.is_alive()]
-        for p in hung:
-            p.kill()
-            p.join()
-        if hung or any(p.exitcode for p in procs) or not os.path.exists(out):
-            codes = [p.exitcode for p in procs]
-            raise UserError(f"the gloo micro-benchmark on 127.0.0.1 failed (exit codes {codes}"
-                            f"{', timed out after %gs' % timeout_s if hung else ''}); "
-                            f"check that loopback TCP works (rnnscope env)")
-        raw = json.loads(Path(out).read_text())
-    network = {op: {int(size): t for size, t in by_size.items()}
-               for op, by_size in raw["network"].items()}
-    return network if compute_args is None else {"network": network, "compute": raw["compute"]}
 
 
 def _fit_segment(m: np.ndarray, t: np.ndarray) -> tuple[float, float, float]:
@@ -222,13 +100,13 @@ def interpolate_regimes(points: dict[int, float], name: str = "link") -> Link:
     """A Link through every measured (message bytes -> seconds) point: one regime per pair of
     neighbouring sizes, the line through both (α and β of that size range).
 
-    Time never falls with size on a real link, so a point below its predecessor (noise) is
-    raised to it (a flat segment: β unbounded). Below the smallest size the first segment
-    applies, above the largest the last; a segment whose line would cross zero keeps α = 0 and
-    goes through its upper point.
+    Each regime ends just below the next measured size, so every measured point is reproduced
+    exactly. A segment whose time falls (noise) is flat at its first point (β unbounded); one
+    whose line would cross zero keeps α = 0 and goes through its upper point. Below the
+    smallest size the first segment applies, above the largest the last.
     """
     sizes = sorted(points)
-    times = list(np.maximum.accumulate([points[m] for m in sizes]))
+    times = [points[m] for m in sizes]
     if len(sizes) == 1:
         return Link((Regime(float("inf"), times[0], 1e18),), name)
     regimes = []
@@ -241,7 +119,7 @@ def interpolate_regimes(points: dict[int, float], name: str = "link") -> Link:
             alpha, bandwidth = 0.0, m1 / t1
         else:
             alpha, bandwidth = t0 - slope * m0, 1 / slope
-        up_to = float("inf") if i == len(sizes) - 2 else float(m1)
+        up_to = float("inf") if i == len(sizes) - 2 else m1 - 0.5
         regimes.append(Regime(up_to, alpha, bandwidth))
     return Link(tuple(regimes), name)
 
@@ -352,35 +230,60 @@ def calibrated_inputs(shape, cfg, world: int = 2):
     """PlanInputs for local runs on this machine, the worker counts to predict, the measurements.
 
     Local runs use gloo's algorithms (its reduce-scatter is an all-reduce), one flat loopback
-    "network" with α/β per op and regime, this CPU's measured speed (one thread per worker;
-    more workers than cores compute that much slower), and train's meaning of
-    --data.batch_size (the global batch: strong scaling).
+    "network" with α/β per op and size measured through the Communicator at the sizes the
+    runs send, this CPU's measured speed and the strategies' code-path overheads
+    (`rnnscope.plan.pattern`), and train's meaning of --data.batch_size (the global batch:
+    strong scaling). Everything is timed in `world` processes at once, sharing the cores as a
+    run of `world` workers does, so it predicts such a run best; a run of more workers than
+    max(cores, world) is predicted to compute proportionally slower.
     """
     from rnnscope.plan.simulate import PlanInputs
     from rnnscope.plan.topology import Topology
 
+    from rnnscope.plan.pattern import chunk_overhead, payload_sizes, split_overhead
+
     log.info("measuring gloo on 127.0.0.1 (%d processes) and the engine's speed ...", world)
-    measured = measure_network(world, compute_args=(shape, cfg))
+    sizes = tuple(sorted(set(SIZES) | set(payload_sizes(shape, cfg.parallel.chunk,
+                                                         cfg.parallel.bucket_mb))))
+    measured = measure_network(world, budget_s=0.4, timeout_s=420, sizes=sizes,
+                               compute_args=(shape, cfg))
     network, compute = measured["network"], measured["compute"]
-    links = fit_network(network, world)
+    links = fit_network(network, world, interpolate=True)
     rate = compute["flops_per_s"]
     device = Device("this cpu (1 thread)", {4: rate, 8: rate, 2: rate}, 1.0,
                     compute["step_overhead_s"], source="rnnscope plan --calibrate")
-    topology = Topology(links["send"], op_links=links)
+    # the strategies' own code paths, timed in every process at once (`rnnscope.plan.pattern`)
+    pat = compute["patterns"]
+    compute["split_overhead_s"] = (split_overhead(pat["split_s"], shape, device, pat["split_ways"])
+                                   if pat["split_ways"] > 1 else 0.0)
+    compute["chunk_overhead_s"] = chunk_overhead(pat["stage_s"], pat["whole_s"], shape,
+                                                 pat["stages"], pat["chunk"])
+    topology = Topology(links["send"], op_links=links, per_call=True)
     inputs = PlanInputs(shape, device, topology, chunk=cfg.parallel.chunk,
                         bucket_mb=cfg.parallel.bucket_mb, scaling="strong", algorithms=GLOO,
-                        cores=os.cpu_count() or 1, step_fixed_s=compute["step_fixed_s"])
+                        # compute was timed with `world` processes sharing the cores at once
+                        cores=max(os.cpu_count() or 1, world),
+                        step_fixed_s=compute["step_fixed_s"],
+                        split_overhead_s=compute["split_overhead_s"],
+                        chunk_overhead_s=compute["chunk_overhead_s"],
+                        # with more workers than cores, the gradient all-reduce has no
+                        # core of its own to run on beside the backward
+                        overlap=world <= (os.cpu_count() or 1))
 
+    small, large = min(network["all_reduce"]), max(network["all_reduce"])
     measured = {
         "network_seconds": network,
         "links": {op: [{"up_to_bytes": None if r.up_to_bytes == float("inf") else r.up_to_bytes,
                         "alpha_s": r.alpha_s, "bandwidth_Bps": r.bandwidth_Bps}
                        for r in link.regimes] for op, link in links.items()},
         "compute": compute,
-        "summary": (f"p2p α={links['send'].alpha_s * 1e6:.0f} µs, all-reduce 4 B "
-                    f"{network['all_reduce'][4] * 1e3:.2f} ms, 4 MB "
-                    f"{network['all_reduce'][4194304] * 1e3:.2f} ms; engine "
+        "summary": (f"p2p α={links['send'].alpha_s * 1e6:.0f} µs, all-reduce "
+                    f"{format_bytes(small)} {network['all_reduce'][small] * 1e3:.2f} ms, "
+                    f"{format_bytes(large)} {network['all_reduce'][large] * 1e3:.2f} ms; engine "
                     f"{rate / 1e9:.2f} GFLOP/s + {compute['step_overhead_s'] * 1e6:.0f} µs "
-                    f"per time step + {compute['step_fixed_s'] * 1e3:.2f} ms per training step"),
+                    f"per time step + {compute['step_fixed_s'] * 1e3:.2f} ms per training step; "
+                    f"hidden split +{compute['split_overhead_s'] * 1e6:.0f} µs per layer and "
+                    f"time step, pipeline +{compute['chunk_overhead_s'] * 1e6:.0f} µs per layer "
+                    f"and chunk"),
     }
     return inputs, [2, 4], measured

@@ -132,6 +132,20 @@ def time_pipeline_stage(shape: RNNShape, cfg, stages: int, chunk: int,
     return _median_seconds(run, repeats)
 
 
+def time_patterns(shape: RNNShape, cfg, workers: int = 2, repeats: int = 3) -> dict:
+    """Time both strategies' stages at `shape` for `workers` ranks (a split `workers` ways when
+    that divides H, else 2 or none; at most one stage per layer), one thread:
+    {"split_ways", "split_s", "stages", "chunk", "stage_s", "whole_s"}: the first pipeline
+    stage with cfg's chunk (`stage_s`) and with the whole sequence as one chunk (`whole_s`)."""
+    ways = next((k for k in (workers, 2) if k > 1 and shape.hidden % k == 0), 1)
+    stages, chunk = max(1, min(workers, shape.layers)), cfg.parallel.chunk
+    return {"split_ways": ways,
+            "split_s": time_hidden_split(shape, cfg, ways, repeats) if ways > 1 else 0.0,
+            "stages": stages, "chunk": chunk,
+            "stage_s": time_pipeline_stage(shape, cfg, stages, chunk, repeats),
+            "whole_s": time_pipeline_stage(shape, cfg, stages, shape.seq_len, repeats)}
+
+
 def split_overhead(measured_s: float, shape: RNNShape, device: Device, ways: int) -> float:
     """Extra seconds per layer and forward time step of the hidden split, beyond the engine.
 
@@ -144,16 +158,16 @@ def split_overhead(measured_s: float, shape: RNNShape, device: Device, ways: int
     return max(0.0, (measured_s - model) / (3 * T * L))
 
 
-def chunk_overhead(measured_s: float, shape: RNNShape, device: Device, stages: int,
+def chunk_overhead(chunked_s: float, whole_s: float, shape: RNNShape, stages: int,
                    chunk: int) -> float:
-    """Extra seconds per layer and forward chunk of a pipeline stage, beyond the engine.
+    """Extra seconds per layer and forward chunk of a pipeline stage.
 
-    Pure: `measured_s` (the first stage's forward + backward) less its layers' T time steps,
-    over 3·C·(its layers); never negative."""
+    Pure: the first stage timed with C = ceil(T/chunk) chunks (`chunked_s`) and with one chunk
+    of all T steps (`whole_s`) does the same FLOPs, so the difference is C − 1 more engine
+    calls per layer, forward and backward: over 3·(C − 1)·(its layers); never negative."""
     T = shape.seq_len
     mine = stage_layers(shape.layers, stages)[0]
     chunks = -(-T // min(max(chunk, 1), T))
-    model = T * sum(sum(step_seconds(device, shape.batch, shape.hidden,
-                                     shape.input_size if l == 0 else shape.hidden,
-                                     shape.bytes_per_element)) for l in mine)
-    return max(0.0, (measured_s - model) / (3 * chunks * len(mine)))
+    if chunks == 1:
+        return 0.0
+    return max(0.0, (chunked_s - whole_s) / (3 * (chunks - 1) * len(mine)))

@@ -76,6 +76,9 @@ class PlanInputs:
     # stage; the backward pays twice, as in `compute.step_seconds`. 0 at scale.
     split_overhead_s: float = 0.0
     chunk_overhead_s: float = 0.0
+    # the gradient all-reduce runs beside the backward (a DMA engine, a free core); False: it
+    # starts when the backward ends (local runs with a worker on every core)
+    overlap: bool = True
 
 
 @dataclass
@@ -260,7 +263,7 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
     if p == 1:
         forward, backward, no_comm, bubble_fraction = sum(fwd), sum(bwd), compute_s, 0.0
         if d > 1:
-            if k == 1:  # DDP: a layer's gradients are ready when its backward ends
+            if k == 1 and inputs.overlap:  # DDP: a layer's gradients, when its backward ends
                 ready = {l: sum(bwd[l:]) for l in range(L)} | {L: 0.0}  # from backward start
             else:  # model parallel: every gradient after the distributed backward
                 ready = {l: backward for l in range(L + 1)}

@@ -30,6 +30,9 @@ class Topology:
     intra: Link | None = None
     # a calibrated flat network: α/β fitted per op (its formula op), used instead of `inter`
     op_links: dict[str, Link] | None = None
+    # op_links keyed by the op as called, not its formula op (--calibrate times gloo's
+    # reduce-scatter on its own, though its formula is an all-reduce's)
+    per_call: bool = False
 
     def __post_init__(self) -> None:
         if self.gpus_per_node < 1:
@@ -71,7 +74,8 @@ def _choose(op: str, payload_bytes: int, n: int, topology: Topology, inside: boo
     """(the op the formula counts, its algorithm, seconds): fixed, or the fastest."""
     if algorithms and op in algorithms:
         formula_op, name = algorithms[op]
-        link = topology.link_for(formula_op, inside)
+        own = topology.per_call and op in (topology.op_links or {})
+        link = topology.link_for(op if own else formula_op, inside)
         return formula_op, name, collective_time(formula_op, payload_bytes, n, link, name)
     name, seconds = best_algorithm(op, payload_bytes, n, topology.link_for(op, inside))
     return op, name, seconds
