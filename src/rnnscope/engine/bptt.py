@@ -60,10 +60,8 @@ class ElmanBPTT(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, activation, time_reduction, record):
         act = get_activation(activation)
-        if b_ih is None and b_hh is None:
-            bias = None
-        else:
-            bias = (b_ih if b_hh is None else b_hh) if b_ih is None or b_hh is None else b_ih + b_hh
+        biases = [b for b in (b_ih, b_hh) if b is not None]
+        bias = sum(biases[1:], biases[0]) if biases else None  # (H,) b_ih + b_hh, either may be absent
         z_record = None
         if record is not None:
             z_record = torch.empty(x.shape[0], x.shape[1], W_hh.shape[0], dtype=x.dtype, device=x.device)
