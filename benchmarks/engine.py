@@ -1,6 +1,7 @@
 """Benchmark: one training step of rnnscope.nn.RNN against torch.nn.RNN and an unrolled RNNCell loop.
 
-A step is forward + backward of a many-to-one MSE with a linear readout, on CPU, float32, tanh.
+A step is forward + backward of a many-to-one MSE with a linear readout, float32, tanh, on CPU
+(or, with --device cuda, on a GPU against cuDNN's torch.nn.RNN).
 Prints a table and JSON: median seconds per step of each, ratios (torch.nn.RNN / rnnscope: above
 1 means rnnscope is faster), achieved GFLOP/s (training ≈ 6·T·B·H·(I+H) FLOPs per layer) and the
 machine's fp32 matmul throughput measured in the same run, plus the cost of the Trace feature
@@ -8,6 +9,7 @@ when it is off (the same step on a build of the engine with tracing compiled out
 
     python benchmarks/engine.py            # the four configurations of the issue
     python benchmarks/engine.py --quick    # fewer repeats
+    python benchmarks/engine.py --device cuda   # on a GPU (each step ends in a synchronize)
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def make_step(rnn: torch.nn.Module, readout: torch.nn.Linear, x: torch.Tensor, y
         _, h_n = rnn(x)
         loss = torch.nn.functional.mse_loss(readout(h_n[-1]), y)
         loss.backward()
+        if x.is_cuda:  # GPU work is asynchronous: a step ends when the device is done
+            torch.cuda.synchronize()
 
     return step
 
@@ -78,20 +82,23 @@ def interleaved_times(fns: dict, repeats: int, min_seconds: float) -> dict[str, 
     return times
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 20) -> tuple[float, float]:
-    """This machine's fp32 matmul throughput (GFLOP/s) on n×n×n products: (best, median)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(n: int = 1024, repeats: int = 20, device: str = "cpu") -> tuple[float, float]:
+    """The device's fp32 matmul throughput (GFLOP/s) on n×n×n products: (best, median)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     torch.mm(a, b)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         torch.mm(a, b)
+        if a.is_cuda:
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     flops = 2 * n**3
     return flops / min(times) / 1e9, flops / statistics.median(times) / 1e9
 
 
-def trace_off_overhead(B: int, T: int, I: int, H: int, rounds: int = 150) -> dict:
+def trace_off_overhead(B: int, T: int, I: int, H: int, rounds: int = 150,
+                       device: str = "cpu") -> dict:
     """What the Trace feature costs when no Trace is active.
 
     A: the engine as shipped (rnnscope.engine.elman_layer: looks for an active Trace, then runs
@@ -101,17 +108,21 @@ def trace_off_overhead(B: int, T: int, I: int, H: int, rounds: int = 150) -> dic
     is compared: noise only ever adds time, and the two differ by a few pointer compares.
     """
     torch.manual_seed(0)
-    x, h0 = torch.randn(T, B, I), torch.zeros(B, H)
-    rnn = rnnscope.nn.RNN(I, H)
+    x, h0 = torch.randn(T, B, I, device=device), torch.zeros(B, H, device=device)
+    rnn = rnnscope.nn.RNN(I, H).to(device)
     W_ih, W_hh, b_ih, b_hh = (p.detach().requires_grad_(True) for p in rnn.all_weights[0])
 
     def shipped() -> None:
         out, _ = elman_layer(x, h0, W_ih, W_hh, b_ih, b_hh, "tanh")
         out[-1].sum().backward()
+        if x.is_cuda:
+            torch.cuda.synchronize()
 
     def bypassed() -> None:
         out, _ = ElmanBPTT.apply(x, h0, W_ih, W_hh, b_ih, b_hh, "tanh", "sum", None)
         out[-1].sum().backward()
+        if x.is_cuda:
+            torch.cuda.synchronize()
 
     times = interleaved_times({"shipped": shipped, "bypassed": bypassed}, rounds, 0.0)
     a, b = min(times["shipped"]), min(times["bypassed"])
@@ -119,18 +130,18 @@ def trace_off_overhead(B: int, T: int, I: int, H: int, rounds: int = 150) -> dic
             "overhead_fraction": a / b - 1}
 
 
-def run(repeats: int, min_seconds: float) -> dict:
+def run(repeats: int, min_seconds: float, device: str = "cpu") -> dict:
     """Measure every configuration; returns the JSON-able results."""
     torch.manual_seed(0)
-    peak, typical = matmul_gflops()
+    peak, typical = matmul_gflops(device=device)
     rows = []
     for B, T, I, H in CONFIGS:
-        x, y = torch.randn(T, B, I), torch.randn(B, 1)
-        readout = torch.nn.Linear(H, 1)
-        ours = rnnscope.nn.RNN(I, H)
-        theirs = torch.nn.RNN(I, H)
+        x, y = torch.randn(T, B, I, device=device), torch.randn(B, 1, device=device)
+        readout = torch.nn.Linear(H, 1).to(device)
+        ours = rnnscope.nn.RNN(I, H).to(device)
+        theirs = torch.nn.RNN(I, H).to(device)
         theirs.load_state_dict(ours.state_dict())
-        cell = CellLoop(I, H)
+        cell = CellLoop(I, H).to(device)
         times = interleaved_times(
             {
                 "rnnscope": make_step(ours, readout, x, y),
@@ -152,7 +163,7 @@ def run(repeats: int, min_seconds: float) -> dict:
                 "fraction_of_matmul_peak": flops / times["rnnscope"] / 1e9 / peak,
             }
         )
-    peak_after, typical_after = matmul_gflops()  # the best of before and after: load only lowers it
+    peak_after, typical_after = matmul_gflops(device=device)  # the best of before and after: load only lowers it
     typical = max(typical, typical_after)
     if peak_after > peak:
         peak = peak_after
@@ -161,9 +172,11 @@ def run(repeats: int, min_seconds: float) -> dict:
     for r in rows:
         r["fraction_of_matmul_median"] = r["rnnscope_gflops"] / typical
     speedups = [r["speedup_vs_torch_rnn"] for r in rows]
-    overheads = [trace_off_overhead(*cfg) for cfg in ((1, 200, 1, 16), (64, 100, 8, 128))]
+    overheads = [trace_off_overhead(*cfg, device=device)
+                 for cfg in ((1, 200, 1, 16), (64, 100, 8, 128))]
     return {
         "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "matmul_gflops": peak,  # the best 1024³ product: the "% of matmul" column's reference
         "matmul_gflops_median": typical,
@@ -176,7 +189,9 @@ def run(repeats: int, min_seconds: float) -> dict:
 
 def print_table(result: dict) -> None:
     """The results as a rich table."""
-    table = Table(title=f"one training step, CPU fp32, {result['threads']} threads, fp32 matmul "
+    where = (result["device"] if result["device"] != "cpu"
+             else f"CPU, {result['threads']} threads")
+    table = Table(title=f"one training step, {where}, fp32, fp32 matmul "
                   f"{result['matmul_gflops']:.1f} GFLOP/s best, {result['matmul_gflops_median']:.1f} median")
     for col in ("B, T, I, H", "rnnscope ms", "torch.nn.RNN ms", "RNNCell loop ms",
                 "torch.nn.RNN / rnnscope", "cell loop / rnnscope", "GFLOP/s", "% of best matmul",
@@ -203,8 +218,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     parser.add_argument("--json", metavar="PATH", help="also write the JSON to PATH")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where to run (cuda: against cuDNN's torch.nn.RNN)")
     args = parser.parse_args()
-    result = run(repeats=3 if args.quick else 15, min_seconds=0.2 if args.quick else 2.0)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda, but torch sees no CUDA device here")
+    result = run(repeats=3 if args.quick else 15, min_seconds=0.2 if args.quick else 2.0,
+                 device=args.device)
     print_table(result)
     text = json.dumps(result, indent=2)
     print(text)

@@ -54,6 +54,13 @@ class CommError(RuntimeError):
     """A communication operation failed: a peer died, timed out or disagreed on sizes."""
 
 
+# torch 2.13 renamed all_gather_into_tensor and reduce_scatter_tensor (the old names now warn);
+# the releases before it have only the old names
+_all_gather_single = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+_reduce_scatter_single = (getattr(dist, "reduce_scatter_single", None)
+                          or dist.reduce_scatter_tensor)
+
+
 def nbytes(tensor: torch.Tensor) -> int:
     """Bytes of a tensor's elements."""
     return tensor.numel() * tensor.element_size()
@@ -196,7 +203,7 @@ class Communicator:
             raise ValueError(f"all_gather output has {output.numel()} elements; expected "
                              f"world_size({self.world_size}) * {tensor.numel()}")
         pending = _Op(self, "all_gather", tag, tensor, nbytes(output))
-        return self._run(pending, lambda a: dist.all_gather_single(
+        return self._run(pending, lambda a: _all_gather_single(
             output, tensor, group=self.group, async_op=a), async_op)
 
     def reduce_scatter(self, output: torch.Tensor, tensor: torch.Tensor, *, tag: str,
@@ -207,7 +214,7 @@ class Communicator:
                              f"world_size({self.world_size}) * {output.numel()}")
         reduce = self._reduce_op(op)
         pending = _Op(self, "reduce_scatter", tag, tensor, nbytes(tensor))
-        return self._run(pending, lambda a: dist.reduce_scatter_single(
+        return self._run(pending, lambda a: _reduce_scatter_single(
             output, tensor, op=reduce, group=self.group, async_op=a), async_op)
 
     def broadcast(self, tensor: torch.Tensor, src: int, *, tag: str,

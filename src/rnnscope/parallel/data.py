@@ -21,6 +21,8 @@ step (tens of bytes, sent by DDP's C++ reducer straight to the process group).
 """
 
 # no `from __future__ import annotations`: DDP checks the hook's annotations as real objects
+import inspect
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -31,6 +33,11 @@ from rnnscope.parallel.checksum import check_weights
 from rnnscope.parallel.comm import CommError, Communicator
 from rnnscope.parallel.context import ParallelContext, WorkerEnv
 
+# no buffer broadcast before every forward: torch 2.13 calls it forward_sync_buffers (and
+# deprecates broadcast_buffers); the releases before it know only broadcast_buffers
+NO_BUFFER_SYNC = ({"forward_sync_buffers": False}
+                  if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                  else {"broadcast_buffers": False})
 TAG_GRAD = "dp-grad"
 TAG_INIT = "dp-init"
 
@@ -82,7 +89,7 @@ def wrap_ddp(module: nn.Module, comm: Communicator, bucket_mb: float,
         process_group=comm.group,
         bucket_cap_mb=bucket_mb,
         init_sync=False,  # done above, through the ledger
-        forward_sync_buffers=False,
+        **NO_BUFFER_SYNC,
     )
     ddp.register_comm_hook(comm, ledgered_allreduce_hook)
     return ddp
