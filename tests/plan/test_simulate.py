@@ -114,3 +114,25 @@ def test_without_overlap_the_gradient_all_reduce_follows_the_backward():
     comm = after.items[0].cost.seconds
     assert after.step_s == pytest.approx(after.compute_s + comm)
     assert hidden.step_s <= after.step_s
+
+
+def test_ddp_overhead_is_computing_on_each_replica_not_waiting():
+    free = Link.simple(0.0, 1e30)
+    base = simulate(inputs(free), Layout(data=4))
+    extra = simulate(inputs(free, ddp_overhead_s=1e-3), Layout(data=4))
+    assert extra.step_s - base.step_s == pytest.approx(1e-3)
+    assert extra.compute_s - base.compute_s == pytest.approx(1e-3)
+    assert extra.exposed_comm_s == pytest.approx(base.exposed_comm_s, abs=1e-12)
+    # model-parallel replicas reduce their gradients without DDP
+    assert simulate(inputs(free, ddp_overhead_s=1e-3), Layout(data=2, hidden=2)).step_s == \
+        pytest.approx(simulate(inputs(free), Layout(data=2, hidden=2)).step_s)
+
+
+def test_messages_on_the_cores_lengthen_every_chunk_of_a_stage():
+    # 3 stages of 1 layer, 4 chunks of 5 steps; a send takes 1 µs (less than a chunk's
+    # compute); the inner stage, one of the two slowest, pays twice
+    link = Link.simple(1e-6, 1e30)
+    apart = simulate(inputs(link, chunk=5), Layout(pipeline=3))
+    shared = simulate(inputs(link, chunk=5, comm_on_cores=True), Layout(pipeline=3))
+    # each wave: Σ_stages (1 + 2 + 1) µs once, then (4 − 1) chunks at the slowest stage (+2 µs)
+    assert shared.step_s - apart.step_s == pytest.approx(2 * (4e-6 + 3 * 2e-6))

@@ -146,68 +146,76 @@ def fit_network(measured: dict, world: int, interpolate: bool = False) -> dict[s
     return links
 
 
-def time_training_step(shape, cfg, repeats: int = 3) -> float:
-    """Seconds of one whole training step of train's model on one thread: forward, readout,
-    loss, backward, gradient norm, optimizer step (the median of `repeats` after a warm-up)."""
-    import torch
+def time_training_step(shape, cfg, repeats: int = 3, sync=None) -> float:
+    """Seconds of one step of train's own loop at `shape`, one thread: batch, forward, readout,
+    loss, backward, gradient norm, optimizer step (`looptime.loop_step_seconds`, the mean of
+    `repeats` steps after a warm-up; `sync()` starts them together in every process)."""
+    from rnnscope.plan.looptime import loop_step_seconds
 
-    from rnnscope.train.metrics import loss_fn
-    from rnnscope.train.model import SequenceModel, grad_norm
-    from rnnscope.train.setup import build_optimizer
-
-    model_cfg = dataclasses.replace(cfg.model, hidden=shape.hidden, layers=shape.layers)
-    net = SequenceModel(shape.input_size, shape.output_size, model_cfg, shape.every_step)
-    optimizer = build_optimizer(cfg.optim, net.parameters())
-    B, T = shape.batch, shape.seq_len
-    x = torch.randn(B, T, shape.input_size)  # (B, T, I)
-    y = torch.randn(B, T, shape.output_size) if shape.every_step else \
-        torch.randn(B, shape.output_size)
-    times = []
-    for i in range(repeats + 1):
-        t0 = time.perf_counter()
-        optimizer.zero_grad()
-        y_hat, _ = net(x)
-        loss_fn("regression", y_hat, y).backward()
-        grad_norm(net)
-        optimizer.step()
-        if i:  # the first run warms up
-            times.append(time.perf_counter() - t0)
-    return float(np.median(times))  # the runs' step times are medians too
+    return loop_step_seconds(cfg, shape.batch, shape.layers, shape.hidden, repeats, sync)
 
 
-def measure_compute(shape, cfg, repeats: int = 3) -> dict:
+def mean_seconds(run, repeats: int, sync=None) -> float:
+    """Mean seconds of `repeats` calls of `run` after one warm-up call (then `sync()`, if given).
+
+    The mean, not the median: a run's step time is its wall time over its steps (throughput),
+    and with more workers than cores a process is sometimes descheduled mid-step; that is part
+    of what a step costs."""
+    run()  # the first call warms up
+    if sync is not None:
+        sync()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        run()
+    return (time.perf_counter() - t0) / repeats
+
+
+def compute_shapes(shape) -> list[tuple[int, int, int]]:
+    """(B, L, H) timed by `measure_compute`: the configured shape, the batch split 2 and 4 ways
+    (the local data-parallel runs), one layer (a pipeline stage) and twice the hidden size."""
+    B, L, H = shape.batch, shape.layers, shape.hidden
+    return sorted({(B, L, H), (max(1, B // 2), L, H), (max(1, B // 4), L, H), (B, 1, H),
+                   (B, L, 2 * H)})
+
+
+def measure_compute(shape, cfg, repeats: int = 3, sync=None, combine=None) -> dict:
     """Time whole training steps of train's model (1 thread) around `shape` and fit the device.
 
-    The fit: t = 3·overhead·T·L + FLOPs / rate + fixed, with FLOPs = T·Σ_layers 6·B·H·(I_l+H)
-    (forward and backward), `overhead` per layer and time step (`compute.step_seconds`) and
-    `fixed` per training step (readout, loss, optimizer). The shapes vary the batch, the layers
-    and the hidden size so that the three are told apart.
-    Returns {"points": [(B, L, H, seconds)], "step_overhead_s", "flops_per_s", "step_fixed_s"}.
+    In a calibration of several processes, `sync` (a barrier) starts every shape together in
+    all of them and `combine` (list of seconds -> the same list averaged over the processes)
+    makes every process fit the same points. Returns `fit_compute`'s dict.
     """
     import torch
 
-    B, L, H = shape.batch, shape.layers, shape.hidden
-    # the shapes the local runs compute (the batch split 2 and 4 ways, one layer per stage) and
-    # a larger hidden size; the configured shape counts three times in the fit
-    variants = sorted({(B, L, H), (max(1, B // 2), L, H), (max(1, B // 4), L, H), (B, 1, H),
-                       (B, L, 2 * H)})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    points = []
     try:
-        for b, l, h in variants:
-            seconds = time_training_step(dataclasses.replace(shape, batch=b, layers=l, hidden=h),
-                                         cfg, repeats)
-            points.append((b, l, h, seconds))
+        variants = compute_shapes(shape)
+        seconds = [time_training_step(dataclasses.replace(shape, batch=b, layers=l, hidden=h),
+                                      cfg, repeats, sync) for b, l, h in variants]
     finally:
         torch.set_num_threads(threads)
+    if combine is not None:
+        seconds = combine(seconds)
+    return fit_compute([(*v, t) for v, t in zip(variants, seconds)], shape)
+
+
+def fit_compute(points: list[tuple[int, int, int, float]], shape) -> dict:
+    """Fit measured training steps (B, L, H, seconds) as t = 3·overhead·T·L + FLOPs / rate + fixed.
+
+    FLOPs = T·Σ_layers 6·B·H·(I_l+H) (forward and backward), `overhead` per layer and time step
+    (`compute.step_seconds`), `fixed` per training step (readout, loss, optimizer); least
+    squares on relative error with every term ≥ 0, the configured shape counted three times.
+    Returns {"points", "step_overhead_s", "flops_per_s", "step_fixed_s"}.
+    """
+    B, L, H = shape.batch, shape.layers, shape.hidden
     T, I = shape.seq_len, shape.input_size
     features = np.array([[3.0 * T * l, T * sum(6.0 * b * h * ((I if k == 0 else h) + h)
                                                for k in range(l)), 1.0]
                          for b, l, h, _ in points])
     seconds = np.array([t for *_, t in points])
-    # least squares on relative error, every coefficient ≥ 0 (the FLOP term > 0): try each
-    # subset of the terms that keeps the FLOP term, keep the best fit whose terms are positive
+    # try each subset of the terms that keeps the FLOP term, keep the best fit whose terms are
+    # positive
     weight = np.array([3.0 if (b, l, h) == (B, L, H) else 1.0 for b, l, h, _ in points])
     A, best = features / seconds[:, None] * weight[:, None], None
     for keep in ([0, 1, 2], [1, 2], [0, 1], [1]):
@@ -222,8 +230,8 @@ def measure_compute(shape, cfg, repeats: int = 3) -> dict:
         raise UserError(f"timing the engine gave no usable FLOP rate ({points}); "
                         f"the machine may be too busy: run --calibrate again")
     overhead, inv_rate, fixed = (float(c) for c in best[1])
-    return {"points": points, "step_overhead_s": overhead, "flops_per_s": 1 / inv_rate,
-            "step_fixed_s": fixed}
+    return {"points": [list(p) for p in points], "step_overhead_s": overhead,
+            "flops_per_s": 1 / inv_rate, "step_fixed_s": fixed}
 
 
 def calibrated_inputs(shape, cfg, world: int = 2):
@@ -258,6 +266,7 @@ def calibrated_inputs(shape, cfg, world: int = 2):
                                    if pat["split_ways"] > 1 else 0.0)
     compute["chunk_overhead_s"] = chunk_overhead(pat["stage_s"], pat["whole_s"], shape,
                                                  pat["stages"], pat["chunk"])
+    compute["ddp_overhead_s"] = max(0.0, pat["ddp_s"] - pat["plain_s"])
     topology = Topology(links["send"], op_links=links, per_call=True)
     inputs = PlanInputs(shape, device, topology, chunk=cfg.parallel.chunk,
                         bucket_mb=cfg.parallel.bucket_mb, scaling="strong", algorithms=GLOO,
@@ -266,6 +275,11 @@ def calibrated_inputs(shape, cfg, world: int = 2):
                         step_fixed_s=compute["step_fixed_s"],
                         split_overhead_s=compute["split_overhead_s"],
                         chunk_overhead_s=compute["chunk_overhead_s"],
+                        ddp_overhead_s=compute["ddp_overhead_s"],
+                        # a message's time is spent by the ranks' own threads; with more
+                        # workers than cores the micro-benchmark's times are mostly waits for
+                        # a core, which other workers fill with their compute
+                        comm_on_cores=world <= (os.cpu_count() or 1),
                         # with more workers than cores, the gradient all-reduce has no
                         # core of its own to run on beside the backward
                         overlap=world <= (os.cpu_count() or 1))
@@ -284,6 +298,6 @@ def calibrated_inputs(shape, cfg, world: int = 2):
                     f"per time step + {compute['step_fixed_s'] * 1e3:.2f} ms per training step; "
                     f"hidden split +{compute['split_overhead_s'] * 1e6:.0f} µs per layer and "
                     f"time step, pipeline +{compute['chunk_overhead_s'] * 1e6:.0f} µs per layer "
-                    f"and chunk"),
+                    f"and chunk, DDP +{compute['ddp_overhead_s'] * 1e3:.2f} ms per step"),
     }
     return inputs, [2, 4], measured

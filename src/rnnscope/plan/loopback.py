@@ -106,9 +106,17 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
     compute = None
     if compute_args is not None:
         dist.barrier()
-        # more repeats than a quiet machine needs: N processes share the cores unevenly
-        compute = measure_compute(*compute_args, repeats=9)
-        compute["patterns"] = time_patterns(*compute_args, world, repeats=7)  # their own code
+        # every shape starts in all processes at once (they share the cores as a run's
+        # workers do) and is averaged over them; more repeats than a quiet machine needs
+        def combine(seconds: list[float]) -> list[float]:
+            values = torch.tensor(seconds, dtype=torch.float64)
+            dist.all_reduce(values)
+            return (values / world).tolist()
+
+        compute = measure_compute(*compute_args, repeats=15, sync=dist.barrier, combine=combine)
+        one_rank, _ = dist.new_subgroups(group_size=1)  # DDP's own work, no network
+        compute["patterns"] = time_patterns(*compute_args, world, repeats=11,  # their own code
+                                            sync=dist.barrier, combine=combine, group=one_rank)
         dist.barrier()
     if rank == 0:
         Path(out).write_text(json.dumps({"network": results, "compute": compute}))

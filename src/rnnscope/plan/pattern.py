@@ -19,10 +19,8 @@ measures them and not only a grid around them.
 from __future__ import annotations
 
 import dataclasses
-import time
 
-import numpy as np
-
+from rnnscope.plan.calibrate import mean_seconds
 from rnnscope.plan.compute import Device, step_seconds
 from rnnscope.plan.strategies import RNNShape, ddp_buckets, rnn_parameters, stage_layers
 
@@ -86,17 +84,7 @@ def _net(shape: RNNShape, cfg):
     return SequenceModel(shape.input_size, shape.output_size, model_cfg, shape.every_step)
 
 
-def _median_seconds(run, repeats: int) -> float:
-    times = []
-    for i in range(repeats + 1):
-        t0 = time.perf_counter()
-        run()
-        if i:  # the first run warms up
-            times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
-def time_hidden_split(shape: RNNShape, cfg, ways: int, repeats: int = 3) -> float:
+def time_hidden_split(shape: RNNShape, cfg, ways: int, repeats: int = 3, sync=None) -> float:
     """Seconds of one rank's forward + backward of a `ways`-way hidden split (no network)."""
     import torch
 
@@ -109,11 +97,11 @@ def time_hidden_split(shape: RNNShape, cfg, ways: int, repeats: int = 3) -> floa
         y_hat, _ = stage.forward(x, None, build_graph=True)
         stage.backward(y_hat, torch.ones_like(y_hat))
 
-    return _median_seconds(run, repeats)
+    return mean_seconds(run, repeats, sync)
 
 
 def time_pipeline_stage(shape: RNNShape, cfg, stages: int, chunk: int,
-                        repeats: int = 3) -> float:
+                        repeats: int = 3, sync=None) -> float:
     """Seconds of the first stage's forward + backward in a `stages`-stage pipeline (no network).
 
     The first stage holds the most layers (`stage_layers`) and no readout: its time is its
@@ -129,21 +117,36 @@ def time_pipeline_stage(shape: RNNShape, cfg, stages: int, chunk: int,
         stage.forward(x, None, build_graph=True)
         stage.backward(None, None)
 
-    return _median_seconds(run, repeats)
+    return mean_seconds(run, repeats, sync)
 
 
-def time_patterns(shape: RNNShape, cfg, workers: int = 2, repeats: int = 3) -> dict:
+def time_patterns(shape: RNNShape, cfg, workers: int = 2, repeats: int = 3, sync=None,
+                  combine=None, group=None) -> dict:
     """Time both strategies' stages at `shape` for `workers` ranks (a split `workers` ways when
     that divides H, else 2 or none; at most one stage per layer), one thread:
-    {"split_ways", "split_s", "stages", "chunk", "stage_s", "whole_s"}: the first pipeline
-    stage with cfg's chunk (`stage_s`) and with the whole sequence as one chunk (`whole_s`)."""
+    {"split_ways", "split_s", "stages", "chunk", "stage_s", "whole_s", "ddp_s", "plain_s"}: the
+    first pipeline stage with cfg's chunk (`stage_s`) and with the whole sequence as one chunk
+    (`whole_s`); with `group` (a process group of this one rank), a step of the training loop
+    with a replica's batch in DDP (`ddp_s`) and without (`plain_s`).
+    `sync` and `combine` as in `calibrate.measure_compute` (every process at once, averaged)."""
+    from rnnscope.plan.looptime import ddp_step_seconds, loop_step_seconds
+
     ways = next((k for k in (workers, 2) if k > 1 and shape.hidden % k == 0), 1)
     stages, chunk = max(1, min(workers, shape.layers)), cfg.parallel.chunk
-    return {"split_ways": ways,
-            "split_s": time_hidden_split(shape, cfg, ways, repeats) if ways > 1 else 0.0,
-            "stages": stages, "chunk": chunk,
-            "stage_s": time_pipeline_stage(shape, cfg, stages, chunk, repeats),
-            "whole_s": time_pipeline_stage(shape, cfg, stages, shape.seq_len, repeats)}
+    seconds = [time_hidden_split(shape, cfg, ways, repeats, sync) if ways > 1 else 0.0,
+               time_pipeline_stage(shape, cfg, stages, chunk, repeats, sync),
+               time_pipeline_stage(shape, cfg, stages, shape.seq_len, repeats, sync)]
+    if group is not None:
+        replica = (max(1, shape.batch // workers), shape.layers, shape.hidden)
+        seconds += [ddp_step_seconds(cfg, *replica, repeats, group, sync),
+                    loop_step_seconds(cfg, *replica, repeats, sync)]
+    if combine is not None:
+        seconds = combine(seconds)
+    result = {"split_ways": ways, "split_s": seconds[0], "stages": stages, "chunk": chunk,
+              "stage_s": seconds[1], "whole_s": seconds[2]}
+    if group is not None:
+        result |= {"ddp_s": seconds[3], "plain_s": seconds[4]}
+    return result
 
 
 def split_overhead(measured_s: float, shape: RNNShape, device: Device, ways: int) -> float:

@@ -79,6 +79,12 @@ class PlanInputs:
     # the gradient all-reduce runs beside the backward (a DMA engine, a free core); False: it
     # starts when the backward ends (local runs with a worker on every core)
     overlap: bool = True
+    # per training step of a DDP replica: DDP's hooks and bucket copies (--calibrate times the
+    # training loop with and without DDP on one rank); 0 at scale, beside a GPU's step
+    ddp_overhead_s: float = 0.0
+    # local runs: the "network" is the cores themselves, so the threads of the two ranks spend
+    # a point-to-point message's time, and a pipeline stage computes that much less per chunk
+    comm_on_cores: bool = False
 
 
 @dataclass
@@ -271,14 +277,22 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
                                      per_tensor=k > 1)
             exposed_data = item.exposed_s
             items.append(item)
+            if k == 1:  # DDP's own work per step (hooks, bucket copies): computing, not waiting
+                ddp = inputs.ddp_overhead_s * slower
+                compute_s, no_comm, fixed = compute_s + ddp, no_comm + ddp, fixed + ddp
     else:
         chunk = min(inputs.chunk, T)
         chunks = -(-T // chunk)
         stages = stage_layers(L, p)
         per_chunk = inputs.chunk_overhead_s * slower  # each engine call of a layer on a chunk
-        F = [chunk * sum(per_step[l][0] for l in st) + len(st) * per_chunk for st in stages]
-        G = [chunk * sum(per_step[l][1] for l in st) + 2 * len(st) * per_chunk for st in stages]
         send = _pipeline_send(inputs, layout, chunk * batch * H * b)
+        # on the cores: a stage's own share of its messages each chunk (an inner stage has two)
+        on_cores = [send.seconds * (2 if 0 < j < p - 1 else 1) if inputs.comm_on_cores else 0.0
+                    for j in range(p)]
+        F = [chunk * sum(per_step[l][0] for l in st) + len(st) * per_chunk + on_cores[j]
+             for j, st in enumerate(stages)]
+        G = [chunk * sum(per_step[l][1] for l in st) + 2 * len(st) * per_chunk + on_cores[j]
+             for j, st in enumerate(stages)]
         forward, backward = _wave(F, send.seconds, chunks), _wave(G, send.seconds, chunks)
         no_comm = _wave(F, 0.0, chunks) + _wave(G, 0.0, chunks)
         exposed_sends = forward + backward - no_comm
