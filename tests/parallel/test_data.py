@@ -68,3 +68,33 @@ def test_traffic_jsonl_has_every_step_rank_and_tag():
     checks = [r for r in rows if r["tag"] == "dp-check"]
     assert len(checks) == 2 * s["steps"]  # --check-every 1
     assert {r["phase"] for r in rows if r["tag"] == "dp-init"} == {"setup"}
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(240)
+def test_the_logged_loss_is_the_global_batch_loss_as_one_worker_logs_it(tmp_path):
+    """metrics.jsonl's loss is averaged over the replicas (tag `metrics`, phase "log"), so two
+    workers log what one worker with the global batch logs."""
+    import json
+    import subprocess
+
+    args = ["--data.samples", "96", "--data.seq_len", "8", "--model.hidden", "8",
+            "--data.batch_size", "16", "--train.max_steps", "6", "--train.log_every", "2",
+            "--train.progress", "false"]
+
+    def losses(run: str, *extra: str) -> list[float]:
+        done = subprocess.run([sys.executable, "-m", "rnnscope", "train", *args, *extra,
+                               "--train.run_dir", str(tmp_path / run)],
+                              capture_output=True, text=True, timeout=200)
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(line)["loss"] for line in lines]
+
+    one = losses("one")
+    two = losses("two", "--parallel.strategy", "data", "--parallel.nproc", "2")
+    assert len(one) == len(two) == 3
+    assert two == pytest.approx(one, rel=1e-5)  # float32: the sums run in another order
+    rows = read_jsonl(tmp_path / "two" / "traffic.jsonl")
+    metrics = [r for r in rows if r["tag"] == "metrics"]
+    assert {r["phase"] for r in metrics} == {"log"} and len(metrics) == 3 * 2  # 3 logs, 2 ranks
+    assert all(r["payload_bytes"] == 8 for r in metrics)

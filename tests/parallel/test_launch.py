@@ -47,6 +47,11 @@ def test_describe_failure_names_the_worker_the_signal_and_the_checkpoint(tmp_pat
     assert "failed: worker rank 1 (pid 4242) was killed by SIGKILL" in text
     assert "then rank 0 was killed by SIGTERM" in text
     assert "no checkpoint was written" in text
+    # the survivor that aborted when its peer's connection was reset is a consequence, too
+    aborted = ProcessFailure(local_rank=0, pid=4241, exitcode=-6, error_file="")
+    aborted.timestamp = killed.timestamp
+    text = describe_failure(ChildFailedError("rnnscope", {0: aborted, 1: killed}), tmp_path, 0)
+    assert "failed: worker rank 1 (pid 4242) was killed by SIGKILL" in text
 
 
 # -- real runs through `rnnscope train` ------------------------------------------------------

@@ -79,7 +79,7 @@ def _check_run(run_dir, reference, strategy, world):
 @pytest.mark.distributed
 def test_pipeline_and_hidden_split_train_like_one_process(ranks, tmp_path, single_process):
     """The training loop with either strategy ends with the single process's weights."""
-    from conftest import free_port
+    from mp_ranks import free_port
     runs = [(tmp_path / s, ["--parallel.strategy", s, "--parallel.nproc", "2", *extra], free_port())
             for s, extra in (("pipeline", ["--parallel.chunk", "5"]), ("tensor", []))]
     ranks(_train_worker, 2, runs, timeout_s=120)
@@ -90,7 +90,7 @@ def test_pipeline_and_hidden_split_train_like_one_process(ranks, tmp_path, singl
 @pytest.mark.distributed
 def test_data_times_pipeline_on_a_2x2_mesh(ranks, tmp_path, single_process):
     """2 data replicas × 2 pipeline stages: the same weights, dp-grad between the replicas."""
-    from conftest import free_port
+    from mp_ranks import free_port
     extra = ["--parallel.strategy", "pipeline", "--parallel.nproc", "4",
              "--parallel.data_degree", "2", "--parallel.chunk", "5"]
     ranks(_train_worker, 4, [(tmp_path / "run", extra, free_port())], timeout_s=120)

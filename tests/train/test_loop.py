@@ -118,6 +118,10 @@ class RecordingContext:
     def on_step_end(self, step, model):
         self.calls.append(f"step{step}")
 
+    def average(self, value):
+        self.calls.append("average")
+        return value
+
     def close(self, run_dir):
         self.calls.append(f"close:{run_dir is not None}")
 
@@ -129,7 +133,9 @@ def test_the_loop_calls_the_dist_context_at_its_seams(tmp_path, monkeypatch, is_
     monkeypatch.setattr(loop, "build_optimizer", lambda *a: built.append(len(ctx.calls)) or real(*a))
     ctx = RecordingContext(is_main)
     train(cfg_for(tmp_path, "--train.max_steps", "3"), distributed=ctx)
-    assert ctx.calls == ["wrap_model", "shard", "step1", "shard", "step2", "shard", "step3", f"close:{is_main}"]
+    # SMALL logs every 5 steps and at the end: the loss is averaged over the replicas there
+    assert ctx.calls == ["wrap_model", "shard", "step1", "shard", "step2", "shard", "step3", "average",
+                         f"close:{is_main}"]
     assert built == [1]  # the optimizer is built after wrap_model
     assert (tmp_path / "run" / "metrics.jsonl").exists() == is_main
     assert (tmp_path / "run" / "checkpoints").exists() == is_main

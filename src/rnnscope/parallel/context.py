@@ -41,6 +41,7 @@ STRATEGIES: dict[str, str] = {
     "tensor": "rnnscope.parallel.tensor:TensorParallel",
 }
 TRAFFIC_FILE = "traffic.jsonl"
+TAG_METRICS = "metrics"  # the loss averaged over the data replicas before a metrics line
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,21 @@ class ParallelContext:
         """Close the ledger's record of this step (its rows get this step number)."""
         self.ledger.close_step(step)
         self.last_step = step
+
+    def data_comm(self) -> Communicator | None:
+        """The communicator over this rank's data replicas (None: this rank is the only one)."""
+        return self.comm if self.world_size > 1 else None
+
+    def average(self, value: float) -> float:
+        """The mean of `value` over the data replicas: one all-reduce of 8 bytes (tag `metrics`),
+        kept out of the training steps' traffic as its own ledger phase, "log"."""
+        comm = self.data_comm()
+        if comm is None:
+            return value
+        total = torch.tensor([value], dtype=torch.float64, device=comm.device)
+        comm.all_reduce(total, tag=TAG_METRICS)
+        self.ledger.close_step(self.last_step, "log")
+        return float(total) / comm.world_size
 
     def finish(self) -> None:
         """Strategy-specific last checks before the ledger is gathered (none by default)."""

@@ -138,6 +138,11 @@ class ModelParallelContext(ParallelContext):
         self._weight = parts[0].shape[0] / n
         return tuple(parts)
 
+    def data_comm(self):
+        """The data replicas' communicator (None without data replicas: every rank of a model
+        group has the same ŷ, so the same loss)."""
+        return self.mesh.data_comm
+
     def reduce_data_grads(self) -> None:
         """Average this piece's gradients over the data replicas: one flat all-reduce per step."""
         if self.mesh.data_comm is None:

@@ -8,6 +8,7 @@ fixed points and knows nothing else about torch.distributed:
         x, y = distributed.shard((x, y))          # this rank's share of the global batch
         ... forward, backward, clip, optimizer step ...
         distributed.on_step_end(step, model)      # after every optimizer step: ledger flush, checksums
+        loss = distributed.average(loss)          # before a metrics line: the global batch's loss
     distributed.close(run_dir)                    # at the end (run_dir is None off the main rank)
 
 Only the rank with `is_main` prints progress and writes the run directory.
@@ -47,6 +48,11 @@ class DistContext(Protocol):
         """Called after every optimizer step with the number of steps done so far (1-based)."""
         ...
 
+    def average(self, value: float) -> float:
+        """The mean of `value` over the data replicas (each computed it on its share of the
+        global batch); called by every rank at the same point, before a metrics line."""
+        ...
+
     def close(self, run_dir: Path | None) -> None:
         """Called once at the end of training (also after divergence); run_dir on the main rank."""
         ...
@@ -68,6 +74,10 @@ class SingleProcess:
 
     def on_step_end(self, step: int, model: nn.Module) -> None:
         """Nothing to synchronize."""
+
+    def average(self, value: float) -> float:
+        """One replica: the value itself."""
+        return value
 
     def close(self, run_dir: Path | None) -> None:
         """Nothing to release."""

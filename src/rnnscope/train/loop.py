@@ -208,7 +208,8 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                 if crossed(step_before, step, cfg.train.log_every) or step >= total:
                     now = time.perf_counter()
                     val = evaluate(net, dataset.kind, dataset.x_val.to(device), dataset.y_val.to(device))
-                    record = {"step": step, "epoch": epoch, "loss": loss_sum / max(loss_count, 1),
+                    loss_mean = dist.average(loss_sum / max(loss_count, 1))  # over all replicas
+                    record = {"step": step, "epoch": epoch, "loss": loss_mean,
                               "val_loss": val["loss"], "grad_norm": norm,
                               "lr": optimizer.param_groups[0]["lr"],
                               "samples_per_s": samples / max(now - t_log, 1e-9)}
