@@ -156,5 +156,7 @@ def reason(inputs: PlanInputs, ranked: list[StepPlan]) -> str:
         return head + f"; it is the only layout that fits, limited by {dominant_cost(inputs, best)}."
     runner = others[0]
     ratio = best.samples_per_s / runner.samples_per_s
-    return (f"{head}; the next best, {runner.layout.label}, is {ratio:.3g}× slower because of "
-            f"{dominant_cost(inputs, runner)}.")
+    # by throughput: with weak scaling a layout of fewer data replicas takes shorter steps of a
+    # smaller global batch, so its step time alone would mislead
+    return (f"{head}; the next best, {runner.layout.label}, trains {ratio:.3g}× fewer samples "
+            f"per second because of {dominant_cost(inputs, runner)}.")
