@@ -5,7 +5,7 @@ import torch
 
 from rnnscope.plan.compute import Device, step_seconds
 from rnnscope.plan.pattern import LoopbackComm, chunk_overhead, payload_sizes, split_overhead, \
-    time_hidden_split, time_pipeline_stage
+    time_hidden_split, time_patterns, time_pipeline_stage
 from rnnscope.plan.strategies import RNNShape, rnn_parameters
 from rnnscope.train.config import load_config
 
@@ -52,3 +52,13 @@ def test_stages_are_timed_without_a_network():
                              "--data.batch_size", "4"])
     assert time_hidden_split(SHAPE, cfg, 2, repeats=1) > 0
     assert time_pipeline_stage(SHAPE, cfg, 2, 3, repeats=1) > 0
+    assert time_pipeline_stage(SHAPE, cfg, 1, 3, repeats=1) > 0  # one stage: the readout too
+
+
+def test_a_one_layer_model_has_no_pipeline_to_time():
+    cfg = load_config(None, ["--model.hidden", "8", "--model.layers", "1", "--data.seq_len", "7",
+                             "--data.batch_size", "4"])
+    shape = RNNShape(input_size=1, hidden=8, layers=1, seq_len=7, batch=4, output_size=1)
+    timed = time_patterns(shape, cfg, workers=2, repeats=1)
+    assert timed["stages"] == 1 and timed["stage_s"] == timed["whole_s"] == 0.0
+    assert timed["split_s"] > 0

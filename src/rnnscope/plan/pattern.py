@@ -104,8 +104,9 @@ def time_pipeline_stage(shape: RNNShape, cfg, stages: int, chunk: int,
                         repeats: int = 3, sync=None) -> float:
     """Seconds of the first stage's forward + backward in a `stages`-stage pipeline (no network).
 
-    The first stage holds the most layers (`stage_layers`) and no readout: its time is its
-    layers' chunked recurrence, what the model's per-chunk constant describes."""
+    The first stage holds the most layers (`stage_layers`) and, with 2 stages or more, no
+    readout: its time is its layers' chunked recurrence, what the model's per-chunk constant
+    describes. (One stage is the whole model, readout included.)"""
     import torch
 
     from rnnscope.parallel.pipeline import PipelineStage
@@ -114,8 +115,8 @@ def time_pipeline_stage(shape: RNNShape, cfg, stages: int, chunk: int,
     x = torch.randn(shape.batch, shape.seq_len, shape.input_size)  # (B, T, I)
 
     def run() -> None:
-        stage.forward(x, None, build_graph=True)
-        stage.backward(None, None)
+        y_hat, _ = stage.forward(x, None, build_graph=True)  # ŷ on the last stage only
+        stage.backward(y_hat, None if y_hat is None else torch.ones_like(y_hat))
 
     return mean_seconds(run, repeats, sync)
 
@@ -133,9 +134,11 @@ def time_patterns(shape: RNNShape, cfg, workers: int = 2, repeats: int = 3, sync
 
     ways = next((k for k in (workers, 2) if k > 1 and shape.hidden % k == 0), 1)
     stages, chunk = max(1, min(workers, shape.layers)), cfg.parallel.chunk
+    piped = stages > 1  # a one-layer model has no pipeline to time
     seconds = [time_hidden_split(shape, cfg, ways, repeats, sync) if ways > 1 else 0.0,
-               time_pipeline_stage(shape, cfg, stages, chunk, repeats, sync),
-               time_pipeline_stage(shape, cfg, stages, shape.seq_len, repeats, sync)]
+               time_pipeline_stage(shape, cfg, stages, chunk, repeats, sync) if piped else 0.0,
+               time_pipeline_stage(shape, cfg, stages, shape.seq_len, repeats, sync)
+               if piped else 0.0]
     if group is not None:
         replica = (max(1, shape.batch // workers), shape.layers, shape.hidden)
         seconds += [ddp_step_seconds(cfg, *replica, repeats, group, sync),
