@@ -53,3 +53,18 @@ def test_bad_input_is_one_line_and_status_2(argv, message, capsys):
     assert main(["plan", *MODEL, *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_calibrate_measures_this_machine_and_predicts_local_runs(capsys):
+    # the default model (one layer: no pipeline to time) with a short sequence
+    assert main(["plan", "--calibrate", "--data.seq_len", "10", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    workers = [group["workers"] for group in out["plans"]]
+    assert workers == [2, 4]
+    compute = out["calibration"]["compute"]
+    assert compute["flops_per_s"] > 0 and compute["ddp_overhead_s"] >= 0
+    assert compute["chunk_overhead_s"] == 0.0  # one layer: no pipeline
+    assert set(out["calibration"]["links"]) >= {"send", "all_reduce", "broadcast"}
