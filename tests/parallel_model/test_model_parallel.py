@@ -48,13 +48,30 @@ def single_process(tmp_path_factory):
     from rnnscope.train.loop import train
     run_dir = tmp_path_factory.mktemp("single") / "run"
     train(_cfg(run_dir))
-    return _final_weights(run_dir)
+    return Reference(_final_weights(run_dir), run_dir)
+
+
+class Reference(dict):
+    """The single process's final weights, and where its run directory is."""
+
+    def __init__(self, weights: dict, run_dir) -> None:
+        super().__init__(weights)
+        self.run_dir = run_dir
+
+
+def _metrics(run_dir) -> list[dict]:
+    import json
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def _check_run(run_dir, reference, strategy, world):
     weights = _final_weights(run_dir)
     for name, expected in reference.items():
         assert rel_err(weights[name], expected) <= 1e-5, f"{strategy} on {world}: {name}"
+    # the logged loss and gradient norm are the whole model's, as one process logs them
+    logged, single = _metrics(run_dir), _metrics(reference.run_dir)
+    for key in ("loss", "grad_norm"):
+        assert [m[key] for m in logged] == pytest.approx([m[key] for m in single], rel=1e-5), key
     rows = [r for r in read_jsonl(run_dir / "traffic.jsonl") if r["phase"] == "step"]
     assert {r["step"] for r in rows} == set(range(1, 7))
     groups = 2 if world == 4 else 1

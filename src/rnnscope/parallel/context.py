@@ -142,6 +142,10 @@ class ParallelContext:
         self.ledger.close_step(self.last_step, "log")
         return float(total) / comm.world_size
 
+    def grad_norm(self, model: nn.Module, local: float) -> float:
+        """Every rank holds the whole model (data parallel): the local norm."""
+        return local
+
     def finish(self) -> None:
         """Strategy-specific last checks before the ledger is gathered (none by default)."""
 

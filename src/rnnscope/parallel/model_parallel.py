@@ -38,7 +38,7 @@ from torch import nn
 
 from rnnscope.data import batch_order, build_dataset
 from rnnscope.errors import UserError
-from rnnscope.parallel.context import ParallelContext
+from rnnscope.parallel.context import TAG_METRICS, ParallelContext
 from rnnscope.parallel.mesh import build_mesh, mesh_shape
 
 SYNC_TAG, DATA_TAG = "mp-sync", "dp-grad"
@@ -142,6 +142,21 @@ class ModelParallelContext(ParallelContext):
         """The data replicas' communicator (None without data replicas: every rank of a model
         group has the same ŷ, so the same loss)."""
         return self.mesh.data_comm
+
+    def grad_norm(self, model: nn.Module, local: float) -> float:
+        """The whole model's gradient norm: Σ‖g‖² of the pieces this rank counts (a tensor that
+        every rank of the model group holds, counted on one), summed over the model group by
+        one all-reduce of 8 bytes (tag `metrics`, ledger phase "log"). The data replicas hold
+        the same gradients after their all-reduce."""
+        squares = sum(float(p.grad.detach().double().pow(2).sum())
+                      for p in self.stage.counted_once() if p.grad is not None)
+        comm = self.mesh.model_comm
+        if comm.world_size > 1:
+            total = torch.tensor([squares], dtype=torch.float64, device=comm.device)
+            comm.all_reduce(total, tag=TAG_METRICS)
+            self.ledger.close_step(self.last_step, "log")
+            squares = float(total)
+        return squares ** 0.5
 
     def reduce_data_grads(self) -> None:
         """Average this piece's gradients over the data replicas: one flat all-reduce per step."""

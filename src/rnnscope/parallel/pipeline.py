@@ -96,6 +96,10 @@ class PipelineStage:
         params = [w for k in self.layers for w in self.weights[k] if w is not None]
         return params + (list(self.readout.parameters()) if self.readout is not None else [])
 
+    def counted_once(self) -> list[nn.Parameter]:
+        """The parameters whose gradients this rank adds to the model's norm: all it owns."""
+        return self.parameters()
+
     def owned_names(self, net: nn.Module) -> list[str]:
         """Names in `net.state_dict()` of the parameters this stage owns."""
         mine = {id(p) for p in self.parameters()}

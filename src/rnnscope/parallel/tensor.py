@@ -71,6 +71,12 @@ class HiddenSplitStage:
         own = [w for layer in self.weights for w in layer if w is not None]
         return own + list(self.readout.parameters())
 
+    def counted_once(self) -> list[nn.Parameter]:
+        """The parameters whose gradients this rank adds to the model's norm: its rows of every
+        layer, and the readout (replicated, the same gradient everywhere) on rank 0 only."""
+        own = [w for layer in self.weights for w in layer if w is not None]
+        return own + (list(self.readout.parameters()) if self.k == 0 else [])
+
     def _gather(self, h_k: torch.Tensor) -> torch.Tensor:
         """All-gather the slices (B, Hk) of every rank into the whole state (B, H)."""
         B = h_k.shape[0]

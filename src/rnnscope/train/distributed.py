@@ -9,6 +9,7 @@ fixed points and knows nothing else about torch.distributed:
         ... forward, backward, clip, optimizer step ...
         distributed.on_step_end(step, model)      # after every optimizer step: ledger flush, checksums
         loss = distributed.average(loss)          # before a metrics line: the global batch's loss
+        norm = distributed.grad_norm(model, norm) # ... and the whole model's gradient norm
     distributed.close(run_dir)                    # at the end (run_dir is None off the main rank)
 
 Only the rank with `is_main` prints progress and writes the run directory.
@@ -53,6 +54,12 @@ class DistContext(Protocol):
         global batch); called by every rank at the same point, before a metrics line."""
         ...
 
+    def grad_norm(self, model: nn.Module, local: float) -> float:
+        """The whole model's gradient norm, given `local`, the norm of `model`'s own gradients
+        (a rank that holds a piece of the model has only its piece); called by every rank at
+        the same point, before a metrics line."""
+        ...
+
     def close(self, run_dir: Path | None) -> None:
         """Called once at the end of training (also after divergence); run_dir on the main rank."""
         ...
@@ -78,6 +85,10 @@ class SingleProcess:
     def average(self, value: float) -> float:
         """One replica: the value itself."""
         return value
+
+    def grad_norm(self, model: nn.Module, local: float) -> float:
+        """The whole model is here: the local norm."""
+        return local
 
     def close(self, run_dir: Path | None) -> None:
         """Nothing to release."""

@@ -210,7 +210,7 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                     val = evaluate(net, dataset.kind, dataset.x_val.to(device), dataset.y_val.to(device))
                     loss_mean = dist.average(loss_sum / max(loss_count, 1))  # over all replicas
                     record = {"step": step, "epoch": epoch, "loss": loss_mean,
-                              "val_loss": val["loss"], "grad_norm": norm,
+                              "val_loss": val["loss"], "grad_norm": dist.grad_norm(model, norm),
                               "lr": optimizer.param_groups[0]["lr"],
                               "samples_per_s": samples / max(now - t_log, 1e-9)}
                     if dataset.kind == "classification":
