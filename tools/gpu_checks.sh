@@ -23,6 +23,7 @@ timeout 240 python3 benchmarks/engine.py --device cuda --quick --json "$OUT/engi
     > "$OUT/engine-cuda.log" 2>&1
 sed -n '/^{/q;p' "$OUT/engine-cuda.log"  # the table (the JSON is in engine-cuda.json)
 
-echo "== the whole suite with a GPU present (pytest-xdist: -n 8)"
-timeout "${SUITE_TIMEOUT:-240}" python3 -m pytest -q -n 8 -p no:cacheprovider tests \
+echo "== the whole suite with a GPU present"
+parallel=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8")  # pytest-xdist, where installed
+timeout "${SUITE_TIMEOUT:-240}" python3 -m pytest -q $parallel -p no:cacheprovider tests \
     2>&1 | tail -40 | tee "$OUT/suite.log"

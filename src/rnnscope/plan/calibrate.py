@@ -8,11 +8,12 @@ straight line (DESIGN.md: a 4 B all-reduce takes ≈ 0.14 ms, one of 1–16 kB 1
 4 MB ≈ 3.5 ms), so each op gets its own link: regimes fitted to the time of one step of its
 critical path (`alphabeta.message_schedule`), the fewest that fit (`fit_regimes`) or, to
 predict local runs, one between each two measured sizes (`interpolate_regimes`).
-Whole training steps of train's model are timed at a few shapes around the configured one, in
-every benchmark process at once (1 thread each, sharing the cores as a run's workers do), and
-fitted as 3·overhead + 6·B·H·(I+H) / rate per layer and time step (`compute.step_seconds`) plus
-a fixed cost per training step (readout, loss, optimizer); the strategies' stages are timed
-too (`rnnscope.plan.pattern`)."""
+Steps of train's own loop (`rnnscope.plan.looptime`) are timed at a few shapes around the
+configured one, in every benchmark process at once (1 thread each, sharing the cores as a run's
+workers do; each shape started together and averaged over the processes), and fitted as
+3·overhead + 6·B·H·(I+H) / rate per layer and time step (`compute.step_seconds`) plus a fixed
+cost per training step (batch, readout, loss, optimizer); the strategies' own code paths are
+timed too (`rnnscope.plan.pattern`: the hidden split's and the pipeline's stages, DDP)."""
 
 from __future__ import annotations
 
@@ -214,8 +215,8 @@ def fit_compute(points: list[tuple[int, int, int, float]], shape) -> dict:
                                                for k in range(l)), 1.0]
                          for b, l, h, _ in points])
     seconds = np.array([t for *_, t in points])
-    # try each subset of the terms that keeps the FLOP term, keep the best fit whose terms are
-    # positive
+    # least squares on relative error, every coefficient ≥ 0 (the FLOP term > 0): try each
+    # subset of the terms that keeps the FLOP term, keep the best fit whose terms are positive
     weight = np.array([3.0 if (b, l, h) == (B, L, H) else 1.0 for b, l, h, _ in points])
     A, best = features / seconds[:, None] * weight[:, None], None
     for keep in ([0, 1, 2], [1, 2], [0, 1], [1]):
