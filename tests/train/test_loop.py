@@ -160,3 +160,14 @@ def test_diagnostics_are_recorded_every_n_steps(tmp_path, monkeypatch):
 def test_diagnostics_off_by_default_and_missing_module_is_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "diagnostics_hook", lambda: None)
     assert train(cfg_for(tmp_path, "--train.max_steps", "4", "--diagnostics.every", "2")).steps == 4
+
+
+def test_training_flushes_subnormals_and_leaves_them_alone_afterwards(tmp_path, monkeypatch):
+    # long sigmoid sequences drive the error terms below float32's smallest normal number
+    seen = []
+    real = torch.set_flush_denormal
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda on: seen.append(on) or real(on))
+    train(cfg_for(tmp_path, "--train.max_steps", "2"))
+    train(cfg_for(tmp_path, "--train.max_steps", "2", "--train.flush_denormal", "false", name="b"))
+    assert seen == [True, False, False, False]
+    assert float(torch.tensor([1e-40]) * 1.0) > 0.0

@@ -52,3 +52,14 @@ def test_progress_off_a_terminal_logs_about_ten_lines(caplog):
     progress.close()
     lines = [r for r in caplog.records if r.levelno == logging.INFO]
     assert len(lines) == 10 and "step 1000/1000" in lines[-1].getMessage()
+
+
+def test_denormals_are_flushed_inside_the_block_only():
+    from rnnscope.train.setup import denormals_flushed
+
+    tiny = torch.tensor([1e-40], dtype=torch.float32)  # a float32 subnormal
+    with denormals_flushed(True):
+        assert float(tiny * 1.0) == 0.0
+    assert float(tiny * 1.0) > 0.0
+    with denormals_flushed(False):
+        assert float(tiny * 1.0) > 0.0

@@ -23,6 +23,7 @@ import dataclasses
 from rnnscope.plan.calibrate import mean_seconds
 from rnnscope.plan.compute import Device, step_seconds
 from rnnscope.plan.strategies import RNNShape, ddp_buckets, rnn_parameters, stage_layers
+from rnnscope.train.setup import denormals_flushed
 
 
 def payload_sizes(shape: RNNShape, chunk: int, bucket_mb: float) -> list[int]:
@@ -97,7 +98,8 @@ def time_hidden_split(shape: RNNShape, cfg, ways: int, repeats: int = 3, sync=No
         y_hat, _ = stage.forward(x, None, build_graph=True)
         stage.backward(y_hat, torch.ones_like(y_hat))
 
-    return mean_seconds(run, repeats, sync)
+    with denormals_flushed(cfg.train.flush_denormal):  # as the runs' training loop does
+        return mean_seconds(run, repeats, sync)
 
 
 def time_pipeline_stage(shape: RNNShape, cfg, stages: int, chunk: int,
@@ -118,7 +120,8 @@ def time_pipeline_stage(shape: RNNShape, cfg, stages: int, chunk: int,
         y_hat, _ = stage.forward(x, None, build_graph=True)  # ŷ on the last stage only
         stage.backward(y_hat, None if y_hat is None else torch.ones_like(y_hat))
 
-    return mean_seconds(run, repeats, sync)
+    with denormals_flushed(cfg.train.flush_denormal):  # as the runs' training loop does
+        return mean_seconds(run, repeats, sync)
 
 
 def time_patterns(shape: RNNShape, cfg, workers: int = 2, repeats: int = 3, sync=None,

@@ -89,6 +89,8 @@ class TrainConfig:
     tbptt_k2: int = _f(0, "truncated BPTT: time steps backpropagated (0 = same as k1)")
     device: str = _f("cpu", "where to train: cpu, cuda, or auto", ("cpu", "cuda", "auto"))
     threads: int = _f(1, "torch CPU threads (0 = torch's default, one per core); 1 is fastest for small layers")
+    flush_denormal: bool = _f(True, "on CPU, flush subnormal floats (below ~1e-38) to zero: vanishing "
+                              "gradients over long sequences reach them, and CPUs compute them up to 100x slower")
     progress: bool = _f(True, "show a progress bar")
 
 

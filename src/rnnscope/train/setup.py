@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from pathlib import Path
 
@@ -56,3 +57,15 @@ def diagnostics_hook():
             return None
         raise
     return record_step
+
+
+@contextlib.contextmanager
+def denormals_flushed(enabled: bool):
+    """Inside the block, CPU ops flush subnormal floats to zero when `enabled`
+    (--train.flush_denormal); afterwards flushing is off, torch's default (torch cannot report
+    whether it was on before)."""
+    torch.set_flush_denormal(enabled)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
