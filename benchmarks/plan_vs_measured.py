@@ -10,9 +10,9 @@ Then, for each strategy, it predicts the
 step from the model and data shapes alone (`rnnscope.plan.strategies` for bytes and messages,
 `rnnscope.plan.simulate` for the time) and runs `rnnscope train --parallel.strategy S
 --parallel.nproc N` (one thread per worker). The measured side is the run's ledger
-(traffic.jsonl, phase "step", steps after the first two): wire bytes and messages summed over
-ranks, and the median step time (the slowest rank's). The prediction is the baseline of the
-ratios. Bytes and messages must match exactly; the step time within --tolerance (25 %). The
+(traffic.jsonl, phase "step", the steps after --warmup): wire bytes and messages summed over
+ranks, and the median step time (a step being the mean of the ranks' step_seconds), with the
+mean step beside it. The prediction is the baseline of the ratios. Bytes and messages must match exactly; the step time within --tolerance (25 %). The
 verdict is printed, not asserted: this is a measurement. N = 4 on 2 cores is oversubscribed,
 in the calibration as in the runs. A busy machine (other jobs on the cores) moves both sides.
 """

@@ -183,7 +183,7 @@ class PipelineStage:
         None and receive ∂L/∂h from above. Gradients go into `parameters()`' .grad; with
         time_reduction "mean" this call's RNN gradients are divided by T.
         """
-        bounds, last = self._bounds, len(self._bounds) - 1
+        last = len(self._bounds) - 1
         grads_before = {id(w): None if w.grad is None else w.grad.clone() for w in self._rnn_params()}
         if self.is_last:  # ∂L/∂h of the top layer lands in the readout's input leaves
             torch.autograd.backward(y_hat, grad_y_hat)

@@ -17,7 +17,6 @@ timed too (`rnnscope.plan.pattern`: the hidden split's and the pipeline's stages
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -147,15 +146,6 @@ def fit_network(measured: dict, world: int, interpolate: bool = False) -> dict[s
     return links
 
 
-def time_training_step(shape, cfg, repeats: int = 3, sync=None) -> float:
-    """Seconds of one step of train's own loop at `shape`, one thread: batch, forward, readout,
-    loss, backward, gradient norm, optimizer step (`looptime.loop_step_seconds`, the mean of
-    `repeats` steps after a warm-up; `sync()` starts them together in every process)."""
-    from rnnscope.plan.looptime import loop_step_seconds
-
-    return loop_step_seconds(cfg, shape.batch, shape.layers, shape.hidden, repeats, sync)
-
-
 def mean_seconds(run, repeats: int, sync=None) -> float:
     """Mean seconds of `repeats` calls of `run` after one warm-up call (then `sync()`, if given).
 
@@ -182,18 +172,21 @@ def compute_shapes(shape) -> list[tuple[int, int, int]]:
 def measure_compute(shape, cfg, repeats: int = 3, sync=None, combine=None) -> dict:
     """Time whole training steps of train's model (1 thread) around `shape` and fit the device.
 
-    In a calibration of several processes, `sync` (a barrier) starts every shape together in
-    all of them and `combine` (list of seconds -> the same list averaged over the processes)
-    makes every process fit the same points. Returns `fit_compute`'s dict.
+    Each shape is timed as steps of train's own loop (`looptime.loop_step_seconds`: batch,
+    forward, readout, loss, backward, gradient norm, optimizer step; the mean of `repeats`
+    after a warm-up). In a calibration of several processes, `sync` (a barrier) starts every
+    shape together in all of them and `combine` (list of seconds -> the same list averaged over
+    the processes) makes every process fit the same points. Returns `fit_compute`'s dict.
     """
     import torch
+
+    from rnnscope.plan.looptime import loop_step_seconds
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         variants = compute_shapes(shape)
-        seconds = [time_training_step(dataclasses.replace(shape, batch=b, layers=l, hidden=h),
-                                      cfg, repeats, sync) for b, l, h in variants]
+        seconds = [loop_step_seconds(cfg, b, l, h, repeats, sync) for b, l, h in variants]
     finally:
         torch.set_num_threads(threads)
     if combine is not None:
