@@ -135,12 +135,15 @@ class ParallelContext:
         """The mean of `value` over the data replicas: one all-reduce of 8 bytes (tag `metrics`),
         kept out of the training steps' traffic as its own ledger phase, "log"."""
         comm = self.data_comm()
-        if comm is None:
-            return value
+        return value if comm is None else self.sum_for_log(comm, value) / comm.world_size
+
+    def sum_for_log(self, comm: Communicator, value: float) -> float:
+        """The sum of `value` over `comm`'s ranks for a metrics line: an 8-byte all-reduce
+        (tag `metrics`), closed as its own ledger phase, "log", apart from the training steps."""
         total = torch.tensor([value], dtype=torch.float64, device=comm.device)
         comm.all_reduce(total, tag=TAG_METRICS)
         self.ledger.close_step(self.last_step, "log")
-        return float(total) / comm.world_size
+        return float(total)
 
     def grad_norm(self, model: nn.Module, local: float) -> float:
         """Every rank holds the whole model (data parallel): the local norm."""

@@ -38,7 +38,7 @@ from torch import nn
 
 from rnnscope.data import batch_order, build_dataset
 from rnnscope.errors import UserError
-from rnnscope.parallel.context import TAG_METRICS, ParallelContext
+from rnnscope.parallel.context import ParallelContext
 from rnnscope.parallel.mesh import build_mesh, mesh_shape
 
 SYNC_TAG, DATA_TAG = "mp-sync", "dp-grad"
@@ -152,10 +152,7 @@ class ModelParallelContext(ParallelContext):
                       for p in self.stage.counted_once() if p.grad is not None)
         comm = self.mesh.model_comm
         if comm.world_size > 1:
-            total = torch.tensor([squares], dtype=torch.float64, device=comm.device)
-            comm.all_reduce(total, tag=TAG_METRICS)
-            self.ledger.close_step(self.last_step, "log")
-            squares = float(total)
+            squares = self.sum_for_log(comm, squares)
         return squares ** 0.5
 
     def reduce_data_grads(self) -> None:
