@@ -104,4 +104,8 @@ def print_summary(result) -> None:
     table.add_row("parameters", f"{result.parameters:,}")
     table.add_row("run directory", str(result.run_dir))
     Console().print(table)
+    if getattr(result, "forecast", None):
+        from rnnscope.cli.forecast_lines import summary_lines
+
+        print("\n".join(summary_lines(result)))
     print(f"next: rnnscope evaluate {result.run_dir}\n      rnnscope predict {result.run_dir}")

@@ -1,0 +1,88 @@
+"""A trained model's forecasts in the data's units, streamed in batches, scored beside the baselines.
+
+    forecasts = forecast(model, prepared, origins, seq_len)          # (N, K, O), data units
+    table = score_split(model, prepared, part=2, seq_len=seq_len)    # test split vs naive, seasonal, mean
+
+The windows are views (data/csv.py); each batch is copied once into the model and dropped, so
+memory stays at the size of the file's arrays however many windows there are.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rnnscope.data.csv import origins as split_origins
+from rnnscope.data.csv import window_views
+from rnnscope.data.scores import baselines, score
+from rnnscope.data.series import Prepared, steps_ahead, to_data_units
+from rnnscope.errors import UserError
+
+BATCH = 4096  # windows per forward pass
+
+
+@torch.no_grad()
+def forecast(model, prepared: Prepared, span: range, seq_len: int, batch: int = BATCH):
+    """Yield (origins (B,), forecasts (B, K, O) in data units) batch by batch over span."""
+    was_training = model.training
+    model.eval()
+    try:
+        for lo in range(span.start, span.stop, batch * span.step):
+            part = range(lo, min(lo + batch * span.step, span.stop), span.step)
+            x, _ = window_views(prepared, part, seq_len, every_step=False)
+            y_hat, _ = model(x.contiguous())
+            if y_hat.dim() == 3:
+                y_hat = y_hat[:, -1]  # (B, O'): the forecast from the window's last row
+            t_hat = y_hat.double().numpy()
+            o = np.arange(part.start, part.stop, part.step)
+            values = to_data_units(prepared.spec, t_hat, prepared.base[o])
+            if not np.isfinite(values).all():
+                bad = int(np.argwhere(~np.isfinite(values))[0][0])
+                raise UserError(f"the model's forecast from row {o[bad] + 1} is not a finite number "
+                                f"({values[bad].ravel()[0]}); the run's weights or its data are broken: "
+                                "train again (lower --optim.lr, check the columns' scale)")
+            yield o, values
+    finally:
+        model.train(was_training)
+
+
+def actual_values(prepared: Prepared, o: np.ndarray, ks: list[int]) -> np.ndarray:
+    """(N, K, O) actual target values at o + k, NaN where missing or past the end."""
+    R = prepared.y.shape[0]
+    out = np.full((len(o), len(ks), prepared.y.shape[1]), np.nan)
+    for g, k in enumerate(ks):
+        ok = o + k < R
+        out[ok, g] = prepared.y[o[ok] + k]
+    return out
+
+
+def score_origins(model, prepared: Prepared, span: range, seq_len: int) -> dict:
+    """Metrics of the model and the baselines over the forecasts from the origins in span."""
+    ks = steps_ahead(prepared.spec)
+    chunks = list(forecast(model, prepared, span, seq_len))
+    o = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
+    values = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros((0, len(ks), prepared.y.shape[1]))
+    actual = actual_values(prepared, o, ks)
+    result = score(prepared.spec, values, actual, baselines(prepared.spec, prepared.y_past, o, ks), ks)
+    return {"forecasts": int(len(o)), "targets": result}
+
+
+def score_split(model, prepared: Prepared, part: int, seq_len: int) -> dict:
+    """score_origins over every origin of split `part` (0 train, 1 validation, 2 test)."""
+    return score_origins(model, prepared, split_origins(prepared, part, seq_len), seq_len)
+
+
+def versus_naive(scores: dict) -> list[tuple[str, float, float, float | None]]:
+    """[(target, model RMSE, naive RMSE, ratio)] for the summary line."""
+    rows = []
+    for name, entry in scores["targets"].items():
+        rows.append((name, entry["model"]["rmse"], entry["baselines"]["naive"]["rmse"], entry["rmse_vs_naive"]))
+    return rows
+
+
+def validation_forecast(model, dataset, seq_len: int) -> dict | None:
+    """For a CSV run: the model and the baselines on the validation split (None for built-in tasks)."""
+    prepared = dataset.series
+    if prepared is None or prepared.bounds[2] == prepared.bounds[1]:
+        return None
+    return score_split(model, prepared, part=1, seq_len=seq_len)
