@@ -81,13 +81,14 @@ def _numeric_text(table: Table, name: str) -> bool:
     return non_numbers(table, name) is not None
 
 
-def read_series(data_cfg, spec: dict | None = None):
-    """(table, index, input names, target names, inputs (R, I), targets (R, O)) on the time grid."""
-    paths = source_files(data_cfg.csv)
-    if len(paths) > 1:
-        raise UserError(f"--data.csv {data_cfg.csv} matches {len(paths)} files; give one file "
-                        "(several series in one file are not supported yet)")
-    table = read_table(paths[0])
+def read_series(data_cfg, spec: dict | None = None, table: Table | None = None):
+    """(table, index, input names, target names, column names, values (R, C)) on the time grid."""
+    if table is None:
+        paths = source_files(data_cfg.csv)
+        if len(paths) > 1:
+            raise UserError(f"--data.csv {data_cfg.csv} matches {len(paths)} files; give one file "
+                            "(several files are not supported yet: concatenate them)")
+        table = read_table(paths[0])
     if spec is None:
         taken = set(data_cfg.column) | set(data_cfg.target)
         found = find_time_column(table, data_cfg.time_column, taken)
@@ -112,9 +113,17 @@ def split_bounds(rows: int, val_fraction: float, test_fraction: float) -> list[i
     return [0, rows - n_val - n_test, rows - n_test, rows]
 
 
-def prepare(data_cfg, spec: dict | None = None, missing: str | None = None) -> tuple[dict, Prepared]:
-    """The spec (fitted on train rows, or the saved one) and the Prepared arrays of --data.csv."""
-    table, index, inputs, targets, columns, values = read_series(data_cfg, spec)
+def prepare(data_cfg, spec: dict | None = None, missing: str | None = None, own_file: bool = False,
+            table: Table | None = None) -> tuple[dict, Prepared]:
+    """The spec (fitted on train rows, or the saved one) and the Prepared arrays of --data.csv.
+
+    Args:
+        spec: a saved spec to apply (predict, evaluate) instead of fitting one.
+        missing: --data.missing for this file (default: the spec's, or data_cfg's).
+        own_file: with a spec, the file is the run's own: keep its train/validation/test bounds.
+        table: data already in memory (a DataFrame or an array) instead of the --data.csv file.
+    """
+    table, index, inputs, targets, columns, values = read_series(data_cfg, spec, table)
     path = table.path
     mode = missing or (spec["missing"] if spec else data_cfg.missing)
     line_of = _line_of(table, index)
@@ -129,7 +138,7 @@ def prepare(data_cfg, spec: dict | None = None, missing: str | None = None) -> t
                                   lambda k: stamp(index.to_dict(), k))
             values, positions = values[keep], positions[keep]
     R = values.shape[0]
-    if spec is None:
+    if spec is None or own_file:
         bounds = split_bounds(R, data_cfg.val_fraction, data_cfg.test_fraction)
     else:  # a file given to predict or evaluate: all of its rows are one part
         bounds = [0, R, R, R]

@@ -76,10 +76,14 @@ def read_table(path: Path) -> Table:
     """One CSV or Parquet file as a Table; bad content gets one line with the line and column."""
     import pyarrow as pa
 
-    if path.suffix.lower() in (".parquet", ".pq"):
-        arrow = _read_parquet(path)
-    else:
-        arrow = _read_csv(path)
+    arrow = _read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else _read_csv(path)
+    return from_arrow(arrow, path)
+
+
+def from_arrow(arrow, path: Path) -> Table:
+    """A Table from a pyarrow table (read from a file, or built from a DataFrame in memory)."""
+    import pyarrow as pa
+
     names = [str(n).strip() for n in arrow.column_names]
     _check_header(path, names, arrow.num_rows)
     table = Table(path, names, arrow.num_rows)
@@ -154,8 +158,8 @@ def _explain_csv(path: Path) -> None:
 
 def data_line(path: Path, row: int) -> int:
     """The line of the file that holds data row `row` (0-based); blank lines are skipped as pyarrow does."""
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return row + 1  # Parquet has no lines: the row number, counted from 1
+    if path.suffix.lower() in (".parquet", ".pq") or not path.is_file():
+        return row + 1  # Parquet and data in memory have no lines: the row number, counted from 1
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
         reader = csv.reader(f)
         seen = -2  # the header is row -1

@@ -67,20 +67,20 @@ def step_text(unit: str, step: int) -> str:
     return str(step)
 
 
-def stamp(index: dict, k: int | np.ndarray):
-    """The time of grid position k as text (a date, a timestamp or an integer)."""
+def stamp(index: dict, k):
+    """The time of grid position(s) k: a date or timestamp as ISO text, or an integer."""
     value = index["start"] + np.asarray(k, dtype=np.int64) * index["step"]
     if index["kind"] in ("integer", "row"):
-        return value
+        return value if np.ndim(value) else int(value)
     if index["unit"] == "month":
-        to_text = lambda m: f"{m // 12:04d}-{m % 12 + 1:02d}-01"  # noqa: E731
+        text = np.datetime_as_string((value - 1970 * 12).astype("datetime64[M]").astype("datetime64[D]"))
     else:
-        def to_text(s):
-            t = dt.datetime.fromtimestamp(int(s), dt.timezone.utc).replace(tzinfo=None)
-            return t.date().isoformat() if t.time() == dt.time(0) else t.isoformat(sep=" ")
-    if np.ndim(value) == 0:
-        return to_text(int(value))
-    return [to_text(int(v)) for v in value]
+        moments = value.astype("datetime64[s]")
+        midnight = bool(np.all(value % 86400 == 0))
+        text = np.datetime_as_string(moments.astype("datetime64[D]") if midnight else moments)
+        if not midnight:
+            text = np.char.replace(text, "T", " ")
+    return text if np.ndim(value) else str(text)
 
 
 def _parse_text_dates(cells: list) -> np.ndarray | None:

@@ -86,3 +86,38 @@ def validation_forecast(model, dataset, seq_len: int) -> dict | None:
     if prepared is None or prepared.bounds[2] == prepared.bounds[1]:
         return None
     return score_split(model, prepared, part=1, seq_len=seq_len)
+
+
+def time_axis(spec: dict, positions: np.ndarray) -> np.ndarray:
+    """Grid positions as plottable times: datetime64 for dates, integers otherwise."""
+    index = spec["time"]
+    value = index["start"] + positions.astype(np.int64) * index["step"]
+    if index["kind"] != "datetime":
+        return value
+    if index["unit"] == "month":
+        return (value - 1970 * 12).astype("datetime64[M]").astype("datetime64[D]")
+    return value.astype("datetime64[s]")
+
+
+def forecast_frame(model, prepared: Prepared, seq_len: int, max_points: int = 5000) -> dict:
+    """What the forecast picture draws: actual values, the model's and the naive forecast of the
+    first step ahead, per target, over time, with the split boundaries (at most max_points each)."""
+    from rnnscope.data.csv import all_origins
+
+    spec, R = prepared.spec, prepared.x.shape[0]
+    k = steps_ahead(spec)[0]
+    span = all_origins(prepared, seq_len)
+    every = max(1, len(span) // max_points)
+    span = range(span.start, span.stop, every)
+    chunks = list(forecast(model, prepared, span, seq_len))
+    o = np.concatenate([c[0] for c in chunks])
+    values = np.concatenate([c[1] for c in chunks])[:, 0]  # (N, O) at step k
+    rows = np.arange(0, R, max(1, R // max_points))
+    last = prepared.positions[-1]
+    target_pos = np.where(o + k < R, prepared.positions[np.minimum(o + k, R - 1)], last + (o + k - (R - 1)))
+    return {"targets": spec["targets"], "step": k, "time_name": spec["time"]["name"] or "row",
+            "time": time_axis(spec, prepared.positions[rows]), "actual": prepared.y[rows],
+            "forecast_time": time_axis(spec, target_pos), "forecast": values,
+            "naive": prepared.y_past[o],
+            "bounds": [time_axis(spec, prepared.positions[np.array([b])])[0]
+                       for b in prepared.bounds[1:3] if 0 < b < R]}
