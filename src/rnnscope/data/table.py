@@ -231,3 +231,20 @@ def numeric_column(table: Table, name: str, option: str) -> np.ndarray:
         raise UserError(f"{table.path} line {data_line(table.path, row)}, column {name!r}: {values[row]} is "
                         "not a finite number (or too large for float64); fix the value or leave the cell empty")
     return values
+
+
+def table_from_columns(columns: dict[str, np.ndarray], label: str) -> Table:
+    """A Table from named NumPy columns held in memory (a DataFrame's or an array's)."""
+    import pyarrow as pa
+
+    arrays = {}
+    for name, values in columns.items():
+        values = np.asarray(values)
+        if values.dtype.kind == "O":  # text, or numbers with None for a gap
+            arrays[name] = pa.array(values.tolist(), from_pandas=True)
+        else:
+            arrays[name] = pa.array(values, from_pandas=True)  # NaN -> null, datetime64 -> timestamp
+    arrow = pa.table(arrays)
+    if arrow.num_rows == 0:
+        raise UserError(f"{label} has no rows; give one row per time step")
+    return from_arrow(arrow, Path(label))
