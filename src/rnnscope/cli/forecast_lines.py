@@ -10,8 +10,12 @@ def _fmt(value: float | None) -> str:
 def summary_lines(result) -> list[str]:
     """`validation RMSE temp: model 0.41, naive 0.52 (0.79× naive)` per target, and a warning
     when the model loses to the naive forecast, with what to try."""
-    lines, losing = [], []
-    for name, entry in result.forecast["targets"].items():
+    info = result.forecast
+    lines = [f"time index: {info['time']}; inputs: {', '.join(info['inputs'])}; targets: "
+             f"{', '.join(info['targets'])}; missing values: {info['missing']}"
+             + (f"; season: {info['season']} rows" if info["season"] else "")]
+    losing = []
+    for name, entry in (info["validation"] or {"targets": {}})["targets"].items():
         model, naive, ratio = entry["model"]["rmse"], entry["baselines"]["naive"]["rmse"], entry["rmse_vs_naive"]
         best = entry["best_baseline"]
         lines.append(f"validation RMSE {name}: model {_fmt(model)}, naive {_fmt(naive)}"

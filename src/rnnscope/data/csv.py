@@ -56,7 +56,7 @@ def csv_dataset(data_cfg, normalization: dict | None = None) -> Dataset:
     if data_cfg.difference not in (0, 1):
         raise UserError(f"--data.difference must be 0 or 1, got {data_cfg.difference}")
     spec = normalization.get("spec") if normalization else None
-    spec, prepared = prepare(data_cfg, spec=spec)
+    spec, prepared = prepare(data_cfg, spec=spec, own_file=True)  # a saved spec: resume, diagnose
     L, every_step = data_cfg.seq_len, data_cfg.predict != "last_step"
     need = L + prepared.spec["difference"] + steps_ahead(spec)[-1]
     parts = []

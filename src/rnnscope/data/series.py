@@ -142,6 +142,13 @@ def prepare(data_cfg, spec: dict | None = None, missing: str | None = None, own_
         bounds = split_bounds(R, data_cfg.val_fraction, data_cfg.test_fraction)
     else:  # a file given to predict or evaluate: all of its rows are one part
         bounds = [0, R, R, R]
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked and named below
+        return _model_arrays(data_cfg, spec, table, index, inputs, targets, columns, values, positions, bounds, mode)
+
+
+def _model_arrays(data_cfg, spec, table, index, inputs, targets, columns, values, positions, bounds, mode):
+    """The filled, transformed, normalized arrays (and the spec fitted on the train rows when new)."""
+    path = table.path
     filled = gaps.fill(values, mode, bounds)  # (R, C) without NaN
     col = {name: j for j, name in enumerate(columns)}
     x_raw, x_filled = values[:, [col[n] for n in inputs]], filled[:, [col[n] for n in inputs]]
@@ -149,7 +156,7 @@ def prepare(data_cfg, spec: dict | None = None, missing: str | None = None, own_
     if spec is None:
         spec = _fit_spec(data_cfg, index, inputs, targets, mode, x_filled, y_raw, y_filled, bounds, path)
     x = _inputs(spec, x_raw, x_filled, path)
-    t = _targets(spec, y_raw if mode == "mask" else y_filled, y_filled)
+    t = _targets(spec, y_raw if mode == "mask" else y_filled, y_filled, path)
     prepared = Prepared(x=x, t=t, y=y_raw, y_past=gaps.forward_fill(y_raw), base=y_filled,
                         positions=positions, bounds=bounds, spec=spec)
     return spec, prepared
@@ -221,10 +228,15 @@ def _inputs(spec: dict, x_raw: np.ndarray, x_filled: np.ndarray, path) -> np.nda
     return x
 
 
-def _targets(spec: dict, y: np.ndarray, y_filled: np.ndarray) -> np.ndarray:
-    """(R, K·O) float32 normalized targets per origin row."""
-    t = (_changes(spec, y, y_filled) - np.array(spec["t_mean"])) / np.array(spec["t_std"])
-    return t.astype(np.float32)
+def _targets(spec: dict, y: np.ndarray, y_filled: np.ndarray, path) -> np.ndarray:
+    """(R, K·O) float32 normalized targets per origin row (NaN: unknown)."""
+    t = ((_changes(spec, y, y_filled) - np.array(spec["t_mean"])) / np.array(spec["t_std"])).astype(np.float32)
+    if np.isinf(t).any():
+        j = int(np.argwhere(np.isinf(t))[0][1]) % len(spec["targets"])
+        raise UserError(f"{path} column {spec['targets'][j]!r}: the target values overflow float32 after "
+                        "normalization (values far beyond the train rows' range, or their differences "
+                        "overflow); rescale the column")
+    return t
 
 
 def input_names(spec: dict) -> list[str]:

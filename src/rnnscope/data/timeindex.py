@@ -47,13 +47,6 @@ class TimeIndex:
             return _SEASONS_BY_MONTHS.get(self.step, 0)
         return 0
 
-    def describe(self) -> str:
-        """One phrase for the summary: `date (daily, 2020-01-01 …)`."""
-        if self.kind == "row":
-            return "row numbers (no time column)"
-        return f"{self.name} (every {step_text(self.unit, self.step)}, from {stamp(self.to_dict(), 0)})"
-
-
 def step_text(unit: str, step: int) -> str:
     """'day', '3 months', '1 row'."""
     if unit == "month":
@@ -65,6 +58,13 @@ def step_text(unit: str, step: int) -> str:
                 return word if n == 1 else f"{n} {word}s"
         return f"{step} s"
     return str(step)
+
+
+def describe(index: dict) -> str:
+    """One phrase for the summary: `date (every day, from 2020-01-01)`."""
+    if index["kind"] == "row":
+        return "row numbers (no time column found; name one with --data.time_column)"
+    return f"{index['name']} (every {step_text(index['unit'], index['step'])}, from {stamp(index, 0)})"
 
 
 def stamp(index: dict, k):

@@ -81,11 +81,18 @@ def versus_naive(scores: dict) -> list[tuple[str, float, float, float | None]]:
 
 
 def validation_forecast(model, dataset, seq_len: int) -> dict | None:
-    """For a CSV run: the model and the baselines on the validation split (None for built-in tasks)."""
+    """For a CSV run: what the summary reports (time index, columns) and the model beside the
+    baselines on the validation split; None for a built-in task."""
+    from rnnscope.data.timeindex import describe
+
     prepared = dataset.series
-    if prepared is None or prepared.bounds[2] == prepared.bounds[1]:
+    if prepared is None:
         return None
-    return score_split(model, prepared, part=1, seq_len=seq_len)
+    spec = prepared.spec
+    has_val = prepared.bounds[2] > prepared.bounds[1] and len(split_origins(prepared, 1, seq_len))
+    return {"time": describe(spec["time"]), "inputs": spec["inputs"], "targets": spec["targets"],
+            "season": spec["season"], "missing": spec["missing"],
+            "validation": score_split(model, prepared, part=1, seq_len=seq_len) if has_val else None}
 
 
 def time_axis(spec: dict, positions: np.ndarray) -> np.ndarray:
