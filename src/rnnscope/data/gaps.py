@@ -33,7 +33,10 @@ def refuse(path, names: list[str], values: np.ndarray, line_of, time_name: str, 
 
 
 def forward_fill(values: np.ndarray) -> np.ndarray:
-    """Each NaN replaced by the last value above it in its column (leading NaNs stay)."""
+    """Each NaN replaced by the last value above it in its column (leading NaNs stay); values
+    itself, not a copy, when nothing is missing."""
+    if not np.isnan(values).any():
+        return values
     out = values.copy()
     for c in range(values.shape[1]):
         col = out[:, c]
@@ -47,7 +50,10 @@ def forward_fill(values: np.ndarray) -> np.ndarray:
 
 
 def fill(values: np.ndarray, mode: str, bounds: list[int]) -> np.ndarray:
-    """Inputs without NaN: forward-filled or interpolated inside each split [bounds[i], bounds[i+1])."""
+    """Inputs without NaN: forward-filled or interpolated inside each split [bounds[i], bounds[i+1])
+    (values itself when nothing is missing)."""
+    if not np.isnan(values).any():
+        return values
     out = forward_fill(values) if mode in ("ffill", "mask") else values.copy()
     for c in range(values.shape[1]):
         col = values[:, c]

@@ -16,6 +16,7 @@ Inputs are the columns' values (difference 0) or their change since the row befo
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,19 +41,20 @@ class Prepared:
     spec: dict
 
 
-def _stats(values: np.ndarray, names: list[str], what: str, path) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std per column over the non-missing values, computed without overflow."""
-    scale = np.nanmax(np.abs(values), axis=0) if values.size else np.ones(values.shape[1])
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    mean = np.nanmean(values / scale, axis=0) * scale
-    std = np.nanstd(values / scale, axis=0) * scale
-    for j, name in enumerate(names):
-        if not (np.isfinite(mean[j]) and np.isfinite(std[j])):
-            cause = ("it has no value in the train rows" if np.isnan(values[:, j]).all()
-                     else "its values overflow float64 arithmetic")
-            raise UserError(f"{path} column {name!r}: the {what} statistics (mean, std) over the train rows "
-                            f"are not finite ({cause}); rescale the column or choose other columns")
-    return mean, np.where(std > 1e-12 * np.maximum(np.abs(mean), 1.0), std, 1.0)
+def _column_stats(values: np.ndarray, name: str, what: str, path) -> tuple[float, float]:
+    """Mean and std of one column over its non-missing values, computed without overflow."""
+    if values.size == 0:
+        return 0.0, 1.0  # no complete window in the train rows: csv_dataset says so, with the fix
+    scale = float(np.nanmax(np.abs(values))) if values.size and not np.isnan(values).all() else 1.0
+    scale = scale if np.isfinite(scale) and scale > 0 else 1.0
+    scaled = values / scale  # |scaled| ≤ 1: squares cannot overflow
+    mean, std = float(np.nanmean(scaled)) * scale, float(np.nanstd(scaled)) * scale
+    if not (np.isfinite(mean) and np.isfinite(std)):
+        cause = ("it has no value in the train rows" if np.isnan(values).all()
+                 else "its values overflow float64 arithmetic")
+        raise UserError(f"{path} column {name!r}: the {what} statistics (mean, std) over the train rows "
+                        f"are not finite ({cause}); rescale the column or choose other columns")
+    return mean, (std if std > 1e-12 * max(abs(mean), 1.0) else 1.0)
 
 
 def _columns(table: Table, data_cfg, time_name: str) -> tuple[list[str], list[str]]:
@@ -103,6 +105,8 @@ def read_series(data_cfg, spec: dict | None = None, table: Table | None = None):
     values = np.full((int(index.positions[-1]) + 1, len(columns)), np.nan)
     for j, name in enumerate(columns):
         values[index.positions, j] = numeric_column(table, name, "--data.column")
+    table.numeric.clear()  # the file's own arrays (pyarrow buffers) are not needed past this point
+    table.text.clear()
     return table, index, inputs, targets, columns, values
 
 
@@ -142,7 +146,8 @@ def prepare(data_cfg, spec: dict | None = None, missing: str | None = None, own_
         bounds = split_bounds(R, data_cfg.val_fraction, data_cfg.test_fraction)
     else:  # a file given to predict or evaluate: all of its rows are one part
         bounds = [0, R, R, R]
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked and named below
+    with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # overflow and empty columns are checked and named
         return _model_arrays(data_cfg, spec, table, index, inputs, targets, columns, values, positions, bounds, mode)
 
 
@@ -150,9 +155,8 @@ def _model_arrays(data_cfg, spec, table, index, inputs, targets, columns, values
     """The filled, transformed, normalized arrays (and the spec fitted on the train rows when new)."""
     path = table.path
     filled = gaps.fill(values, mode, bounds)  # (R, C) without NaN
-    col = {name: j for j, name in enumerate(columns)}
-    x_raw, x_filled = values[:, [col[n] for n in inputs]], filled[:, [col[n] for n in inputs]]
-    y_raw, y_filled = values[:, [col[n] for n in targets]], filled[:, [col[n] for n in targets]]
+    x_raw, x_filled = _select(values, inputs, columns), _select(filled, inputs, columns)
+    y_raw, y_filled = _select(values, targets, columns), _select(filled, targets, columns)
     if spec is None:
         spec = _fit_spec(data_cfg, index, inputs, targets, mode, x_filled, y_raw, y_filled, bounds, path)
     x = _inputs(spec, x_raw, x_filled, path)
@@ -160,6 +164,14 @@ def _model_arrays(data_cfg, spec, table, index, inputs, targets, columns, values
     prepared = Prepared(x=x, t=t, y=y_raw, y_past=gaps.forward_fill(y_raw), base=y_filled,
                         positions=positions, bounds=bounds, spec=spec)
     return spec, prepared
+
+
+def _select(values: np.ndarray, names: list[str], columns: list[str]) -> np.ndarray:
+    """The named columns of values: a view when they are neighbours in order (no copy)."""
+    idx = [columns.index(n) for n in names]
+    if idx == list(range(idx[0], idx[0] + len(idx))):
+        return values[:, idx[0] : idx[0] + len(idx)]
+    return values[:, idx]
 
 
 def _line_of(table: Table, index: TimeIndex):
@@ -176,20 +188,17 @@ def steps_ahead(spec: dict) -> list[int]:
     return list(range(1, h + 1)) if spec["steps"] == "all" else [h]
 
 
-def _changes(spec: dict, y: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """(R, K·O) raw targets per origin row: y[s+k] (− base[s] when differenced), NaN past the end."""
-    R, O = y.shape
-    out = np.full((R, len(steps_ahead(spec)) * O), np.nan)
-    for g, k in enumerate(steps_ahead(spec)):
-        if k < R:
-            out[: R - k, g * O : (g + 1) * O] = y[k:] - (base[: R - k] if spec["difference"] else 0.0)
-    return out
+def _change(spec: dict, y: np.ndarray, base: np.ndarray, k: int, j: int, origins: int) -> np.ndarray:
+    """Raw target of column j, k steps ahead, for origin rows 0..origins-1: y[s+k] (− base[s])."""
+    ahead = y[k : k + origins, j]
+    return ahead - base[:origins, j] if spec["difference"] else ahead
 
 
-def _input_values(spec: dict, x_filled: np.ndarray) -> np.ndarray:
+def _input_column(spec: dict, x_filled: np.ndarray, j: int) -> np.ndarray:
+    """Input column j as the model sees it before scaling: the value, or its change since the row before."""
     if not spec["difference"]:
-        return x_filled
-    return np.vstack([np.zeros((1, x_filled.shape[1])), np.diff(x_filled, axis=0)])
+        return x_filled[:, j]
+    return np.concatenate([[0.0], np.diff(x_filled[:, j])])
 
 
 def _fit_spec(data_cfg, index, inputs, targets, mode, x_filled, y_raw, y_filled, bounds, path) -> dict:
@@ -198,44 +207,57 @@ def _fit_spec(data_cfg, index, inputs, targets, mode, x_filled, y_raw, y_filled,
     spec = {"inputs": inputs, "targets": targets, "missing": mode, "time": index.to_dict(),
             "horizon": data_cfg.horizon, "steps": data_cfg.steps, "difference": data_cfg.difference,
             "scale": data_cfg.scale, "season": data_cfg.season or index.season, "train_rows": n_train}
-    changes = _changes(spec, y_raw if mode == "mask" else y_filled, y_filled)[:n_train]
+    ks = steps_ahead(spec)
+    x_stats = [(0.0, 1.0)] * len(inputs)
+    t_stats = [(0.0, 1.0)] * (len(ks) * len(targets))
     if data_cfg.scale == "standard":
-        x_mean, x_std = _stats(_input_values(spec, x_filled)[:n_train], inputs, "input", path)
-        t_names = [f"{n}(t+{k})" for k in steps_ahead(spec) for n in targets]
-        t_mean, t_std = _stats(changes, t_names, "target", path)
-    else:
-        x_mean, x_std = np.zeros(len(inputs)), np.ones(len(inputs))
-        t_mean, t_std = np.zeros(changes.shape[1]), np.ones(changes.shape[1])
+        x_stats = [_column_stats(_input_column(spec, x_filled, j)[:n_train], name, "input", path)
+                   for j, name in enumerate(inputs)]
+        y = y_raw if mode == "mask" else y_filled
+        t_stats = [_column_stats(_change(spec, y, y_filled, k, j, max(n_train - k, 0)), f"{name}(t+{k})",
+                                 "target", path)  # origins whose target row is a train row
+                   for k in ks for j, name in enumerate(targets)]
     train_y = y_raw[:n_train]
     m = spec["season"] if spec["season"] > 1 else 1
-    scale = np.nanmean(np.abs(train_y[m:] - train_y[:-m]), axis=0) if n_train > m else np.full(len(targets), np.nan)
-    spec |= {"x_mean": x_mean.tolist(), "x_std": x_std.tolist(), "t_mean": t_mean.tolist(),
-             "t_std": t_std.tolist(), "y_train_mean": np.nanmean(train_y, axis=0).tolist(),
-             "mase_scale": [float(s) if np.isfinite(s) and s > 0 else None for s in scale]}
+    scale = [np.nanmean(np.abs(train_y[m:, j] - train_y[:-m, j])) if n_train > m else np.nan
+             for j in range(len(targets))]
+    spec |= {"x_mean": [a for a, _ in x_stats], "x_std": [b for _, b in x_stats],
+             "t_mean": [a for a, _ in t_stats], "t_std": [b for _, b in t_stats],
+             "y_train_mean": [float(np.nanmean(train_y[:, j])) for j in range(len(targets))],
+             "mase_scale": [float(v) if np.isfinite(v) and v > 0 else None for v in scale]}
     return spec
 
 
 def _inputs(spec: dict, x_raw: np.ndarray, x_filled: np.ndarray, path) -> np.ndarray:
-    """(R, I') float32: normalized inputs, and with --data.missing mask a 0/1 channel per column."""
-    x = (_input_values(spec, x_filled) - np.array(spec["x_mean"])) / np.array(spec["x_std"])
-    if spec["missing"] == "mask":
-        x = np.hstack([x, np.isnan(x_raw).astype(np.float64)])
-    x = x.astype(np.float32)
-    if not np.isfinite(x).all():
-        j = int(np.argwhere(~np.isfinite(x))[0][1])
-        raise UserError(f"{path} column {input_names(spec)[j]!r}: normalized values overflow float32 "
-                        "(values far from the train rows' range); rescale the column")
+    """(R, I') float32: normalized inputs, and with --data.missing mask a 0/1 channel per column.
+    Built column by column: no full-size float64 temporary."""
+    names = input_names(spec)
+    I = len(spec["inputs"])
+    x = np.empty((x_filled.shape[0], len(names)), dtype=np.float32)
+    for j in range(I):
+        x[:, j] = (_input_column(spec, x_filled, j) - spec["x_mean"][j]) / spec["x_std"][j]
+        if not np.isfinite(x[:, j]).all():
+            raise UserError(f"{path} column {names[j]!r}: normalized values overflow float32 "
+                            "(values far from the train rows' range); rescale the column")
+        if spec["missing"] == "mask":
+            x[:, I + j] = np.isnan(x_raw[:, j])
     return x
 
 
 def _targets(spec: dict, y: np.ndarray, y_filled: np.ndarray, path) -> np.ndarray:
-    """(R, K·O) float32 normalized targets per origin row (NaN: unknown)."""
-    t = ((_changes(spec, y, y_filled) - np.array(spec["t_mean"])) / np.array(spec["t_std"])).astype(np.float32)
-    if np.isinf(t).any():
-        j = int(np.argwhere(np.isinf(t))[0][1]) % len(spec["targets"])
-        raise UserError(f"{path} column {spec['targets'][j]!r}: the target values overflow float32 after "
-                        "normalization (values far beyond the train rows' range, or their differences "
-                        "overflow); rescale the column")
+    """(R, K·O) float32 normalized targets per origin row (NaN: unknown or past the end)."""
+    R, O = y.shape
+    ks = steps_ahead(spec)
+    t = np.full((R, len(ks) * O), np.nan, dtype=np.float32)
+    for g, k in enumerate(ks):
+        for j in range(O):
+            c = g * O + j
+            if k < R:
+                t[: R - k, c] = (_change(spec, y, y_filled, k, j, R - k) - spec["t_mean"][c]) / spec["t_std"][c]
+            if np.isinf(t[:, c]).any():
+                raise UserError(f"{path} column {spec['targets'][j]!r}: the target values overflow float32 "
+                                "after normalization (values far beyond the train rows' range, or their "
+                                "differences overflow); rescale the column")
     return t
 
 
