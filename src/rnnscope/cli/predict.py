@@ -70,8 +70,10 @@ def prepared_for(cfg, ckpt, args):
 
 
 def csv_batches(cfg, model, prepared, own_file: bool):
-    """(header, then one list of rows per batch): time, step, forecast and actual per target."""
+    """The header, then one pyarrow table per batch of forecasts: time, step, forecast and actual
+    per target (and the split of the forecast row for the run's own file)."""
     import numpy as np
+    import pyarrow as pa
 
     from rnnscope.data.csv import all_origins
     from rnnscope.data.series import steps_ahead
@@ -86,17 +88,17 @@ def csv_batches(cfg, model, prepared, own_file: bool):
     R, split_names = prepared.x.shape[0], np.array(["train", "validation", "test", "future"])
     for o, values in forecast(model, prepared, all_origins(prepared, cfg.data.seq_len), cfg.data.seq_len):
         actual = actual_values(prepared, o, ks)  # (B, K, O)
-        rows = []
-        for g, k in enumerate(ks):
-            target_row = o + k
-            last_pos = prepared.positions[np.minimum(target_row, R - 1)]
-            times = stamp(spec["time"], last_pos + np.maximum(target_row - (R - 1), 0))
+        target_row = (o[:, None] + np.array(ks)[None, :]).ravel()  # (B·K,), origin-major
+        past_end = np.maximum(target_row - (R - 1), 0)
+        times = stamp(spec["time"], prepared.positions[np.minimum(target_row, R - 1)] + past_end)
+        columns = [pa.array(times), pa.array(np.tile(ks, len(o)))]
+        # float32 text is the shortest that round-trips float32: about 7 significant digits
+        columns += [pa.array(values[:, :, j].ravel().astype(np.float32)) for j in range(len(targets))]
+        columns += [pa.array(actual[:, :, j].ravel(), from_pandas=True) for j in range(len(targets))]
+        if own_file:
             parts = np.searchsorted(prepared.bounds[1:], target_row, side="right")
-            for i in range(len(o)):
-                row = [times[i], k, *(f"{v:.6g}" for v in values[i, g]),
-                       *("" if v != v else f"{v:.6g}" for v in actual[i, g])]
-                rows.append(row + ([split_names[min(parts[i], 3)]] if own_file else []))
-        yield rows
+            columns.append(pa.array(split_names[np.minimum(parts, 3)]))
+        yield pa.table(columns, names=[f"c{i}" for i in range(len(columns))])
 
 
 def task_rows(cfg, ckpt, model) -> tuple[list[str], list[list]]:
@@ -126,14 +128,32 @@ def task_rows(cfg, ckpt, model) -> tuple[list[str], list[list]]:
     return header, rows
 
 
+def _write(f, batches) -> int:
+    """Header line, then each batch (a list of rows, or a pyarrow table) to the binary file f."""
+    import io
+
+    from pyarrow import csv as pacsv
+
+    text = io.StringIO()
+    csv.writer(text).writerow(next(batches))
+    f.write(text.getvalue().encode())
+    count, options = 0, pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    for batch in batches:
+        if isinstance(batch, list):
+            text = io.StringIO()
+            csv.writer(text).writerows(batch)
+            f.write(text.getvalue().encode())
+        else:
+            pacsv.write_csv(batch, f, write_options=options)
+        count += len(batch) if isinstance(batch, list) else batch.num_rows
+    return count
+
+
 def write_rows(out: str, batches) -> int:
-    """Write header and batches to `out` (- for stdout) atomically; the number of rows written."""
+    """Write the header and batches to `out` (- for stdout) atomically; the number of rows written."""
     if out == "-":
-        writer, count = csv.writer(sys.stdout), 0
-        writer.writerow(next(batches))
-        for rows in batches:
-            writer.writerows(rows)
-            count += len(rows)
+        count = _write(sys.stdout.buffer, batches)
+        sys.stdout.flush()
         return count
     path = Path(out)
     if path.is_dir():
@@ -141,14 +161,9 @@ def write_rows(out: str, batches) -> int:
     if not path.parent.is_dir():
         raise UserError(f"-o {out}: the folder {path.parent} does not exist; create it or choose another path")
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    count = 0
     try:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(next(batches))
-            for rows in batches:
-                writer.writerows(rows)
-                count += len(rows)
+        with open(tmp, "wb") as f:
+            count = _write(f, batches)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # a forecast that failed half way leaves no file behind
