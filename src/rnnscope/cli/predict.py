@@ -137,7 +137,7 @@ def _write(f, batches) -> int:
     text = io.StringIO()
     csv.writer(text).writerow(next(batches))
     f.write(text.getvalue().encode())
-    count, options = 0, pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    count, options = 0, pacsv.WriteOptions(include_header=False, quoting_style="none")  # times and split names: no commas
     for batch in batches:
         if isinstance(batch, list):
             text = io.StringIO()
