@@ -65,6 +65,9 @@ def test_the_summary_warns_when_the_model_loses_to_naive(tmp_path, capsys):
     assert "validation RMSE sales: model" in out
     assert "warning: the model forecasts sales worse than the naive last value" in out
     assert "--data.difference 1" in out
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")  # the summary counts as the log does
+    assert f"{records[0]['loss']:.4g} (step {records[0]['step']})" in out
+    assert f"(epochs 0–{records[-1]['epoch']})" in out
 
 
 def test_predict_writes_dates_and_draws_the_picture(trend_run, tmp_path, capsys):

@@ -27,6 +27,7 @@ from rnnscope.errors import UserError
 # cells read as "no value here" (a gap), as people and spreadsheets write them
 MISSING_MARKERS = ["", "NA", "N/A", "n/a", "na", "NaN", "nan", "NAN", "null", "NULL", "None", "-", "?"]
 _NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+_DATE = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}([-/.]\d{1,4})?([ T][\d:.]+)?\s*$")  # 2020-01-31, 31.01.2020
 
 
 @dataclass
@@ -189,9 +190,9 @@ def _check_header(path: Path, names: list[str], rows: int) -> None:
     """A header row that is really data, empty or repeated names, formula-like names."""
     if rows == 0:
         raise UserError(f"data file {path} has a header but no data rows; add one row per time step")
-    if all(_NUMBER.match(name) for name in names):
-        raise UserError(f"{path} line 1 ({', '.join(names[:4])}) is numbers, not column names: the file "
-                        "has no header row; add one (e.g. value) as its first line")
+    if all(_NUMBER.match(name) or _DATE.match(name) for name in names):
+        raise UserError(f"{path} line 1 ({', '.join(names[:4])}) is numbers or dates, not column names: "
+                        "the file has no header row; add one (e.g. date,value) as its first line")
     for i, name in enumerate(names):
         if not name:
             raise UserError(f"{path} line 1: column {i + 1} has no name; give every column a name")

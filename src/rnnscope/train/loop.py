@@ -62,6 +62,7 @@ class TrainResult:
     task: str
     stopped_early: bool = False  # --train.patience ended the run
     forecast: dict | None = None  # CSV: the final model and the baselines on validation (train/forecasting.py)
+    first_loss_step: int | None = None  # the step of first_loss (the first line of metrics.jsonl)
 
 
 def crossed(before: int, now: int, every: int) -> bool:
@@ -166,6 +167,7 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
 
     progress = Progress(total, cfg.train.progress and dist.is_main, start_step=step)
     first_loss, loss_sum, loss_count, samples, t_log = None, 0.0, 0, 0, time.perf_counter()
+    first_loss_step = None
     t_start, samples_total = t_log, 0
     model.train()
     try:
@@ -225,7 +227,8 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                               "samples_per_s": samples / max(now - t_log, 1e-9)}
                     if dataset.kind == "classification":
                         record["val_accuracy"] = val["accuracy"]
-                    first_loss = record["loss"] if first_loss is None else first_loss
+                    first_loss, first_loss_step = ((record["loss"], step) if first_loss is None
+                                                   else (first_loss, first_loss_step))
                     metrics.write(record)
                     progress.update(step, epoch, record["loss"], val["loss"], record["samples_per_s"])
                     score = val["loss"] if val["loss"] is not None else record["loss"]
@@ -258,6 +261,6 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
         train_accuracy=final_train.get("accuracy"), val_accuracy=final_val.get("accuracy"),
         best_val_loss=best_val if math.isfinite(best_val) else None, seconds=seconds,
         samples_per_s=samples_total / max(seconds, 1e-9), parameters=parameter_count(net),
-        task=dataset.name, stopped_early=early_stop.stopped,
+        task=dataset.name, stopped_early=early_stop.stopped, first_loss_step=first_loss_step,
         forecast=validation_forecast(net.cpu(), dataset, cfg.data.seq_len) if dist.is_main else None)
 
