@@ -175,3 +175,16 @@ def test_prediction_windows_cover_every_start_row():
     assert w.shape == (3, 4, 2) and float(w[2, 0, 0]) == 4.0
     with pytest.raises(UserError, match="fewer than one window"):
         prediction_windows(x, 7)
+
+
+def test_later_blocks_may_hold_decimals_or_text(tmp_path, monkeypatch):
+    from rnnscope.data import table
+
+    monkeypatch.setattr(table, "BLOCK_BYTES", 64)  # many blocks: the first shows whole numbers only
+    rows = [f"{i},{i % 7}" for i in range(40)] + ["40,2.5"] + [f"{i},{i % 7}" for i in range(41, 60)]
+    ds = dataset(write(tmp_path, "t,v\n" + "\n".join(rows) + "\n"))
+    assert ds.input_names == ["v"]  # t: the time index; v read as float64 throughout
+    assert 2.5 in set(np.round(ds.series.x[:, 0] * ds.normalization["std"][0] + ds.normalization["mean"][0], 4))
+    rows[50] = "50,oops"
+    with pytest.raises(UserError, match=r"line 52, column 'v': 'oops' is not a number"):
+        dataset(write(tmp_path, "t,v\n" + "\n".join(rows) + "\n", "bad.csv"))

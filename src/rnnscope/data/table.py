@@ -26,6 +26,7 @@ from rnnscope.errors import UserError
 
 # cells read as "no value here" (a gap), as people and spreadsheets write them
 MISSING_MARKERS = ["", "NA", "N/A", "n/a", "na", "NaN", "nan", "NAN", "null", "NULL", "None", "-", "?"]
+BLOCK_BYTES = 16 << 20  # the streaming reader's block: the first one decides the column types
 _NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 _DATE = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}([-/.]\d{1,4})?([ T][\d:.]+)?\s*$")  # 2020-01-31, 31.01.2020
 
@@ -40,7 +41,7 @@ class Table:
     numeric: dict[str, np.ndarray] = field(default_factory=dict)  # float64 (R,), NaN = missing
     integer: set[str] = field(default_factory=set)  # numeric columns whose cells are all integers
     times: dict[str, np.ndarray] = field(default_factory=dict)  # int64 (R,) seconds since 1970
-    text: dict[str, list] = field(default_factory=dict)  # the other columns (labels, odd dates)
+    text: dict[str, object] = field(default_factory=dict)  # pyarrow string arrays (labels, odd dates)
 
 
 def source_files(spec: str, option: str = "--data.csv") -> list[Path]:
@@ -75,26 +76,67 @@ def check_file(path: Path, option: str) -> None:
 
 def read_table(path: Path) -> Table:
     """One CSV or Parquet file as a Table; bad content gets one line with the line and column."""
-    import pyarrow as pa
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return from_arrow(_read_parquet(path), path)
+    if path.stat().st_size == 0:
+        raise UserError(f"data file {path} is empty; it needs a header row and one row per time step")
+    streamed = _stream_csv(path)
+    if streamed is not None:
+        names, chunks, whole = streamed
+        return _from_columns(names, chunks, path, whole)
+    return from_arrow(_read_csv(path), path)
 
-    arrow = _read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else _read_csv(path)
-    return from_arrow(arrow, path)
+
+def _stream_csv(path: Path):
+    """(names, per column a list of pyarrow arrays, integer columns) read block by block, so the
+    file is never held twice; None when a later block does not fit the types the first block
+    showed (the whole-file reader then infers them from everything and names the bad cell)."""
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    read = pacsv.ReadOptions(block_size=BLOCK_BYTES)
+    convert = pacsv.ConvertOptions(null_values=MISSING_MARKERS, strings_can_be_null=False,
+                                   quoted_strings_can_be_null=False)
+    try:
+        reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
+        whole = {f.name for f in reader.schema if pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)}
+        if whole:  # whole numbers in the first block may meet decimals later: read them as float64
+            convert.column_types = {name: pa.float64() for name in whole}
+            reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
+        chunks = [[] for _ in reader.schema]
+        for batch in reader:
+            for i, column in enumerate(batch.columns):
+                chunks[i].append(column)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return reader.schema.names, chunks, whole
 
 
 def from_arrow(arrow, path: Path) -> Table:
     """A Table from a pyarrow table (read from a file, or built from a DataFrame in memory)."""
     import pyarrow as pa
 
-    names = [str(n).strip() for n in arrow.column_names]
-    _check_header(path, names, arrow.num_rows)
-    table = Table(path, names, arrow.num_rows)
-    for name, column in zip(names, arrow.columns):
+    whole = {f.name for f in arrow.schema if pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)}
+    return _from_columns(arrow.column_names, [[c] for c in arrow.columns], path, whole)
+
+
+def _from_columns(raw_names: list[str], chunks: list[list], path: Path, whole: set[str]) -> Table:
+    """A Table from each column's pyarrow chunks, converted one column at a time (each column's
+    chunks are released once it is converted: the peak is the file's data plus one column)."""
+    import pyarrow as pa
+
+    names = [str(n).strip() for n in raw_names]
+    rows = sum(len(c) for c in chunks[0]) if chunks else 0
+    _check_header(path, names, rows)
+    table = Table(path, names, rows)
+    for i, name in enumerate(names):
+        column = pa.chunked_array(chunks[i]) if chunks[i] else pa.chunked_array([], pa.float64())
+        chunks[i] = None
         kind = column.type
         if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
-            values = _float64(column)  # nulls -> NaN
-            if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+            table.numeric[name] = _float64(column)  # nulls -> NaN
+            if raw_names[i] in whole:
                 table.integer.add(name)
-            table.numeric[name] = values
         elif pa.types.is_timestamp(kind) or pa.types.is_date(kind):
             seconds = column.cast(pa.timestamp("s")).cast(pa.int64())
             table.times[name] = _chunks(seconds, np.int64)
@@ -105,7 +147,7 @@ def from_arrow(arrow, path: Path) -> Table:
         elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
             raise UserError(f"data file {path} is not UTF-8 text (column {name!r}); save it as UTF-8 CSV")
         else:
-            table.text[name] = column.to_pylist()
+            table.text[name] = column
     return table
 
 
@@ -127,8 +169,6 @@ def _read_csv(path: Path):
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
-    if path.stat().st_size == 0:
-        raise UserError(f"data file {path} is empty; it needs a header row and one row per time step")
     convert = pacsv.ConvertOptions(null_values=MISSING_MARKERS, strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
     try:
@@ -202,14 +242,14 @@ def _check_header(path: Path, names: list[str], rows: int) -> None:
 
 def non_numbers(table: Table, name: str) -> tuple[int, str] | None:
     """(row, cell) of the first cell of a text column that is not a number, when most cells are."""
-    cells = table.text[name]
-    numbers = sum(1 for c in cells[:1000] if c is not None and _NUMBER.match(c))
-    if numbers == 0:
+    import pyarrow.compute as pc
+
+    column = table.text[name]
+    if not any(c is not None and _NUMBER.match(c) for c in column.slice(0, 1000).to_pylist()):
         return None  # a label or date column: nothing numeric about it
-    for row, cell in enumerate(cells):
-        if cell is not None and not _NUMBER.match(cell):
-            return row, cell
-    return None
+    ok = pc.match_substring_regex(column, _NUMBER.pattern).fill_null(True)
+    bad = np.flatnonzero(~ok.to_numpy(zero_copy_only=False))
+    return (int(bad[0]), column[int(bad[0])].as_py()) if len(bad) else None
 
 
 def pick(table: Table, wanted: list[str], option: str) -> list[str]:
@@ -233,7 +273,7 @@ def numeric_column(table: Table, name: str, option: str) -> np.ndarray:
     else:
         bad = non_numbers(table, name)
         if bad is None:
-            first = next((c for c in table.text[name] if c is not None), "")
+            first = first_text(table, name)
             raise UserError(f"{table.path} column {name!r} ({option}) holds text such as {first!r}, "
                             "not numbers; choose numeric columns")
         row, cell = bad
@@ -263,3 +303,9 @@ def table_from_columns(columns: dict[str, np.ndarray], label: str) -> Table:
     if arrow.num_rows == 0:
         raise UserError(f"{label} has no rows; give one row per time step")
     return from_arrow(arrow, Path(label))
+
+
+def first_text(table: Table, name: str) -> str:
+    """The first non-empty cell of a text column (for messages)."""
+    cells = [c for c in table.text[name].drop_null().slice(0, 100).to_pylist() if c]
+    return cells[0] if cells else ""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnscope.data.table import Table, data_line
+from rnnscope.data.table import Table, data_line, first_text
 from rnnscope.errors import UserError
 
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%m/%d/%Y", "%Y-%m", "%Y-%m-%d %H:%M", "%Y%m%d")
@@ -83,25 +83,27 @@ def stamp(index: dict, k):
     return text if np.ndim(value) else str(text)
 
 
-def _parse_text_dates(cells: list) -> np.ndarray | None:
-    """Seconds since 1970 for text dates in one of DATE_FORMATS, or None."""
-    sample = [c for c in cells[:50] if c]
+def _parse_text_dates(column) -> np.ndarray | None:
+    """Seconds since 1970 for a pyarrow text column of dates in one of DATE_FORMATS, or None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    sample = [c.strip() for c in column.slice(0, 50).to_pylist() if c and c.strip()]
+    if not sample:
+        return None
     for fmt in DATE_FORMATS:
         try:
             for c in sample:
-                dt.datetime.strptime(c.strip(), fmt)
+                dt.datetime.strptime(c, fmt)
         except ValueError:
             continue
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         try:
-            parsed = pc.strptime(pa.array([c.strip() if c else None for c in cells]), format=fmt, unit="s")
+            parsed = pc.strptime(pc.utf8_trim_whitespace(column), format=fmt, unit="s")
         except pa.ArrowInvalid:
             return None
         if parsed.null_count:
             return None
-        return parsed.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        return parsed.cast(pa.int64()).combine_chunks().to_numpy(zero_copy_only=False)
     return None
 
 
@@ -135,7 +137,7 @@ def find_time_column(table: Table, asked: str, taken: set[str]) -> tuple[str, st
             return asked, "integer", values.astype(np.int64)
         parsed = _parse_text_dates(table.text[asked])
         if parsed is None:
-            first = next((c for c in table.text[asked] if c), "")
+            first = first_text(table, asked)
             raise UserError(f"{table.path} column {asked!r} (--data.time_column): cannot read {first!r} as a "
                             "date; write dates as 2020-01-31 or 2020-01-31 14:00 (ISO 8601)")
         return asked, "datetime", parsed
