@@ -129,40 +129,43 @@ def _from_columns(raw_names: list[str], chunks: list[list], path: Path, whole: s
     rows = sum(len(c) for c in chunks[0]) if chunks else 0
     _check_header(path, names, rows)
     table = Table(path, names, rows)
+    pool = pa.default_memory_pool()
     for i, name in enumerate(names):
-        column = pa.chunked_array(chunks[i]) if chunks[i] else pa.chunked_array([], pa.float64())
-        chunks[i] = None
-        kind = column.type
+        kind = chunks[i][0].type if chunks[i] else pa.float64()
         if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
-            table.numeric[name] = _float64(column)  # nulls -> NaN
+            table.numeric[name] = _drain(chunks[i], rows, np.float64, pa.float64())  # nulls -> NaN
             if raw_names[i] in whole:
                 table.integer.add(name)
         elif pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-            seconds = column.cast(pa.timestamp("s")).cast(pa.int64())
-            table.times[name] = _chunks(seconds, np.int64)
-            if column.null_count:
-                row = int(np.flatnonzero(~column.is_valid().to_numpy(zero_copy_only=False))[0])
+            nulls = sum(c.null_count for c in chunks[i])
+            valid = pa.chunked_array(chunks[i]).is_valid() if nulls else None
+            table.times[name] = _drain(chunks[i], rows, np.int64, pa.timestamp("s"))
+            if nulls:
+                row = int(np.flatnonzero(~valid.to_numpy(zero_copy_only=False))[0])
                 raise UserError(f"{path} line {data_line(path, row)}, column {name!r}: the time stamp is "
                                 "empty; every row needs its time (leave the row out, the gap is seen)")
         elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
             raise UserError(f"data file {path} is not UTF-8 text (column {name!r}); save it as UTF-8 CSV")
         else:
-            table.text[name] = column
+            table.text[name] = pa.chunked_array(chunks[i], kind)
+        chunks[i] = None
+        pool.release_unused()  # give the converted column's pyarrow memory back to the system now
     return table
 
 
-def _chunks(column, dtype) -> np.ndarray:
-    """A pyarrow ChunkedArray as one NumPy array (combined in C++ first: fast, and no pandas)."""
-    return column.combine_chunks().to_numpy(zero_copy_only=False).astype(dtype, copy=False)
-
-
-def _float64(column) -> np.ndarray:
-    """A numeric or boolean column as float64, NaN where the cell was empty."""
-    import pyarrow as pa
-
-    if column.null_count or not pa.types.is_floating(column.type):
-        column = column.cast(pa.float64())  # nulls stay nulls; to_numpy makes them NaN
-    return _chunks(column, np.float64)
+def _drain(chunks: list, rows: int, dtype, arrow_type) -> np.ndarray:
+    """One column's pyarrow chunks copied into a NumPy array of `rows`, each chunk released as
+    soon as it is copied (nulls become NaN)."""
+    out = np.empty(rows, dtype=dtype)
+    at = 0
+    while chunks:
+        chunk = chunks.pop(0)
+        if chunk.type != arrow_type:
+            chunk = chunk.cast(arrow_type)
+        values = chunk.to_numpy(zero_copy_only=False)
+        out[at : at + len(values)] = values.view(np.int64) if dtype is np.int64 else values
+        at += len(values)
+    return out
 
 
 def _read_csv(path: Path):
