@@ -51,30 +51,58 @@ def baselines(spec: dict, y_past: np.ndarray, origins: np.ndarray, ks: list[int]
     return out
 
 
+class Scoreboard:
+    """Running sums of the metrics per forecaster (the model, each baseline), step ahead and
+    target column, so that forecasts can be scored batch by batch without being kept."""
+
+    def __init__(self, spec: dict, ks: list[int]) -> None:
+        self.spec, self.ks = spec, ks
+        self.sums: dict[str, np.ndarray] = {}  # name -> (4, K, O): |e|, e², sMAPE term, count
+
+    def add(self, name: str, forecast: np.ndarray, actual: np.ndarray) -> None:
+        """Add (B, K, O) forecasts of one forecaster against the (B, K, O) actual values."""
+        known = ~(np.isnan(actual) | np.isnan(forecast))
+        error = np.where(known, forecast - actual, 0.0)
+        denominator = np.where(known, np.abs(actual) + np.abs(forecast), 0.0)
+        ratio = np.divide(2 * np.abs(error), denominator, out=np.zeros_like(error), where=denominator > 0)
+        batch = np.stack([np.abs(error).sum(0), (error**2).sum(0), ratio.sum(0), known.sum(0)])
+        self.sums[name] = self.sums.get(name, 0) + batch
+
+    def _metrics(self, sums: np.ndarray, scale: float | None) -> dict[str, float | None]:
+        abs_error, squared, smape, count = sums
+        if count == 0:
+            return dict.fromkeys(METRICS)
+        mae = float(abs_error / count)
+        return {"mae": mae, "rmse": float(math.sqrt(squared / count)), "smape": float(100 * smape / count),
+                "mase": mae / scale if scale else None}
+
+    def result(self) -> dict[str, dict]:
+        """Per target column: the model's metrics, each baseline's, the best baseline and the ratios."""
+        result = {}
+        for j, name in enumerate(self.spec["targets"]):
+            scale = self.spec["mase_scale"][j]
+            overall = {f: self._metrics(s[:, :, j].sum(axis=1), scale) for f, s in self.sums.items()}
+            model = overall.pop("model", dict.fromkeys(METRICS))
+            ranked = [b for b in overall if overall[b]["rmse"] is not None]
+            best = min(ranked, key=lambda b: overall[b]["rmse"]) if ranked else None
+            naive = overall.get("naive", {}).get("rmse")
+            entry = {"model": model, "baselines": overall, "best_baseline": best,
+                     "rmse_vs_best_baseline": (model["rmse"] / overall[best]["rmse"]
+                                               if best and model["rmse"] is not None and overall[best]["rmse"]
+                                               else None),
+                     "rmse_vs_naive": model["rmse"] / naive if model["rmse"] is not None and naive else None}
+            if len(self.ks) > 1 and "model" in self.sums:
+                entry["per_step"] = {f"t+{k}": self._metrics(self.sums["model"][:, g, j], scale)
+                                     for g, k in enumerate(self.ks)}
+            result[name] = entry
+        return result
+
+
 def score(spec: dict, forecast: np.ndarray, actual: np.ndarray, others: dict[str, np.ndarray],
           ks: list[int]) -> dict[str, dict]:
-    """Per target column: the model's metrics, each baseline's, the best baseline and the ratio.
-
-    Args:
-        forecast: the model's (N, K, O) forecasts in data units.
-        actual: (N, K, O) actual values, NaN where unknown.
-        others: baseline name -> (N, K, O) forecasts.
-        ks: the steps ahead of the K groups.
-    """
-    result = {}
-    for j, name in enumerate(spec["targets"]):
-        scale = spec["mase_scale"][j]
-        model = metrics(forecast[:, :, j], actual[:, :, j], scale)
-        base = {b: metrics(f[:, :, j], actual[:, :, j], scale) for b, f in others.items()}
-        ranked = [b for b in base if base[b]["rmse"] is not None]
-        best = min(ranked, key=lambda b: base[b]["rmse"]) if ranked else None
-        entry = {"model": model, "baselines": base, "best_baseline": best,
-                 "rmse_vs_best_baseline": (model["rmse"] / base[best]["rmse"]
-                                           if best and model["rmse"] is not None and base[best]["rmse"] else None),
-                 "rmse_vs_naive": (model["rmse"] / base["naive"]["rmse"]
-                                   if model["rmse"] is not None and base["naive"]["rmse"] else None)}
-        if len(ks) > 1:
-            entry["per_step"] = {f"t+{k}": metrics(forecast[:, g, j], actual[:, g, j], scale)
-                                 for g, k in enumerate(ks)}
-        result[name] = entry
-    return result
+    """Scoreboard.result for forecasts held in memory: the model's (N, K, O) and each baseline's."""
+    board = Scoreboard(spec, ks)
+    board.add("model", forecast, actual)
+    for name, values in others.items():
+        board.add(name, values, actual)
+    return board.result()

@@ -14,7 +14,7 @@ import torch
 
 from rnnscope.data.csv import origins as split_origins
 from rnnscope.data.csv import window_views
-from rnnscope.data.scores import baselines, score
+from rnnscope.data.scores import Scoreboard, baselines
 from rnnscope.data.series import Prepared, steps_ahead, to_data_units
 from rnnscope.errors import UserError
 
@@ -57,14 +57,17 @@ def actual_values(prepared: Prepared, o: np.ndarray, ks: list[int]) -> np.ndarra
 
 
 def score_origins(model, prepared: Prepared, span: range, seq_len: int) -> dict:
-    """Metrics of the model and the baselines over the forecasts from the origins in span."""
+    """Metrics of the model and the baselines over the forecasts from the origins in span,
+    accumulated batch by batch (no forecast is kept)."""
     ks = steps_ahead(prepared.spec)
-    chunks = list(forecast(model, prepared, span, seq_len))
-    o = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
-    values = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros((0, len(ks), prepared.y.shape[1]))
-    actual = actual_values(prepared, o, ks)
-    result = score(prepared.spec, values, actual, baselines(prepared.spec, prepared.y_past, o, ks), ks)
-    return {"forecasts": int(len(o)), "targets": result}
+    board, count = Scoreboard(prepared.spec, ks), 0
+    for o, values in forecast(model, prepared, span, seq_len):
+        actual = actual_values(prepared, o, ks)
+        board.add("model", values, actual)
+        for name, others in baselines(prepared.spec, prepared.y_past, o, ks).items():
+            board.add(name, others, actual)
+        count += len(o)
+    return {"forecasts": count, "targets": board.result()}
 
 
 def score_split(model, prepared: Prepared, part: int, seq_len: int) -> dict:
