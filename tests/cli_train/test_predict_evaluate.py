@@ -100,3 +100,33 @@ def test_builtin_task_predict_and_evaluate(tmp_path, capsys):
 def test_a_missing_run_is_a_user_error(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_evaluate_without_a_test_split_says_what_to_do(tmp_path, capsys):
+    path = tmp_path / "s.parquet"
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"v": np.sin(np.arange(80) / 3.0)}), path)
+    run = tmp_path / "run"
+    assert main(["train", "--data.csv", str(path), "--data.seq_len", "5", "--data.test_fraction", "0",
+                 "--train.epochs", "1", "--train.run_dir", str(run), "--train.progress", "false"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "the test data holds no complete forecast" in err and "--split val" in err
+    assert main(["evaluate", str(run), "--split", "val", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["forecasts"] == 16  # 20% of 80 rows
+
+
+def test_predict_on_a_new_file_with_gaps_takes_a_missing_mode(csv_run, tmp_path, capsys):
+    path, run = csv_run
+    lines = path.read_text().splitlines()
+    lines[20] = lines[20].rsplit(",", 1)[0] + ","  # an empty 'load' cell
+    gappy = tmp_path / "gappy.csv"
+    gappy.write_text("\n".join(lines) + "\n")
+    assert main(["predict", str(run), "--data.csv", str(gappy), "-o", str(tmp_path / "p.csv")]) == 2
+    assert "line 21, column 'load': the cell is empty" in capsys.readouterr().err
+    assert main(["predict", str(run), "--data.csv", str(gappy), "--data.missing", "ffill",
+                 "-o", str(tmp_path / "p.csv")]) == 0
