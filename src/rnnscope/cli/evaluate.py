@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnnscope.data.scores import METRICS
+from rnnscope.cli.predict import MISSING_CHOICES
 from rnnscope.errors import UserError
 from rnnscope.train.options import use_config_parser
 
@@ -34,7 +34,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--data.csv", dest="csv", metavar="PATH",
                         help="score every forecast of this CSV instead of a split of the run's own data")
     parser.add_argument("--data.missing", dest="missing",
-                        choices=("error", "drop", "ffill", "interpolate", "mask"),
+                        choices=MISSING_CHOICES,
                         help="what to do with empty cells in this file (default: what the run was trained with)")
     parser.add_argument("--checkpoint", choices=("best", "latest"), default="best",
                         help="the best checkpoint by validation loss, or the latest (default: best)")
@@ -95,6 +95,8 @@ def print_scores(result: dict) -> None:
     """One table per target column: the model and each baseline, MAE RMSE sMAPE MASE."""
     from rich.console import Console
     from rich.table import Table
+
+    from rnnscope.data.scores import METRICS
 
     console = Console()
     for name, entry in result["targets"].items():

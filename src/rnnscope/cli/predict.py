@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
 from rnnscope.errors import UserError
+from rnnscope.train.config import DataConfig
 from rnnscope.train.options import use_config_parser
 
-MISSING_CHOICES = ("error", "drop", "ffill", "interpolate", "mask")
+# --data.missing's choices, from the config field (importing data/ here would load torch for --help)
+MISSING_CHOICES = next(f.metadata["choices"] for f in dataclasses.fields(DataConfig) if f.name == "missing")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -60,8 +63,6 @@ def series_spec(ckpt, run_dir) -> dict:
 
 def prepared_for(cfg, ckpt, args):
     """The Prepared arrays of the file to forecast (the run's own, with its splits, or --data.csv)."""
-    import dataclasses
-
     from rnnscope.data.series import prepare
 
     spec = series_spec(ckpt, args.run_dir)

@@ -15,7 +15,6 @@ import numpy as np
 
 from rnnscope.errors import UserError
 
-MODES = ("error", "drop", "ffill", "interpolate", "mask")
 log = logging.getLogger(__name__)
 
 
