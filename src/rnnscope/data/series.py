@@ -102,9 +102,14 @@ def read_series(data_cfg, spec: dict | None = None, table: Table | None = None):
         found = find_time_column(table, asked if asked in table.names or asked == "none" else "none", set())
     index = build_index(table, found)
     columns = list(dict.fromkeys(inputs + targets))
-    values = np.full((int(index.positions[-1]) + 1, len(columns)), np.nan)
+    rows = int(index.positions[-1]) + 1
+    regular = rows == len(index.positions)  # no time step skipped: every grid row is a file row
+    values = np.empty((rows, len(columns))) if regular else np.full((rows, len(columns)), np.nan)
     for j, name in enumerate(columns):
-        values[index.positions, j] = numeric_column(table, name, "--data.column")
+        if regular:
+            values[:, j] = numeric_column(table, name, "--data.column")
+        else:
+            values[index.positions, j] = numeric_column(table, name, "--data.column")
     table.numeric.clear()  # the file's own arrays (pyarrow buffers) are not needed past this point
     table.text.clear()
     return table, index, inputs, targets, columns, values
