@@ -167,3 +167,14 @@ def test_formula_like_column_names_are_neutralised_in_predictions(tmp_path):
     assert main(["predict", str(run)]) == 0
     header = (run / "predictions.csv").read_text().splitlines()[0]
     assert header.startswith("time,step,'=HYPERLINK(1)_predicted,'=HYPERLINK(1)")
+
+
+def test_predict_to_a_closed_pipe_ends_quietly(trend_run):
+    import subprocess
+    import sys
+
+    _, run = trend_run
+    proc = subprocess.run(f"'{sys.executable}' -m rnnscope predict '{run}' -o - | head -2", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.startswith("time,step,sales_predicted") and len(proc.stdout.splitlines()) == 2
+    assert proc.stderr == ""
