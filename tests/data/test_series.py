@@ -135,3 +135,20 @@ def test_differencing_turns_a_trend_into_a_level_and_back(tmp_path):
 
     back = to_data_units(spec, p.t[[5]].astype(float), p.base[[5]])
     np.testing.assert_allclose(back[0, :, 0], [6.0, 7.0, 8.0])
+
+
+def test_only_a_first_column_with_other_values_beside_it_is_taken_as_years(tmp_path):
+    lone = write(tmp_path, ["count"] + [str(i) for i in range(30)], "lone.csv")  # a series, not an index
+    spec, _ = prepare(cfg_for(lone))
+    assert spec["time"]["kind"] == "row" and spec["inputs"] == ["count"]
+    later = write(tmp_path, ["v,n"] + [f"{(i * 7) % 11},{i}" for i in range(30)], "later.csv")
+    spec, _ = prepare(cfg_for(later))
+    assert spec["time"]["kind"] == "row" and spec["inputs"] == ["v", "n"]
+
+
+def test_a_column_with_no_value_at_all_is_a_column_of_gaps(tmp_path):
+    path = write(tmp_path, ["date,v,w"] + [f"{np.datetime64('2021-01-01') + i},,{i % 3}" for i in range(30)])
+    with pytest.raises(UserError, match=r"line 2, column 'v': the cell is empty .* \(30 such cells"):
+        prepare(cfg_for(path))
+    with pytest.raises(UserError, match=r"column 'v' has no value in the train rows, so its target statistics"):
+        prepare(cfg_for(path, "--data.missing", "mask"))

@@ -50,10 +50,11 @@ def _column_stats(values: np.ndarray, name: str, what: str, path) -> tuple[float
     scaled = values / scale  # |scaled| ≤ 1: squares cannot overflow
     mean, std = float(np.nanmean(scaled)) * scale, float(np.nanstd(scaled)) * scale
     if not (np.isfinite(mean) and np.isfinite(std)):
-        cause = ("it has no value in the train rows" if np.isnan(values).all()
-                 else "its values overflow float64 arithmetic")
-        raise UserError(f"{path} column {name!r}: the {what} statistics (mean, std) over the train rows "
-                        f"are not finite ({cause}); rescale the column or choose other columns")
+        if np.isnan(values).all():
+            raise UserError(f"{path} column {name!r} has no value in the train rows, so its {what} statistics "
+                            "(mean, std) cannot be fitted; leave it out with --data.column / --data.target")
+        raise UserError(f"{path} column {name!r}: the {what} statistics (mean, std) over the train rows are "
+                        "not finite (its values overflow float64 arithmetic); rescale the column")
     return mean, (std if std > 1e-12 * max(abs(mean), 1.0) else 1.0)
 
 
@@ -219,7 +220,7 @@ def _fit_spec(data_cfg, index, inputs, targets, mode, x_filled, y_raw, y_filled,
         x_stats = [_column_stats(_input_column(spec, x_filled, j)[:n_train], name, "input", path)
                    for j, name in enumerate(inputs)]
         y = y_raw if mode == "mask" else y_filled
-        t_stats = [_column_stats(_change(spec, y, y_filled, k, j, max(n_train - k, 0)), f"{name}(t+{k})",
+        t_stats = [_column_stats(_change(spec, y, y_filled, k, j, max(n_train - k, 0)), name,
                                  "target", path)  # origins whose target row is a train row
                    for k in ks for j, name in enumerate(targets)]
     train_y = y_raw[:n_train]

@@ -132,7 +132,8 @@ def _from_columns(raw_names: list[str], chunks: list[list], path: Path, whole: s
     pool = pa.default_memory_pool()
     for i, name in enumerate(names):
         kind = chunks[i][0].type if chunks[i] else pa.float64()
-        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+        if (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+                or pa.types.is_null(kind)):  # null: every cell empty, a column of gaps
             table.numeric[name] = _drain(chunks[i], rows, np.float64, pa.float64())  # nulls -> NaN
             if raw_names[i] in whole:
                 table.integer.add(name)

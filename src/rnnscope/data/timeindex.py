@@ -151,9 +151,12 @@ def find_time_column(table: Table, asked: str, taken: set[str]) -> tuple[str, st
             parsed = _parse_text_dates(table.text[name])
             if parsed is not None:
                 return name, "datetime", parsed
-    for name in table.names:
-        if name in table.integer and name not in taken and _evenly_increasing(table.numeric[name]):
-            return name, "integer", table.numeric[name].astype(np.int64)
+    # a year-like column: only the first column, and only when other numeric columns remain as values
+    # (a lone column 1, 2, 3 … is a series, not an index)
+    name = table.names[0]
+    others = [n for n in table.numeric if n != name]
+    if name in table.integer and name not in taken and others and _evenly_increasing(table.numeric[name]):
+        return name, "integer", table.numeric[name].astype(np.int64)
     return None
 
 
