@@ -55,6 +55,8 @@ def csv_dataset(data_cfg, normalization: dict | None = None) -> Dataset:
                         f"({data_cfg.test_fraction}) must be below 1, each ≥ 0: the rest is for training")
     if data_cfg.difference not in (0, 1):
         raise UserError(f"--data.difference must be 0 or 1, got {data_cfg.difference}")
+    if data_cfg.season < 0:
+        raise UserError(f"--data.season must be ≥ 0 (0: from the time step), got {data_cfg.season}")
     spec = normalization.get("spec") if normalization else None
     spec, prepared = prepare(data_cfg, spec=spec, own_file=True)  # a saved spec: resume, diagnose
     L, every_step = data_cfg.seq_len, data_cfg.predict != "last_step"
