@@ -95,8 +95,10 @@ def print_summary(result) -> None:
     from rich.table import Table
 
     table = Table(title=f"rnnscope train: {result.task}", show_header=False)
-    table.add_row("steps", f"{result.steps} ({result.epochs} epochs)")
-    table.add_row("train loss", f"{_fmt(result.first_loss)} (first log) → {_fmt(result.train_loss)}")
+    epochs = "epoch 0" if result.epochs == 1 else f"epochs 0–{result.epochs - 1}"  # numbered as in the log
+    table.add_row("steps", f"{result.steps} ({epochs})")
+    first = f"step {result.first_loss_step}" if getattr(result, "first_loss_step", None) else "first log"
+    table.add_row("train loss", f"{_fmt(result.first_loss)} ({first}) → {_fmt(result.train_loss)}")
     table.add_row("validation loss", f"{_fmt(result.val_loss)} (best {_fmt(result.best_val_loss)})")
     if result.val_accuracy is not None or result.train_accuracy is not None:
         table.add_row("accuracy", f"train {_fmt(result.train_accuracy)}, validation {_fmt(result.val_accuracy)}")
@@ -104,4 +106,8 @@ def print_summary(result) -> None:
     table.add_row("parameters", f"{result.parameters:,}")
     table.add_row("run directory", str(result.run_dir))
     Console().print(table)
+    if getattr(result, "forecast", None):
+        from rnnscope.cli.forecast_lines import summary_lines
+
+        print("\n".join(summary_lines(result)))
     print(f"next: rnnscope evaluate {result.run_dir}\n      rnnscope predict {result.run_dir}")

@@ -28,7 +28,10 @@ class Dataset:
     name: str  # "sine", "adding", "copy" or the CSV path
     input_names: list[str] = field(default_factory=list)
     target_names: list[str] = field(default_factory=list)
-    normalization: dict | None = None  # CSV only: {"columns": [...], "mean": [...], "std": [...]}
+    normalization: dict | None = None  # CSV only: {"columns": [...], "mean": [...], "std": [...], "spec": {...}}
+    x_test: torch.Tensor | None = None  # CSV only: the test split's windows (N, T, I)
+    y_test: torch.Tensor | None = None
+    series: object | None = None  # CSV only: the data.series.Prepared arrays the windows view
 
     @property
     def has_val(self) -> bool:

@@ -61,6 +61,16 @@ class DataConfig:
     copy_symbols: int = _f(4, "copy task: distinct symbols in the pattern")
     copy_length: int = _f(3, "copy task: pattern length to recall")
     batch_size: int = _f(32, "sequences per batch (the global batch when parallel)")
+    test_fraction: float = _f(0.2, "CSV: share of the last rows held out as the test split (after validation)")
+    time_column: str = _f("", "CSV: the time index column (default: detected, a date column or an evenly "
+                          "spaced increasing integer such as a year; none for no time index)")
+    missing: str = _f("error", "CSV: what to do with empty cells and skipped times",
+                      ("error", "drop", "ffill", "interpolate", "mask"))
+    season: int = _f(0, "CSV: seasonal period in rows for the seasonal-naive baseline (0 = from the time step)")
+    difference: int = _f(0, "CSV: 1 = model the change since the last value (for a trending series)")
+    scale: str = _f("standard", "CSV: per-column scaling fitted on the train rows", ("standard", "none"))
+    steps: str = _f("one", "CSV: forecast t+horizon only, or all of t+1..t+horizon from one origin",
+                    ("one", "all"))
 
 
 @dataclass
@@ -73,6 +83,8 @@ class OptimConfig:
     momentum: float = _f(0.9, "momentum (only for --optim.name momentum)")
     weight_decay: float = _f(0.0, "L2 weight decay")
     clip: float = _f(0.0, "clip the gradient norm to this value (0 = no clipping)")
+    schedule: str = _f("none", "learning-rate schedule: constant, cosine decay to 0, or halve on a "
+                       "validation plateau", ("none", "cosine", "plateau"))
 
 
 @dataclass
@@ -92,6 +104,7 @@ class TrainConfig:
     flush_denormal: bool = _f(True, "on CPU, flush subnormal floats (below ~1e-38) to zero: vanishing "
                               "gradients over long sequences reach them, and CPUs compute them up to 100x slower")
     progress: bool = _f(True, "show a progress bar")
+    patience: int = _f(0, "stop early after this many validation checks without a new best (0 = never)")
 
 
 @dataclass

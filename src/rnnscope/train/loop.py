@@ -29,9 +29,11 @@ from rnnscope.errors import UserError
 from rnnscope.train.checkpoint import checkpoint_dir, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from rnnscope.train.config import Config, to_dict, to_toml
 from rnnscope.train.distributed import DistContext, SingleProcess
+from rnnscope.train.forecasting import validation_forecast
 from rnnscope.train.metrics import MetricsLog, evaluate, loss_fn
 from rnnscope.train.model import SequenceModel, grad_norm, initialize, parameter_count
 from rnnscope.train.progress import Progress
+from rnnscope.train.schedule import EarlyStop, LrSchedule
 from rnnscope.train.setup import (build_optimizer, check_fresh, default_run_dir, diagnostics_hook,
                                   resolve_device)
 from rnnscope.train.tbptt import tbptt_windows
@@ -58,6 +60,9 @@ class TrainResult:
     samples_per_s: float
     parameters: int
     task: str
+    stopped_early: bool = False  # --train.patience ended the run
+    forecast: dict | None = None  # CSV: the final model and the baselines on validation (train/forecasting.py)
+    first_loss_step: int | None = None  # the step of first_loss (the first line of metrics.jsonl)
 
 
 def crossed(before: int, now: int, every: int) -> bool:
@@ -158,9 +163,11 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
     if cfg.train.max_steps:
         total = min(total, cfg.train.max_steps) if total else cfg.train.max_steps
     record_step = diagnostics_hook() if cfg.diagnostics.every > 0 and dist.is_main else None
+    schedule, early_stop = LrSchedule(cfg.optim, optimizer, total), EarlyStop(cfg.train.patience)
 
     progress = Progress(total, cfg.train.progress and dist.is_main, start_step=step)
     first_loss, loss_sum, loss_count, samples, t_log = None, 0.0, 0, 0, time.perf_counter()
+    first_loss_step = None
     t_start, samples_total = t_log, 0
     model.train()
     try:
@@ -200,6 +207,7 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                         raise diverged(step + 1, loss_value, norm, run_dir, cfg)  # no step, no checkpoint
                     optimizer.step()
                     step += 1
+                    schedule.after_step(step)
                     dist.on_step_end(step, model)
                     if record_step is not None and step % cfg.diagnostics.every == 0:
                         record_step(net, (x, y), step, run_dir, epsilon=cfg.diagnostics.epsilon,
@@ -219,13 +227,17 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                               "samples_per_s": samples / max(now - t_log, 1e-9)}
                     if dataset.kind == "classification":
                         record["val_accuracy"] = val["accuracy"]
-                    first_loss = record["loss"] if first_loss is None else first_loss
+                    first_loss, first_loss_step = ((record["loss"], step) if first_loss is None
+                                                   else (first_loss, first_loss_step))
                     metrics.write(record)
                     progress.update(step, epoch, record["loss"], val["loss"], record["samples_per_s"])
                     score = val["loss"] if val["loss"] is not None else record["loss"]
                     if dist.is_main and score < best_val:
                         best_val = score
                         checkpoint("best.pt")
+                    schedule.after_validation(score)
+                    if early_stop.should_stop(score):
+                        total = step  # patience ran out: this is the last step
                     loss_sum, loss_count, samples, t_log = 0.0, 0, 0, now
                 if dist.is_main and (crossed(step_before, step, cfg.train.checkpoint_every) or step >= total):
                     checkpoint("latest.pt")
@@ -249,5 +261,6 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
         train_accuracy=final_train.get("accuracy"), val_accuracy=final_val.get("accuracy"),
         best_val_loss=best_val if math.isfinite(best_val) else None, seconds=seconds,
         samples_per_s=samples_total / max(seconds, 1e-9), parameters=parameter_count(net),
-        task=dataset.name)
+        task=dataset.name, stopped_early=early_stop.stopped, first_loss_step=first_loss_step,
+        forecast=validation_forecast(net.cpu(), dataset, cfg.data.seq_len) if dist.is_main else None)
 

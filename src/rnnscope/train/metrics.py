@@ -24,6 +24,9 @@ def loss_fn(kind: str, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """
     if kind == "classification":
         return F.cross_entropy(y_hat.reshape(-1, y_hat.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
+    known = ~torch.isnan(y)  # a missing target (--data.missing mask) counts for nothing
+    if not bool(known.all()):
+        return F.mse_loss(y_hat[known], y[known]) if bool(known.any()) else (y_hat * 0.0).sum()
     return F.mse_loss(y_hat, y)
 
 

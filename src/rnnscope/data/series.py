@@ -1,0 +1,290 @@
+"""The user's series made ready for a model: columns chosen, time index, gaps, splits, transforms.
+
+    spec, prepared = prepare(data_cfg)                # training: fits the statistics on train rows
+    prepared = prepare(data_cfg, spec=saved_spec)[1]  # predict / evaluate: reuses them
+
+Rows are the points of a regular time grid (gaps the file skips become rows of missing values).
+The split is chronological: train, then validation, then test (the last rows). Every statistic
+(mean and std per column, the mean baseline, the MASE scale) is fitted on the train rows only.
+
+Targets (what the model is trained to output at a row s, the forecast origin):
+    difference 0:  y[s + k]               (normalized)
+    difference 1:  y[s + k] − y[s]        (the change since the origin; a trend becomes a level)
+for k = horizon (--data.steps one) or k = 1..horizon (--data.steps all, one output per step).
+Inputs are the columns' values (difference 0) or their change since the row before (1).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnscope.data import gaps
+from rnnscope.data.table import Table, data_line, numeric_column, pick, read_table, source_files
+from rnnscope.data.timeindex import TimeIndex, build_index, find_time_column, stamp
+from rnnscope.errors import UserError
+
+
+@dataclass
+class Prepared:
+    """Model-ready arrays of one file on its time grid (R rows)."""
+
+    x: np.ndarray  # float32 (R, I'): normalized, filled inputs (+ 0/1 missing channels)
+    t: np.ndarray  # float32 (R, O'): normalized targets per origin row, NaN where unknown
+    y: np.ndarray  # float64 (R, O): the raw target columns, NaN where missing
+    y_past: np.ndarray  # float64 (R, O): y forward-filled (the last value known at each row)
+    base: np.ndarray  # float64 (R, O): what a differenced target is added back to
+    positions: np.ndarray  # int64 (R,): grid position of each row (for time stamps)
+    bounds: list[int]  # [0, end of train, end of validation, R]
+    spec: dict
+
+
+def _column_stats(values: np.ndarray, name: str, what: str, path) -> tuple[float, float]:
+    """Mean and std of one column over its non-missing values, computed without overflow."""
+    if values.size == 0:
+        return 0.0, 1.0  # no complete window in the train rows: csv_dataset says so, with the fix
+    scale = float(np.nanmax(np.abs(values))) if values.size and not np.isnan(values).all() else 1.0
+    scale = scale if np.isfinite(scale) and scale > 0 else 1.0
+    scaled = values / scale  # |scaled| ≤ 1: squares cannot overflow
+    mean, std = float(np.nanmean(scaled)) * scale, float(np.nanstd(scaled)) * scale
+    if not (np.isfinite(mean) and np.isfinite(std)):
+        if np.isnan(values).all():
+            raise UserError(f"{path} column {name!r} has no value in the train rows, so its {what} statistics "
+                            "(mean, std) cannot be fitted; leave it out with --data.column / --data.target")
+        raise UserError(f"{path} column {name!r}: the {what} statistics (mean, std) over the train rows are "
+                        "not finite (its values overflow float64 arithmetic); rescale the column")
+    return mean, (std if std > 1e-12 * max(abs(mean), 1.0) else 1.0)
+
+
+def _columns(table: Table, data_cfg, time_name: str) -> tuple[list[str], list[str]]:
+    """Input and target column names: asked for, or every numeric column but the time column."""
+    if data_cfg.column:
+        inputs = pick(table, data_cfg.column, "--data.column")
+    else:
+        inputs = [n for n in table.names if n != time_name
+                  and (n in table.numeric or (n in table.text and _numeric_text(table, n)))]
+        if not inputs:
+            raise UserError(f"{table.path} has no numeric column (columns: {', '.join(table.names)}); "
+                            "name the columns with --data.column")
+    targets = pick(table, data_cfg.target, "--data.target") if data_cfg.target else list(inputs)
+    for name in inputs + targets:
+        if name == time_name:
+            raise UserError(f"{table.path} column {name!r} is the time index; it is never an input or a "
+                            "target unless you say so: set --data.time_column none to use it as a value")
+    return inputs, targets
+
+
+def _numeric_text(table: Table, name: str) -> bool:
+    """A text column that is mostly numbers: it is meant as a value column (and will be refused
+    with the line of its first bad cell) rather than silently left out."""
+    from rnnscope.data.table import non_numbers
+
+    return non_numbers(table, name) is not None
+
+
+def read_series(data_cfg, spec: dict | None = None, table: Table | None = None):
+    """(table, index, input names, target names, column names, values (R, C)) on the time grid."""
+    if table is None:
+        paths = source_files(data_cfg.csv)
+        if len(paths) > 1:
+            raise UserError(f"--data.csv {data_cfg.csv} matches {len(paths)} files; give one file "
+                            "(several files are not supported yet: concatenate them)")
+        table = read_table(paths[0])
+    if spec is None:
+        taken = set(data_cfg.column) | set(data_cfg.target)
+        found = find_time_column(table, data_cfg.time_column, taken)
+        inputs, targets = _columns(table, data_cfg, found[0] if found else "")
+    else:
+        inputs, targets = spec["inputs"], spec["targets"]
+        pick(table, inputs + targets, "a column the model was trained on")
+        asked = spec["time"]["name"] if spec["time"]["kind"] != "row" else "none"
+        found = find_time_column(table, asked if asked in table.names or asked == "none" else "none", set())
+    index = build_index(table, found)
+    columns = list(dict.fromkeys(inputs + targets))
+    rows = int(index.positions[-1]) + 1
+    regular = rows == len(index.positions)  # no time step skipped: every grid row is a file row
+    values = np.empty((rows, len(columns))) if regular else np.full((rows, len(columns)), np.nan)
+    for j, name in enumerate(columns):
+        if regular:
+            values[:, j] = numeric_column(table, name, "--data.column")
+        else:
+            values[index.positions, j] = numeric_column(table, name, "--data.column")
+    table.numeric.clear()  # the file's own arrays (pyarrow buffers) are not needed past this point
+    table.text.clear()
+    return table, index, inputs, targets, columns, values
+
+
+def split_bounds(rows: int, val_fraction: float, test_fraction: float) -> list[int]:
+    """[0, end of train, end of validation, rows]: the last rows are test, before them validation."""
+    n_test = int(rows * test_fraction)
+    n_val = int(rows * val_fraction)
+    return [0, rows - n_val - n_test, rows - n_test, rows]
+
+
+def prepare(data_cfg, spec: dict | None = None, missing: str | None = None, own_file: bool = False,
+            table: Table | None = None) -> tuple[dict, Prepared]:
+    """The spec (fitted on train rows, or the saved one) and the Prepared arrays of --data.csv.
+
+    Args:
+        spec: a saved spec to apply (predict, evaluate) instead of fitting one.
+        missing: --data.missing for this file (default: the spec's, or data_cfg's).
+        own_file: with a spec, the file is the run's own: keep its train/validation/test bounds.
+        table: data already in memory (a DataFrame or an array) instead of the --data.csv file.
+    """
+    table, index, inputs, targets, columns, values = read_series(data_cfg, spec, table)
+    path = table.path
+    mode = missing or (spec["missing"] if spec else data_cfg.missing)
+    line_of = _line_of(table, index)
+    gap_rows = np.ones(values.shape[0], dtype=bool)
+    gap_rows[index.positions] = False
+    positions = np.arange(values.shape[0], dtype=np.int64)
+    if np.isnan(values).any():
+        if mode == "error":
+            gaps.refuse(path, columns, values, line_of, index.name, gap_rows)
+        if mode == "drop":
+            keep = gaps.drop_rows(~np.isnan(values).any(axis=1), positions, index.kind != "row",
+                                  lambda k: stamp(index.to_dict(), k))
+            values, positions = values[keep], positions[keep]
+    R = values.shape[0]
+    if spec is None or own_file:
+        bounds = split_bounds(R, data_cfg.val_fraction, data_cfg.test_fraction)
+    else:  # a file given to predict or evaluate: all of its rows are one part
+        bounds = [0, R, R, R]
+    with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # overflow and empty columns are checked and named
+        return _model_arrays(data_cfg, spec, table, index, inputs, targets, columns, values, positions, bounds, mode)
+
+
+def _model_arrays(data_cfg, spec, table, index, inputs, targets, columns, values, positions, bounds, mode):
+    """The filled, transformed, normalized arrays (and the spec fitted on the train rows when new)."""
+    path = table.path
+    filled = gaps.fill(values, mode, bounds)  # (R, C) without NaN
+    x_raw, x_filled = _select(values, inputs, columns), _select(filled, inputs, columns)
+    y_raw, y_filled = _select(values, targets, columns), _select(filled, targets, columns)
+    if spec is None:
+        spec = _fit_spec(data_cfg, index, inputs, targets, mode, x_filled, y_raw, y_filled, bounds, path)
+    x = _inputs(spec, x_raw, x_filled, path)
+    t = _targets(spec, y_raw if mode == "mask" else y_filled, y_filled, path)
+    prepared = Prepared(x=x, t=t, y=y_raw, y_past=gaps.forward_fill(y_raw), base=y_filled,
+                        positions=positions, bounds=bounds, spec=spec)
+    return spec, prepared
+
+
+def _select(values: np.ndarray, names: list[str], columns: list[str]) -> np.ndarray:
+    """The named columns of values: a view when they are neighbours in order (no copy)."""
+    idx = [columns.index(n) for n in names]
+    if idx == list(range(idx[0], idx[0] + len(idx))):
+        return values[:, idx[0] : idx[0] + len(idx)]
+    return values[:, idx]
+
+
+def _line_of(table: Table, index: TimeIndex):
+    """Grid row -> the file line holding it (the line before a gap row)."""
+    def line_of(row: int) -> int:
+        file_row = int(np.searchsorted(index.positions, row, side="right")) - 1
+        return data_line(table.path, max(file_row, 0)) + (0 if index.positions[max(file_row, 0)] == row else 1)
+    return line_of
+
+
+def steps_ahead(spec: dict) -> list[int]:
+    """The k of each output group: [horizon], or 1..horizon."""
+    h = spec["horizon"]
+    return list(range(1, h + 1)) if spec["steps"] == "all" else [h]
+
+
+def _change(spec: dict, y: np.ndarray, base: np.ndarray, k: int, j: int, origins: int) -> np.ndarray:
+    """Raw target of column j, k steps ahead, for origin rows 0..origins-1: y[s+k] (− base[s])."""
+    ahead = y[k : k + origins, j]
+    return ahead - base[:origins, j] if spec["difference"] else ahead
+
+
+def _input_column(spec: dict, x_filled: np.ndarray, j: int) -> np.ndarray:
+    """Input column j as the model sees it before scaling: the value, or its change since the row before."""
+    if not spec["difference"]:
+        return x_filled[:, j]
+    return np.concatenate([[0.0], np.diff(x_filled[:, j])])
+
+
+def _fit_spec(data_cfg, index, inputs, targets, mode, x_filled, y_raw, y_filled, bounds, path) -> dict:
+    """Everything fitted on the train rows, in plain values for the checkpoint."""
+    n_train = bounds[1]
+    spec = {"inputs": inputs, "targets": targets, "missing": mode, "time": index.to_dict(),
+            "horizon": data_cfg.horizon, "steps": data_cfg.steps, "difference": data_cfg.difference,
+            "scale": data_cfg.scale, "season": data_cfg.season or index.season, "train_rows": n_train}
+    ks = steps_ahead(spec)
+    x_stats = [(0.0, 1.0)] * len(inputs)
+    t_stats = [(0.0, 1.0)] * (len(ks) * len(targets))
+    if data_cfg.scale == "standard":
+        x_stats = [_column_stats(_input_column(spec, x_filled, j)[:n_train], name, "input", path)
+                   for j, name in enumerate(inputs)]
+        y = y_raw if mode == "mask" else y_filled
+        t_stats = [_column_stats(_change(spec, y, y_filled, k, j, max(n_train - k, 0)), name,
+                                 "target", path)  # origins whose target row is a train row
+                   for k in ks for j, name in enumerate(targets)]
+    train_y = y_raw[:n_train]
+    m = spec["season"] if spec["season"] > 1 else 1
+    scale = [np.nanmean(np.abs(train_y[m:, j] - train_y[:-m, j])) if n_train > m else np.nan
+             for j in range(len(targets))]
+    spec |= {"x_mean": [a for a, _ in x_stats], "x_std": [b for _, b in x_stats],
+             "t_mean": [a for a, _ in t_stats], "t_std": [b for _, b in t_stats],
+             "y_train_mean": [float(np.nanmean(train_y[:, j])) for j in range(len(targets))],
+             "mase_scale": [float(v) if np.isfinite(v) and v > 0 else None for v in scale]}
+    return spec
+
+
+def _inputs(spec: dict, x_raw: np.ndarray, x_filled: np.ndarray, path) -> np.ndarray:
+    """(R, I') float32: normalized inputs, and with --data.missing mask a 0/1 channel per column.
+    Built column by column: no full-size float64 temporary."""
+    names = input_names(spec)
+    I = len(spec["inputs"])
+    x = np.empty((x_filled.shape[0], len(names)), dtype=np.float32)
+    for j in range(I):
+        x[:, j] = (_input_column(spec, x_filled, j) - spec["x_mean"][j]) / spec["x_std"][j]
+        if not np.isfinite(x[:, j]).all():
+            raise UserError(f"{path} column {names[j]!r}: normalized values overflow float32 "
+                            "(values far from the train rows' range); rescale the column")
+        if spec["missing"] == "mask":
+            x[:, I + j] = np.isnan(x_raw[:, j])
+    return x
+
+
+def _targets(spec: dict, y: np.ndarray, y_filled: np.ndarray, path) -> np.ndarray:
+    """(R, K·O) float32 normalized targets per origin row (NaN: unknown or past the end)."""
+    R, O = y.shape
+    ks = steps_ahead(spec)
+    t = np.full((R, len(ks) * O), np.nan, dtype=np.float32)
+    for g, k in enumerate(ks):
+        for j in range(O):
+            c = g * O + j
+            if k < R:
+                t[: R - k, c] = (_change(spec, y, y_filled, k, j, R - k) - spec["t_mean"][c]) / spec["t_std"][c]
+            if np.isinf(t[:, c]).any():
+                raise UserError(f"{path} column {spec['targets'][j]!r}: the target values overflow float32 "
+                                "after normalization (values far beyond the train rows' range, or their "
+                                "differences overflow); rescale the column")
+    return t
+
+
+def input_names(spec: dict) -> list[str]:
+    """The model's input channels."""
+    return spec["inputs"] + ([f"{n}_missing" for n in spec["inputs"]] if spec["missing"] == "mask" else [])
+
+
+def output_names(spec: dict) -> list[str]:
+    """The model's outputs: one per target column and step ahead."""
+    ks = steps_ahead(spec)
+    if len(ks) == 1 and ks[0] == spec["horizon"] and spec["steps"] == "one":
+        return list(spec["targets"])
+    return [f"{n}(t+{k})" for k in ks for n in spec["targets"]]
+
+
+def to_data_units(spec: dict, t_hat: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Model outputs (N, K·O), normalized, back to the file's units: (N, K, O)."""
+    N, O = t_hat.shape[0], len(spec["targets"])
+    values = t_hat * np.array(spec["t_std"]) + np.array(spec["t_mean"])
+    values = values.reshape(N, len(steps_ahead(spec)), O)
+    if spec["difference"]:
+        values = values + base[:, None, :]
+    return values

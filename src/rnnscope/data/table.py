@@ -1,0 +1,315 @@
+"""Reading the user's file with pyarrow: CSV or Parquet, columns typed, every mistake one line.
+
+    table = read_table("series.csv")
+    table.numeric["temp"]   # float64 (R,), NaN where the cell was empty or a missing marker
+    table.times["date"]     # int64 (R,) seconds (a date or timestamp column)
+
+pyarrow parses the file in C++ (no Python loop per cell). What it cannot say well (which line
+of the file a bad row is on, where a byte is not UTF-8) is found afterwards by a Python scan of
+that file, which runs only on the way to an error message.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import glob
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rnnscope.errors import UserError
+
+# cells read as "no value here" (a gap), as people and spreadsheets write them
+MISSING_MARKERS = ["", "NA", "N/A", "n/a", "na", "NaN", "nan", "NAN", "null", "NULL", "None", "-", "?"]
+BLOCK_BYTES = 16 << 20  # the streaming reader's block: the first one decides the column types
+_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+_DATE = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}([-/.]\d{1,4})?([ T][\d:.]+)?\s*$")  # 2020-01-31, 31.01.2020
+
+
+@dataclass
+class Table:
+    """The columns of one file, by kind, in the file's order."""
+
+    path: Path
+    names: list[str]  # every column, stripped
+    rows: int
+    numeric: dict[str, np.ndarray] = field(default_factory=dict)  # float64 (R,), NaN = missing
+    integer: set[str] = field(default_factory=set)  # numeric columns whose cells are all integers
+    times: dict[str, np.ndarray] = field(default_factory=dict)  # int64 (R,) seconds since 1970
+    text: dict[str, object] = field(default_factory=dict)  # pyarrow string arrays (labels, odd dates)
+
+
+def source_files(spec: str, option: str = "--data.csv") -> list[Path]:
+    """The files a --data.csv value names: a path, or a glob pattern (sorted); checked to be files."""
+    if any(ch in spec for ch in "*?["):
+        paths = [Path(p) for p in sorted(glob.glob(spec))]
+        if not paths:
+            raise UserError(f"{option} {spec}: no file matches this pattern; check the path")
+    else:
+        paths = [Path(spec)]
+    for path in paths:
+        check_file(path, option)
+    return paths
+
+
+def check_file(path: Path, option: str) -> None:
+    """A regular, readable file, or one line that says what the path really is."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise UserError(f"data file {path} does not exist; check the {option} path") from None
+    except OSError as exc:  # a symlink loop, a name too long, no permission on a folder
+        raise UserError(f"data file {path} cannot be opened ({exc.strerror}); check the {option} path") from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"data file {path} is a directory; give a CSV or Parquet file inside it ({option})")
+    if not stat.S_ISREG(mode):
+        what = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise UserError(f"data file {path} is {what}; save the data to a regular file and give that ({option})")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"data file {path} is not readable (permission denied); check its permissions")
+
+
+def read_table(path: Path) -> Table:
+    """One CSV or Parquet file as a Table; bad content gets one line with the line and column."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return from_arrow(_read_parquet(path), path)
+    if path.stat().st_size == 0:
+        raise UserError(f"data file {path} is empty; it needs a header row and one row per time step")
+    streamed = _stream_csv(path)
+    if streamed is not None:
+        names, chunks, whole = streamed
+        return _from_columns(names, chunks, path, whole)
+    return from_arrow(_read_csv(path), path)
+
+
+def _stream_csv(path: Path):
+    """(names, per column a list of pyarrow arrays, integer columns) read block by block, so the
+    file is never held twice; None when a later block does not fit the types the first block
+    showed (the whole-file reader then infers them from everything and names the bad cell)."""
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    read = pacsv.ReadOptions(block_size=BLOCK_BYTES)
+    convert = pacsv.ConvertOptions(null_values=MISSING_MARKERS, strings_can_be_null=False,
+                                   quoted_strings_can_be_null=False)
+    try:
+        reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
+        whole = {f.name for f in reader.schema if pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)}
+        if whole:  # whole numbers in the first block may meet decimals later: read them as float64
+            convert.column_types = {name: pa.float64() for name in whole}
+            reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
+        chunks = [[] for _ in reader.schema]
+        for batch in reader:
+            for i, column in enumerate(batch.columns):
+                chunks[i].append(column)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return reader.schema.names, chunks, whole
+
+
+def from_arrow(arrow, path: Path) -> Table:
+    """A Table from a pyarrow table (read from a file, or built from a DataFrame in memory)."""
+    import pyarrow as pa
+
+    whole = {f.name for f in arrow.schema if pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)}
+    return _from_columns(arrow.column_names, [[c] for c in arrow.columns], path, whole)
+
+
+def _from_columns(raw_names: list[str], chunks: list[list], path: Path, whole: set[str]) -> Table:
+    """A Table from each column's pyarrow chunks, converted one column at a time (each column's
+    chunks are released once it is converted: the peak is the file's data plus one column)."""
+    import pyarrow as pa
+
+    names = [str(n).strip() for n in raw_names]
+    rows = sum(len(c) for c in chunks[0]) if chunks else 0
+    _check_header(path, names, rows)
+    table = Table(path, names, rows)
+    pool = pa.default_memory_pool()
+    for i, name in enumerate(names):
+        kind = chunks[i][0].type if chunks[i] else pa.float64()
+        if (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+                or pa.types.is_null(kind)):  # null: every cell empty, a column of gaps
+            table.numeric[name] = _drain(chunks[i], rows, np.float64, pa.float64())  # nulls -> NaN
+            if raw_names[i] in whole:
+                table.integer.add(name)
+        elif pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+            nulls = sum(c.null_count for c in chunks[i])
+            valid = pa.chunked_array(chunks[i]).is_valid() if nulls else None
+            table.times[name] = _drain(chunks[i], rows, np.int64, pa.timestamp("s"))
+            if nulls:
+                row = int(np.flatnonzero(~valid.to_numpy(zero_copy_only=False))[0])
+                raise UserError(f"{path} line {data_line(path, row)}, column {name!r}: the time stamp is "
+                                "empty; every row needs its time (leave the row out, the gap is seen)")
+        elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            raise UserError(f"data file {path} is not UTF-8 text (column {name!r}); save it as UTF-8 CSV")
+        else:
+            table.text[name] = pa.chunked_array(chunks[i], kind)
+        chunks[i] = None
+        pool.release_unused()  # give the converted column's pyarrow memory back to the system now
+    return table
+
+
+def _drain(chunks: list, rows: int, dtype, arrow_type) -> np.ndarray:
+    """One column's pyarrow chunks copied into a NumPy array of `rows`, each chunk released as
+    soon as it is copied (nulls become NaN)."""
+    out = np.empty(rows, dtype=dtype)
+    at = 0
+    while chunks:
+        chunk = chunks.pop(0)
+        if chunk.type != arrow_type:
+            chunk = chunk.cast(arrow_type)
+        values = chunk.to_numpy(zero_copy_only=False)
+        out[at : at + len(values)] = values.view(np.int64) if dtype is np.int64 else values
+        at += len(values)
+    return out
+
+
+def _read_csv(path: Path):
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    convert = pacsv.ConvertOptions(null_values=MISSING_MARKERS, strings_can_be_null=False,
+                                   quoted_strings_can_be_null=False)
+    try:
+        return pacsv.read_csv(path, convert_options=convert)
+    except pa.ArrowInvalid as exc:
+        _explain_csv(path)  # raises the precise one-line error when a Python scan finds one
+        raise UserError(f"data file {path} is not a readable CSV ({str(exc).splitlines()[0]}); "
+                        "check its quoting and that every row has one cell per column") from None
+
+
+def _read_parquet(path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(f"data file {path} is not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+
+
+def _explain_csv(path: Path) -> None:
+    """Scan the file with Python's csv module for what pyarrow refused, and raise it."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = None
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue  # blank lines carry nothing
+                if header is None:
+                    header = row
+                elif len(row) != len(header):
+                    raise UserError(f"{path} line {reader.line_num}: {len(row)} cells, but the header has "
+                                    f"{len(header)}; every row needs one cell per column")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"data file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise UserError(f"data file {path} is not a readable CSV ({exc}); check its quoting") from None
+    if header is None:
+        raise UserError(f"data file {path} is empty; it needs a header row and one row per time step")
+
+
+def data_line(path: Path, row: int) -> int:
+    """The line of the file that holds data row `row` (0-based); blank lines are skipped as pyarrow does."""
+    if path.suffix.lower() in (".parquet", ".pq") or not path.is_file():
+        return row + 1  # Parquet and data in memory have no lines: the row number, counted from 1
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+        reader = csv.reader(f)
+        seen = -2  # the header is row -1
+        for cells in reader:
+            if any(cell.strip() for cell in cells):
+                seen += 1
+                if seen == row:
+                    return reader.line_num
+    return row + 2
+
+
+def _check_header(path: Path, names: list[str], rows: int) -> None:
+    """A header row that is really data, empty or repeated names, formula-like names."""
+    if rows == 0:
+        raise UserError(f"data file {path} has a header but no data rows; add one row per time step")
+    if all(_NUMBER.match(name) or _DATE.match(name) for name in names):
+        raise UserError(f"{path} line 1 ({', '.join(names[:4])}) is numbers or dates, not column names: "
+                        "the file has no header row; add one (e.g. date,value) as its first line")
+    for i, name in enumerate(names):
+        if not name:
+            raise UserError(f"{path} line 1: column {i + 1} has no name; give every column a name")
+        if names.index(name) != i:
+            raise UserError(f"{path} line 1: the column name {name!r} appears twice; rename one")
+
+
+def non_numbers(table: Table, name: str) -> tuple[int, str] | None:
+    """(row, cell) of the first cell of a text column that is not a number, when most cells are."""
+    import pyarrow.compute as pc
+
+    column = table.text[name]
+    if not any(c is not None and _NUMBER.match(c) for c in column.slice(0, 1000).to_pylist()):
+        return None  # a label or date column: nothing numeric about it
+    ok = pc.match_substring_regex(column, _NUMBER.pattern).fill_null(True)
+    bad = np.flatnonzero(~ok.to_numpy(zero_copy_only=False))
+    return (int(bad[0]), column[int(bad[0])].as_py()) if len(bad) else None
+
+
+def pick(table: Table, wanted: list[str], option: str) -> list[str]:
+    """The named columns, checked; an unknown name gets the closest one and the list."""
+    for name in wanted:
+        if name not in table.names:
+            close = difflib.get_close_matches(name, table.names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UserError(f"{table.path} has no column {name!r} ({option}); {hint}"
+                            f"its columns are: {', '.join(table.names)}")
+    return list(wanted)
+
+
+def numeric_column(table: Table, name: str, option: str) -> np.ndarray:
+    """A column as float64 (R,) with NaN for missing cells; a text cell or inf names its line."""
+    if name in table.numeric:
+        values = table.numeric[name]
+    elif name in table.times:
+        raise UserError(f"{table.path} column {name!r} holds dates or times ({option}); it is the time "
+                        "index, not a value: leave it out, or name it with --data.time_column")
+    else:
+        bad = non_numbers(table, name)
+        if bad is None:
+            first = first_text(table, name)
+            raise UserError(f"{table.path} column {name!r} ({option}) holds text such as {first!r}, "
+                            "not numbers; choose numeric columns")
+        row, cell = bad
+        raise UserError(f"{table.path} line {data_line(table.path, row)}, column {name!r}: {cell!r} is "
+                        "not a number; write it as a plain number (1000, 16, 2.5), leave the cell empty "
+                        "for a gap, or leave the column out with --data.column")
+    infinite = np.isinf(values)
+    if infinite.any():
+        row = int(np.flatnonzero(infinite)[0])
+        raise UserError(f"{table.path} line {data_line(table.path, row)}, column {name!r}: {values[row]} is "
+                        "not a finite number (or too large for float64); fix the value or leave the cell empty")
+    return values
+
+
+def table_from_columns(columns: dict[str, np.ndarray], label: str) -> Table:
+    """A Table from named NumPy columns held in memory (a DataFrame's or an array's)."""
+    import pyarrow as pa
+
+    arrays = {}
+    for name, values in columns.items():
+        values = np.asarray(values)
+        if values.dtype.kind == "O":  # text, or numbers with None for a gap
+            arrays[name] = pa.array(values.tolist(), from_pandas=True)
+        else:
+            arrays[name] = pa.array(values, from_pandas=True)  # NaN -> null, datetime64 -> timestamp
+    arrow = pa.table(arrays)
+    if arrow.num_rows == 0:
+        raise UserError(f"{label} has no rows; give one row per time step")
+    return from_arrow(arrow, Path(label))
+
+
+def first_text(table: Table, name: str) -> str:
+    """The first non-empty cell of a text column (for messages)."""
+    cells = [c for c in table.text[name].drop_null().slice(0, 100).to_pylist() if c]
+    return cells[0] if cells else ""

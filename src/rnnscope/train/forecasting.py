@@ -1,0 +1,133 @@
+"""A trained model's forecasts in the data's units, streamed in batches, scored beside the baselines.
+
+    forecasts = forecast(model, prepared, origins, seq_len)          # (N, K, O), data units
+    table = score_split(model, prepared, part=2, seq_len=seq_len)    # test split vs naive, seasonal, mean
+
+The windows are views (data/csv.py); each batch is copied once into the model and dropped, so
+memory stays at the size of the file's arrays however many windows there are.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rnnscope.data.csv import origins as split_origins
+from rnnscope.data.csv import window_views
+from rnnscope.data.scores import Scoreboard, baselines
+from rnnscope.data.series import Prepared, steps_ahead, to_data_units
+from rnnscope.errors import UserError
+
+BATCH = 4096  # windows per forward pass
+
+
+@torch.no_grad()
+def forecast(model, prepared: Prepared, span: range, seq_len: int, batch: int = BATCH):
+    """Yield (origins (B,), forecasts (B, K, O) in data units) batch by batch over span."""
+    was_training = model.training
+    model.eval()
+    try:
+        for lo in range(span.start, span.stop, batch * span.step):
+            part = range(lo, min(lo + batch * span.step, span.stop), span.step)
+            x, _ = window_views(prepared, part, seq_len, every_step=False)
+            y_hat, _ = model(x.contiguous())
+            if y_hat.dim() == 3:
+                y_hat = y_hat[:, -1]  # (B, O'): the forecast from the window's last row
+            t_hat = y_hat.double().numpy()
+            o = np.arange(part.start, part.stop, part.step)
+            values = to_data_units(prepared.spec, t_hat, prepared.base[o])
+            if not np.isfinite(values).all():
+                bad = int(np.argwhere(~np.isfinite(values))[0][0])
+                raise UserError(f"the model's forecast from row {o[bad] + 1} is not a finite number "
+                                f"({values[bad].ravel()[0]}); the run's weights or its data are broken: "
+                                "train again (lower --optim.lr, check the columns' scale)")
+            yield o, values
+    finally:
+        model.train(was_training)
+
+
+def actual_values(prepared: Prepared, o: np.ndarray, ks: list[int]) -> np.ndarray:
+    """(N, K, O) actual target values at o + k, NaN where missing or past the end."""
+    R = prepared.y.shape[0]
+    out = np.full((len(o), len(ks), prepared.y.shape[1]), np.nan)
+    for g, k in enumerate(ks):
+        ok = o + k < R
+        out[ok, g] = prepared.y[o[ok] + k]
+    return out
+
+
+def score_origins(model, prepared: Prepared, span: range, seq_len: int) -> dict:
+    """Metrics of the model and the baselines over the forecasts from the origins in span,
+    accumulated batch by batch (no forecast is kept)."""
+    ks = steps_ahead(prepared.spec)
+    board, count = Scoreboard(prepared.spec, ks), 0
+    for o, values in forecast(model, prepared, span, seq_len):
+        actual = actual_values(prepared, o, ks)
+        board.add("model", values, actual)
+        for name, others in baselines(prepared.spec, prepared.y_past, o, ks).items():
+            board.add(name, others, actual)
+        count += len(o)
+    return {"forecasts": count, "targets": board.result()}
+
+
+def score_split(model, prepared: Prepared, part: int, seq_len: int) -> dict:
+    """score_origins over every origin of split `part` (0 train, 1 validation, 2 test)."""
+    return score_origins(model, prepared, split_origins(prepared, part, seq_len), seq_len)
+
+
+def versus_naive(scores: dict) -> list[tuple[str, float, float, float | None]]:
+    """[(target, model RMSE, naive RMSE, ratio)] for the summary line."""
+    rows = []
+    for name, entry in scores["targets"].items():
+        rows.append((name, entry["model"]["rmse"], entry["baselines"]["naive"]["rmse"], entry["rmse_vs_naive"]))
+    return rows
+
+
+def validation_forecast(model, dataset, seq_len: int) -> dict | None:
+    """For a CSV run: what the summary reports (time index, columns) and the model beside the
+    baselines on the validation split; None for a built-in task."""
+    from rnnscope.data.timeindex import describe
+
+    prepared = dataset.series
+    if prepared is None:
+        return None
+    spec = prepared.spec
+    has_val = prepared.bounds[2] > prepared.bounds[1] and len(split_origins(prepared, 1, seq_len))
+    return {"time": describe(spec["time"]), "inputs": spec["inputs"], "targets": spec["targets"],
+            "season": spec["season"], "missing": spec["missing"],
+            "validation": score_split(model, prepared, part=1, seq_len=seq_len) if has_val else None}
+
+
+def time_axis(spec: dict, positions: np.ndarray) -> np.ndarray:
+    """Grid positions as plottable times: datetime64 for dates, integers otherwise."""
+    index = spec["time"]
+    value = index["start"] + positions.astype(np.int64) * index["step"]
+    if index["kind"] != "datetime":
+        return value
+    if index["unit"] == "month":
+        return (value - 1970 * 12).astype("datetime64[M]").astype("datetime64[D]")
+    return value.astype("datetime64[s]")
+
+
+def forecast_frame(model, prepared: Prepared, seq_len: int, max_points: int = 5000) -> dict:
+    """What the forecast picture draws: actual values, the model's and the naive forecast of the
+    first step ahead, per target, over time, with the split boundaries (at most max_points each)."""
+    from rnnscope.data.csv import all_origins
+
+    spec, R = prepared.spec, prepared.x.shape[0]
+    k = steps_ahead(spec)[0]
+    span = all_origins(prepared, seq_len)
+    every = max(1, len(span) // max_points)
+    span = range(span.start, span.stop, every)
+    chunks = list(forecast(model, prepared, span, seq_len))
+    o = np.concatenate([c[0] for c in chunks])
+    values = np.concatenate([c[1] for c in chunks])[:, 0]  # (N, O) at step k
+    rows = np.arange(0, R, max(1, R // max_points))
+    last = prepared.positions[-1]
+    target_pos = np.where(o + k < R, prepared.positions[np.minimum(o + k, R - 1)], last + (o + k - (R - 1)))
+    return {"targets": spec["targets"], "step": k, "time_name": spec["time"]["name"] or "row",
+            "time": time_axis(spec, prepared.positions[rows]), "actual": prepared.y[rows],
+            "forecast_time": time_axis(spec, target_pos), "forecast": values,
+            "naive": prepared.y_past[o],
+            "bounds": [time_axis(spec, prepared.positions[np.array([b])])[0]
+                       for b in prepared.bounds[1:3] if 0 < b < R]}
