@@ -70,13 +70,13 @@ def _forward_loop(x, h0, c0, W_ih, W_hh, b_ih, b_hh, a_record):
         a_steps[t].addmm_(h_prev, W_hh_t)  # a_t = x_t W_ihᵀ + b + h_{t-1} W_hhᵀ, all gates (a_g doubled)
         if a_record is not None:
             a_record[t].copy_(a_steps[t])
-        a_steps[t].sigmoid_()  # i_t, f_t, o_t and σ(2a_g)
-        g_steps[t].mul_(2).sub_(1)  # g_t = tanh(a_g) = 2σ(2a_g) − 1
+        a_steps[t].sigmoid_()  # i_t, f_t, o_t and s = σ(2a_g), so that g_t = tanh(a_g) = 2s − 1
         torch.mul(f_steps[t], c_prev, out=c_steps[t])  # c_t = f_t ⊙ c_{t-1}
-        c_steps[t].addcmul_(i_steps[t], g_steps[t])  #       + i_t ⊙ g_t
+        c_steps[t].addcmul_(i_steps[t], g_steps[t], value=2).sub_(i_steps[t])  #   + i_t ⊙ (2s − 1)
         tanh_into(c_steps[t], tanh_c_steps[t])
         torch.mul(o_steps[t], tanh_c_steps[t], out=h_steps[t])  # h_t = o_t ⊙ tanh(c_t)
         h_prev, c_prev = h_steps[t], c_steps[t]
+    gates[:, :, 2 * H : 3 * H].mul_(2).sub_(1)  # g_t = 2σ(2a_g) − 1 for all steps at once
     if a_record is not None:
         a_record[:, :, 2 * H : 3 * H].div_(2)  # the recorded a_g as the model defines it
     return gates, c, tanh_c, h
