@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import torch
@@ -187,6 +188,8 @@ def run(repeats: int, min_seconds: float, device: str = "cpu", cell: str = "rnn"
                 "fraction_of_matmul_peak": flops / times["rnnscope"] / 1e9 / peak,
             }
         )
+        print(f"({B}, {T}, {I}, {H}): {torch_name} / rnnscope = {rows[-1]['speedup_vs_torch_rnn']:.2f}x",
+              file=sys.stderr, flush=True)  # progress: a loaded machine can take minutes per row
     peak_after, typical_after = matmul_gflops(device=device)  # the best of before and after: load only lowers it
     typical = max(typical, typical_after)
     if peak_after > peak:
