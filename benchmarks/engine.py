@@ -1,7 +1,9 @@
 """Benchmark: one training step of rnnscope.nn.RNN against torch.nn.RNN and an unrolled RNNCell loop.
 
 A step is forward + backward of a many-to-one MSE with a linear readout, float32, tanh, on CPU
-(or, with --device cuda, on a GPU against cuDNN's torch.nn.RNN).
+(or, with --device cuda, on a GPU against cuDNN's torch.nn.RNN). --cell lstm or gru compares
+rnnscope.nn.LSTM / GRU with torch.nn.LSTM (oneDNN's fused kernel on CPU) / torch.nn.GRU and an
+LSTMCell / GRUCell loop instead.
 Prints a table and JSON: median seconds per step of each, ratios (torch.nn.RNN / rnnscope: above
 1 means rnnscope is faster), achieved GFLOP/s (training ≈ 6·T·B·H·(I+H) FLOPs per layer) and the
 machine's fp32 matmul throughput measured in the same run, plus the cost of the Trace feature
@@ -10,6 +12,7 @@ when it is off (the same step on a build of the engine with tracing compiled out
     python benchmarks/engine.py            # the four configurations of the issue
     python benchmarks/engine.py --quick    # fewer repeats
     python benchmarks/engine.py --device cuda   # on a GPU (each step ends in a synchronize)
+    python benchmarks/engine.py --cell gru      # the gated cells: lstm or gru
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 
 import torch
@@ -29,17 +33,29 @@ from rnnscope.engine import ElmanBPTT, elman_layer
 CONFIGS = [(64, 100, 8, 128), (32, 1000, 1, 32), (256, 50, 32, 512), (1, 200, 1, 16)]  # (B, T, I, H)
 
 
-class CellLoop(torch.nn.Module):
-    """The unrolled baseline: torch.nn.RNNCell called once per time step under autograd."""
+# cell -> (rnnscope's module, torch's module, torch's one-step cell)
+CELLS = {
+    "rnn": (rnnscope.nn.RNN, torch.nn.RNN, torch.nn.RNNCell),
+    "lstm": (rnnscope.nn.LSTM, torch.nn.LSTM, torch.nn.LSTMCell),
+    "gru": (rnnscope.nn.GRU, torch.nn.GRU, torch.nn.GRUCell),
+}
+GATE_COUNT = {"rnn": 1, "lstm": 4, "gru": 3}
 
-    def __init__(self, input_size: int, hidden_size: int) -> None:
+
+class CellLoop(torch.nn.Module):
+    """The unrolled baseline: torch.nn.RNNCell (or LSTMCell, GRUCell) called once per time step under autograd."""
+
+    def __init__(self, input_size: int, hidden_size: int, cell: str = "rnn") -> None:
         super().__init__()
-        self.cell = torch.nn.RNNCell(input_size, hidden_size)
+        self.cell = CELLS[cell][2](input_size, hidden_size)
+        self.lstm = cell == "lstm"
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = x.new_zeros(x.shape[1], self.cell.hidden_size)
+        state = (h, h) if self.lstm else h
         for x_t in x:  # x (T, B, I)
-            h = self.cell(x_t, h)
+            state = self.cell(x_t, state)
+        h = state[0] if self.lstm else state
         return h, h.unsqueeze(0)
 
 
@@ -51,6 +67,7 @@ def make_step(rnn: torch.nn.Module, readout: torch.nn.Linear, x: torch.Tensor, y
         for p in params:
             p.grad = None
         _, h_n = rnn(x)
+        h_n = h_n[0] if isinstance(h_n, tuple) else h_n  # LSTM: (h_n, c_n)
         loss = torch.nn.functional.mse_loss(readout(h_n[-1]), y)
         loss.backward()
         if x.is_cuda:  # GPU work is asynchronous: a step ends when the device is done
@@ -130,39 +147,49 @@ def trace_off_overhead(B: int, T: int, I: int, H: int, rounds: int = 150,
             "overhead_fraction": a / b - 1}
 
 
-def run(repeats: int, min_seconds: float, device: str = "cpu") -> dict:
+def names(cell: str) -> tuple[str, str]:
+    """The table's names of torch's module and of the cell loop, e.g. ("torch.nn.GRU", "GRUCell loop")."""
+    module = CELLS[cell][1].__name__
+    return f"torch.nn.{module}", f"{module}Cell loop"
+
+
+def run(repeats: int, min_seconds: float, device: str = "cpu", cell: str = "rnn") -> dict:
     """Measure every configuration; returns the JSON-able results."""
     torch.manual_seed(0)
     peak, typical = matmul_gflops(device=device)
+    ours_cls, theirs_cls, _ = CELLS[cell]
+    torch_name, loop_name = names(cell)
     rows = []
     for B, T, I, H in CONFIGS:
         x, y = torch.randn(T, B, I, device=device), torch.randn(B, 1, device=device)
         readout = torch.nn.Linear(H, 1).to(device)
-        ours = rnnscope.nn.RNN(I, H).to(device)
-        theirs = torch.nn.RNN(I, H).to(device)
+        ours = ours_cls(I, H).to(device)
+        theirs = theirs_cls(I, H).to(device)
         theirs.load_state_dict(ours.state_dict())
-        cell = CellLoop(I, H).to(device)
+        loop = CellLoop(I, H, cell).to(device)
         times = interleaved_times(
             {
                 "rnnscope": make_step(ours, readout, x, y),
-                "torch.nn.RNN": make_step(theirs, readout, x, y),
-                "RNNCell loop": make_step(cell, readout, x, y),
+                torch_name: make_step(theirs, readout, x, y),
+                loop_name: make_step(loop, readout, x, y),
             },
             repeats,
             min_seconds,
         )
         times = {name: statistics.median(ts) for name, ts in times.items()}
-        flops = 6 * T * B * H * (I + H)
+        flops = 6 * T * B * GATE_COUNT[cell] * H * (I + H)
         rows.append(
             {
                 "B": B, "T": T, "I": I, "H": H,
                 "seconds": times,
-                "speedup_vs_torch_rnn": times["torch.nn.RNN"] / times["rnnscope"],
-                "speedup_vs_cell_loop": times["RNNCell loop"] / times["rnnscope"],
+                "speedup_vs_torch_rnn": times[torch_name] / times["rnnscope"],
+                "speedup_vs_cell_loop": times[loop_name] / times["rnnscope"],
                 "rnnscope_gflops": flops / times["rnnscope"] / 1e9,
                 "fraction_of_matmul_peak": flops / times["rnnscope"] / 1e9 / peak,
             }
         )
+        print(f"({B}, {T}, {I}, {H}): {torch_name} / rnnscope = {rows[-1]['speedup_vs_torch_rnn']:.2f}x",
+              file=sys.stderr, flush=True)  # progress: a loaded machine can take minutes per row
     peak_after, typical_after = matmul_gflops(device=device)  # the best of before and after: load only lowers it
     typical = max(typical, typical_after)
     if peak_after > peak:
@@ -173,8 +200,9 @@ def run(repeats: int, min_seconds: float, device: str = "cpu") -> dict:
         r["fraction_of_matmul_median"] = r["rnnscope_gflops"] / typical
     speedups = [r["speedup_vs_torch_rnn"] for r in rows]
     overheads = [trace_off_overhead(*cfg, device=device)
-                 for cfg in ((1, 200, 1, 16), (64, 100, 8, 128))]
+                 for cfg in ((1, 200, 1, 16), (64, 100, 8, 128))] if cell == "rnn" else []
     return {
+        "cell": cell,
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
@@ -191,23 +219,24 @@ def print_table(result: dict) -> None:
     """The results as a rich table."""
     where = (result["device"] if result["device"] != "cpu"
              else f"CPU, {result['threads']} threads")
-    table = Table(title=f"one training step, {where}, fp32, fp32 matmul "
+    torch_name, loop_name = names(result["cell"])
+    table = Table(title=f"one training step of {result['cell']}, {where}, fp32, fp32 matmul "
                   f"{result['matmul_gflops']:.1f} GFLOP/s best, {result['matmul_gflops_median']:.1f} median")
-    for col in ("B, T, I, H", "rnnscope ms", "torch.nn.RNN ms", "RNNCell loop ms",
-                "torch.nn.RNN / rnnscope", "cell loop / rnnscope", "GFLOP/s", "% of best matmul",
+    for col in ("B, T, I, H", "rnnscope ms", f"{torch_name} ms", f"{loop_name} ms",
+                f"{torch_name} / rnnscope", "cell loop / rnnscope", "GFLOP/s", "% of best matmul",
                 "% of median matmul"):
         table.add_column(col, justify="right")
     for r in result["configs"]:
         s = r["seconds"]
         table.add_row(
             f"{r['B']}, {r['T']}, {r['I']}, {r['H']}",
-            f"{s['rnnscope'] * 1e3:.2f}", f"{s['torch.nn.RNN'] * 1e3:.2f}", f"{s['RNNCell loop'] * 1e3:.2f}",
+            f"{s['rnnscope'] * 1e3:.2f}", f"{s[torch_name] * 1e3:.2f}", f"{s[loop_name] * 1e3:.2f}",
             f"{r['speedup_vs_torch_rnn']:.2f}x", f"{r['speedup_vs_cell_loop']:.2f}x",
             f"{r['rnnscope_gflops']:.1f}", f"{100 * r['fraction_of_matmul_peak']:.0f}%",
             f"{100 * r['fraction_of_matmul_median']:.0f}%",
         )
     Console(width=160).print(table)
-    print(f"median speedup vs torch.nn.RNN: {result['median_speedup_vs_torch_rnn']:.2f}x "
+    print(f"median speedup vs {torch_name}: {result['median_speedup_vs_torch_rnn']:.2f}x "
           f"(min {result['min_speedup_vs_torch_rnn']:.2f}x)")
     for o in result["trace_off_overhead"]:
         print(f"Trace feature, no Trace active, (B, T, I, H) = ({o['B']}, {o['T']}, {o['I']}, {o['H']}): "
@@ -220,11 +249,13 @@ def main() -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the JSON to PATH")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="where to run (cuda: against cuDNN's torch.nn.RNN)")
+    parser.add_argument("--cell", choices=tuple(CELLS), default="rnn",
+                        help="rnn (Elman), lstm or gru: rnnscope's module against torch's")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda, but torch sees no CUDA device here")
     result = run(repeats=3 if args.quick else 15, min_seconds=0.2 if args.quick else 2.0,
-                 device=args.device)
+                 device=args.device, cell=args.cell)
     print_table(result)
     text = json.dumps(result, indent=2)
     print(text)

@@ -29,12 +29,15 @@ from torch import nn
 import rnnscope.nn
 
 
-class Net(nn.Module):
-    """rnnscope.nn.RNN and a linear readout of the last hidden state."""
+CELLS = {"elman": rnnscope.nn.RNN, "lstm": rnnscope.nn.LSTM, "gru": rnnscope.nn.GRU}
 
-    def __init__(self, inputs: int, hidden: int) -> None:
+
+class Net(nn.Module):
+    """rnnscope.nn.RNN (or LSTM, GRU) and a linear readout of the last hidden state."""
+
+    def __init__(self, inputs: int, hidden: int, cell: str = "elman") -> None:
         super().__init__()
-        self.rnn = rnnscope.nn.RNN(inputs, hidden, batch_first=True)
+        self.rnn = CELLS[cell](inputs, hidden, batch_first=True)
         self.readout = nn.Linear(hidden, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -42,10 +45,10 @@ class Net(nn.Module):
         return self.readout(out[:, -1])  # (B, 1)
 
 
-def build(hidden: int, steps: int, batch: int, dtype: torch.dtype, seed: int = 0):
+def build(hidden: int, steps: int, batch: int, dtype: torch.dtype, seed: int = 0, cell: str = "elman"):
     """(model, list of global batches (x (B, T, 2), y (B, 1))) fixed by the seed."""
     torch.manual_seed(seed)
-    model = Net(2, hidden).to(dtype)
+    model = Net(2, hidden, cell).to(dtype)
     g = torch.Generator().manual_seed(seed + 1)
     batches = [(torch.randn(batch, 6, 2, generator=g, dtype=dtype),
                 torch.randn(batch, 1, generator=g, dtype=dtype)) for _ in range(steps)]
@@ -69,7 +72,7 @@ def run_train(args, cfg) -> None:
     from rnnscope.parallel.context import from_env
 
     ctx = from_env(cfg)
-    model, batches = build(args.hidden, args.steps, args.batch, getattr(torch, args.dtype))
+    model, batches = build(args.hidden, args.steps, args.batch, getattr(torch, args.dtype), cell=args.cell)
     wrapped = ctx.wrap_model(model)
     try:
         train_steps(wrapped, batches, ctx.shard, ctx.on_step_end)
@@ -216,6 +219,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="float64", help="parameter dtype")
     parser.add_argument("--bucket-mb", default="25", help="DDP bucket size in MiB")
     parser.add_argument("--check-every", default="1", help="steps between weight checksums")
+    parser.add_argument("--cell", choices=tuple(CELLS), default="elman", help="recurrent cell")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.mode == "ops":

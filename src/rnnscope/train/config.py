@@ -40,6 +40,9 @@ class ModelConfig:
     init: str = _f("default", "initial weights: torch's uniform, xavier, orthogonal or identity W_hh",
                    ("default", "xavier", "orthogonal", "identity"))
     init_scale: float = _f(1.0, "factor on the initial weights (try 0.01 or 10 to see saturation)")
+    cell: str = _f("elman", "recurrent cell: the chapter's Elman network (uses --model.activation), LSTM or GRU",
+                   ("elman", "lstm", "gru"))
+    forget_bias: float = _f(1.0, "LSTM: b_if + b_hf start at this value (1: Jozefowicz et al. 2015's advice)")
 
 
 @dataclass
@@ -286,6 +289,7 @@ def validate(cfg: Config) -> None:
         raise UserError(f"--data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
     if cfg.model.init_scale <= 0:
         raise UserError(f"--model.init_scale must be > 0, got {cfg.model.init_scale}")
+    check_cell(cfg)
     if cfg.train.epochs == 0 and cfg.train.max_steps == 0:
         raise UserError("--train.epochs and --train.max_steps are both 0: set one of them")
     k1, k2 = cfg.train.tbptt_k1, cfg.train.tbptt_k2
@@ -294,6 +298,22 @@ def validate(cfg: Config) -> None:
     if k1 and k2 > k1 and k2 % k1:
         raise UserError(f"--train.tbptt_k2 ({k2}) must be ≤ k1 ({k1}) or a multiple of it; "
                         f"try {k2 - k2 % k1} or {k2 - k2 % k1 + k1}")
+
+
+def check_cell(cfg: Config) -> None:
+    """Refuse what the gated cells (--model.cell lstm, gru) cannot do yet, naming the way out."""
+    cell = cfg.model.cell
+    if cell == "elman":
+        return
+    if cfg.model.init == "identity":
+        raise UserError(f"--model.init identity (W_hh = I, the IRNN) is for --model.cell elman, got "
+                        f"--model.cell {cell}; use default, xavier or orthogonal")
+    if cfg.parallel.strategy in ("pipeline", "tensor"):
+        raise UserError(f"--parallel.strategy {cfg.parallel.strategy} splits Elman layers only; "
+                        f"--model.cell {cell} trains with --parallel.strategy data or none")
+    if cfg.diagnostics.every > 0:
+        raise UserError(f"--diagnostics.every {cfg.diagnostics.every}: the training-time diagnostics "
+                        f"read Elman traces; set --diagnostics.every 0 for --model.cell {cell}")
 
 
 def to_dict(cfg: Config) -> dict:

@@ -93,7 +93,7 @@ def model_for(cfg: Config, dataset) -> SequenceModel:
     """The network for this dataset, seeded and initialized as the config says."""
     torch.manual_seed(cfg.train.seed)
     model = SequenceModel(dataset.input_size, dataset.output_size, cfg.model, dataset.every_step)
-    initialize(model, cfg.model.init, cfg.model.init_scale)
+    initialize(model, cfg.model.init, cfg.model.init_scale, cfg.model.forget_bias)
     return model
 
 
