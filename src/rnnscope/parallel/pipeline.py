@@ -154,7 +154,8 @@ class PipelineStage:
                 if c + 1 < len(bounds):
                     pending = self._post_recv(c + 1, ACT_TAG, self.stage - 1)
                 inp = buf.requires_grad_(build_graph)
-            with torch.set_grad_enabled(build_graph):
+            with torch.set_grad_enabled(build_graph), \
+                    self.comm.ledger.phase(f"{'forward' if build_graph else 'eval'} c{c}"):
                 h0s = [h.detach().requires_grad_(build_graph and c > 0) for h in h_prev]
                 top, h_prev = self._run_layers(inp, h0s)  # (t, B, H), [(B, H)]
             if build_graph:
@@ -204,7 +205,8 @@ class PipelineStage:
                 if g is not None:
                     roots.append(h_last)
                     grads.append(g)
-            torch.autograd.backward(roots, grads)
+            with self.comm.ledger.phase(f"backward c{c}"):
+                torch.autograd.backward(roots, grads)
             carried = [h0.grad for h0 in h0s] if c > 0 else carried
             if not self.is_first:
                 self._sends.append(self.comm.isend(inp.grad, self.stage - 1, tag=GRAD_TAG))
