@@ -43,12 +43,14 @@ section h2 { font-size: 17px; margin: 0 0 4px; border-bottom: 1px solid var(--li
 section h3 { font-size: 14px; margin: 14px 0 2px; }
 .intro, .note { color: var(--muted); margin: 4px 0 8px; max-width: 900px; }
 .note.warn { color: var(--warn); }
+.tables { display: flex; flex-wrap: wrap; gap: 0 18px; align-items: flex-start; }
 table { border-collapse: collapse; margin: 6px 0 10px; font-size: 13px; }
 th, td { border: 1px solid var(--line); padding: 3px 8px; text-align: right; vertical-align: top; }
 th { background: var(--panel); }
+caption { text-align: left; font-weight: 600; padding: 2px 0; }
 td:first-child, th:first-child { text-align: left; }
 .chart { position: relative; margin: 6px 0 4px; user-select: none; }
-.chart svg { display: block; width: 100%; overflow: visible; }
+.chart svg { display: block; width: 100%; overflow: hidden; }
 .chart .grid { stroke: var(--line); stroke-width: 0.6; }
 .chart .frame { fill: none; stroke: var(--muted); stroke-width: 0.8; }
 .chart .tick { fill: var(--muted); font-size: 11px; }
@@ -56,6 +58,7 @@ td:first-child, th:first-child { text-align: left; }
 .chart .mark { fill: var(--fg); font-size: 14px; }
 .chart .hline { stroke: var(--warn); stroke-dasharray: 4,4; stroke-width: 1.2; }
 .chart .cursor { stroke: var(--muted); stroke-width: 0.7; }
+.chart .band { fill: var(--warn); }
 .chart .brush { fill: var(--accent); opacity: 0.15; }
 .chart .none-bg { fill: var(--panel); } .chart .none-line { stroke: var(--muted); stroke-width: 0.7; }
 .chart .tip { position: absolute; pointer-events: none; background: var(--tip); border: 1px solid var(--line);
@@ -107,12 +110,21 @@ class Section:
             self.parts.append(f'<p class="caption">{caption}</p>')
         return self
 
-    def table(self, headers: list[str], rows: list[list]) -> Section:
+    def table(self, headers: list[str], rows: list[list], caption: str = "") -> Section:
         """A plain table; cells are escaped."""
         head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
                        for row in rows)
-        self.parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+        self.parts.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        return self
+
+    def tables(self, tables: list[tuple[str, list[str], list[list]]]) -> Section:
+        """Several small tables side by side: (caption, headers, rows) each."""
+        self.parts.append('<div class="tables">')
+        for caption, headers, rows in tables:
+            self.table(headers, rows, caption)
+        self.parts.append("</div>")
         return self
 
     def image(self, png: bytes, alt: str) -> Section:

@@ -2,7 +2,8 @@
 // The page holds its data in <script type="application/json" id="rnnscope-data">; every
 // <div class="chart" data-chart="ID"> is drawn from data.charts[ID]. Kinds:
 //   line      series [{name, x, y, dash, kind: "line"|"points"|"bars", axis: "right"}], log_x, log_y,
-//             int_x (integer ticks), hlines [{y, label}], x_label, y_label, y2_label
+//             int_x, int_y (integer ticks), hlines [{y, label}], bands [{x0, x1, opacity}],
+//             marks [{x, y, label}], x_label, y_label, y2_label
 //   heatmap   x (columns), y (rows), z[row][col] (null = no value), log, z_label, note
 //   timeline  tracks [name], slices [[track, start_s, end_s, label, group, info]], groups {name: colour}
 // Drag across a line chart or a timeline to zoom on x; double-click to zoom out. Hover shows values.
@@ -39,7 +40,7 @@
     if (v === null || v === undefined || (typeof v === "number" && !isFinite(v))) { return "—"; }
     if (typeof v !== "number") { return String(v); }
     var a = Math.abs(v);
-    if (a !== 0 && (a >= 1e5 || a < 1e-3)) { return v.toExponential(2); }
+    if (a !== 0 && (a >= 1e5 || a < 1e-3)) { return Number(v.toPrecision(3)).toExponential().replace("e+", "e"); }
     return Number(v.toPrecision(4)).toString();
   }
   function finite(v, log) { return typeof v === "number" && isFinite(v) && (!log || v > 0); }
@@ -58,15 +59,23 @@
   }
   function ticks(lo, hi, log, integer) {
     var out = [], i;
-    if (log) {
-      for (i = Math.floor(Math.log10(lo)); i <= Math.ceil(Math.log10(hi)); i++) {
-        var v = Math.pow(10, i);
-        if (v >= lo * 0.999 && v <= hi * 1.001) { out.push(v); }
+    if (log) {  // 1, 2, 5 in each decade; only the powers of ten when that is too many
+      [[1, 2, 5], [1]].forEach(function (mantissas) {
+        if (out.length && out.length <= 8) { return; }
+        out = [];
+        for (i = Math.floor(Math.log10(lo)); i <= Math.ceil(Math.log10(hi)); i++) {
+          mantissas.forEach(function (m) {
+            var v = m * Math.pow(10, i);
+            if (v >= lo * 0.999 && v <= hi * 1.001) { out.push(v); }
+          });
+        }
+      });
+      if (out.length > 8) {
+        var step = Math.ceil(out.length / 7);
+        out = out.filter(function (_, k) { return k % step === 0; });
       }
-      if (out.length >= 2) {
-        var step = Math.ceil(out.length / 6);
-        return out.filter(function (_, k) { return k % step === 0; });
-      }
+      if (out.length >= 2) { return out; }
+      out = [];
     }
     var span = hi - lo || 1, raw = span / 5, mag = Math.pow(10, Math.floor(Math.log10(raw)));
     var unit = [1, 2, 5, 10].map(function (m) { return m * mag; }).filter(function (u) { return u >= raw; })[0];
@@ -78,7 +87,7 @@
     var lo = Infinity, hi = -Infinity;
     values.forEach(function (v) { if (finite(v, log)) { lo = Math.min(lo, v); hi = Math.max(hi, v); } });
     if (lo === Infinity) { return log ? [1, 10] : [0, 1]; }
-    if (lo === hi) { return log ? [lo / 2, hi * 2] : [lo - 1, hi + 1]; }
+    if (lo === hi) { var d = Math.abs(lo) * 0.1 || 1; return log ? [lo / 2, hi * 2] : [lo - d, hi + d]; }
     if (log) { return [lo / 1.2, hi * 1.2]; }
     var pad = (hi - lo) * 0.04;
     return [lo - pad, hi + pad];
@@ -87,7 +96,7 @@
   // -- the pieces of an SVG --------------------------------------------------------------------
   function axes(w, h, xs, ys, spec, y2) {
     var out = [], xt = ticks(spec.view[0], spec.view[1], spec.log_x, spec.int_x);
-    var yt = ys ? ticks(ys.lo, ys.hi, spec.log_y, false) : [];
+    var yt = ys ? ticks(ys.lo, ys.hi, spec.log_y, spec.int_y) : [];
     xt.forEach(function (t) {
       var x = xs(t);
       out.push('<line class="grid" x1="' + x + '" x2="' + x + '" y1="' + M.top + '" y2="' + (h - M.bottom) + '"/>');
@@ -150,6 +159,10 @@
     }
     var parts = ['<svg xmlns="' + NS + '" width="' + w + '" height="' + h + '">', axes(w, h, xs, ys, spec, y2)];
     parts.push('<clipPath id="clip-' + box.dataset.chart + '"><rect x="' + M.left + '" y="' + M.top + '" width="' + (w - M.left - M.right) + '" height="' + (h - M.top - M.bottom) + '"/></clipPath><g clip-path="url(#clip-' + box.dataset.chart + ')">');
+    (spec.bands || []).forEach(function (b) {
+      var x0 = xs(Math.max(b.x0, spec.view[0])), x1 = xs(Math.min(b.x1, spec.view[1]));
+      if (x1 > x0) { parts.push('<rect class="band" x="' + x0 + '" y="' + M.top + '" width="' + (x1 - x0) + '" height="' + (h - M.top - M.bottom) + '" opacity="' + (b.opacity || 0.1) + '"/>'); }
+    });
     spec.series.forEach(function (s, k) {
       var c = s.color || PALETTE[k % PALETTE.length], sy = s.axis === "right" ? y2 : ys;
       var logY = s.axis === "right" ? false : spec.log_y;
@@ -345,6 +358,7 @@
     });
     document.body.dataset.charts = String(boxes.length);
     document.body.dataset.drawn = String(drawn);
+    document.body.dataset.drawMs = String(Math.round(performance.now()));  // from navigation start
     var resize = null;
     window.addEventListener("resize", function () {
       clearTimeout(resize);

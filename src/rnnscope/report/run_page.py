@@ -118,11 +118,12 @@ def run_section(page: Page, run_dir: Path, metrics, records, traffic) -> None:
 
 def config_section(page: Page, config: dict) -> None:
     """Every config value, section by section."""
-    rows = [[f"{name}.{key}", json.dumps(value) if isinstance(value, (list, bool)) else value]
-            for name, section in config.items() if isinstance(section, dict)
-            for key, value in section.items()]
+    tables = [(f"[{name}]", ["key", "value"],
+               [[key, json.dumps(value) if isinstance(value, (list, bool, str)) else value]
+                for key, value in section.items()])
+              for name, section in config.items() if isinstance(section, dict)]
     page.section("config", "Configuration", "From the run's config.toml (what the run was "
-                 "trained with, overrides included).").table(["key", "value"], rows)
+                 "trained with, overrides included).").tables(tables)
 
 
 def loss_section(page: Page, metrics: list[dict]) -> None:
@@ -162,6 +163,7 @@ def activation_section(page: Page, record: dict) -> None:
     """Figure 5-4 made live: f(z), f'(z)/max and the histogram of the layer's z, per layer."""
     import torch
 
+    from rnnscope.diagnostics.thresholds import thresholds
     from rnnscope.engine.cells import get_activation
 
     section = page.section("activation", "Activation usage",
@@ -179,6 +181,11 @@ def activation_section(page: Page, record: dict) -> None:
             act = None
         series = [{"name": "z values (count)", "kind": "bars", "axis": "right", "x": edges[:-1],
                    "y": counts, "width": edges[1] - edges[0], "color": "#8C8C8C"}]
+        bands = []
+        limits = thresholds(act.name) if act is not None else None
+        for value, shade in ((getattr(limits, "slow_z", None), 0.08), (getattr(limits, "saturated_z", None), 0.12)):
+            if value is not None:
+                bands += [{"x0": edges[0], "x1": -value, "opacity": shade}, {"x0": value, "x1": edges[-1], "opacity": shade}]
         if act is not None:
             z = torch.linspace(edges[0], edges[-1], 161, dtype=torch.float64)
             series += [{"name": f"{act.name}(z)", "x": z.tolist(), "y": act.forward(z).tolist()},
@@ -191,8 +198,8 @@ def activation_section(page: Page, record: dict) -> None:
                    f"{len(layer.get('dead', {}).get('units', []))} of {layer.get('hidden', '?')} units dead. "
                    "Values beyond the axis are counted in its end bins.")
         section.heading(layer["layer"]).chart(
-            {"type": "line", "series": series, "x_label": "pre-activation z", "y_label": "f(z), f'(z)/max",
-             "y2_label": "count", "y_min": 0}, caption)
+            {"type": "line", "series": series, "bands": bands, "x_label": "pre-activation z",
+             "y_label": "f(z), f'(z)/max", "y2_label": "count", "y_min": 0}, caption)
 
 
 def underflow_note(norms_by_record: list[list]) -> str:
@@ -246,7 +253,7 @@ def horizon_section(page: Page, records: list[dict]) -> None:
                   if layer["layer"] == name and "horizon" in layer]
         series.append({"name": name, "x": [s for s, _ in points], "markers": True,
                        "y": [_num(h.get("horizon")) for _, h in points]})
-    section.chart({"type": "line", "series": series, "height": SMALL, "int_x": True,
+    section.chart({"type": "line", "series": series, "height": SMALL, "int_x": True, "int_y": True,
                    "x_label": "training step", "y_label": "horizon (time steps)"})
     last = records[-1]
     curves = [(layer["layer"], layer["horizon"]) for layer in last["layers"] if layer.get("horizon", {}).get("relative")]
@@ -263,8 +270,9 @@ def timeline_section(page: Page, spec: dict, run_dir: Path) -> None:
     """Communication (inset, by tag) and compute (forward, backward) per rank over a few steps."""
     steps = spec["steps"]
     page.section("timeline", "Communication timeline",
-                 f"Steps {steps[0]}–{steps[-1]} on every rank: grey bands are training steps, blue and "
-                 "orange forward and backward compute (where the strategy marks them), the thin slices "
-                 "communication calls by tag. Drag to zoom into a step. The whole run as a trace for "
+                 f"Steps {steps[0]}–{steps[-1]} on every rank: grey bands are training steps, pale "
+                 "slices communication calls by tag (from issue to completion: a receive posted ahead "
+                 "waits in flight), and the narrow blue and orange slices forward and backward compute "
+                 "(where the strategy marks them). Drag to zoom into a step. The whole run as a trace for "
                  f"Perfetto or chrome://tracing: <code>rnnscope report --trace {html.escape(str(run_dir))}</code>."
                  ).chart(spec)

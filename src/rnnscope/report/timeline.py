@@ -133,19 +133,24 @@ def page_timeline(rows: list[dict], phases: dict[int, list[list]], steps: int = 
         hi = max([hi] + [p[2] for spans in step_spans.values() for p in spans])
     tags = sorted({c["tag"] for c in window})
     groups = {"step": {"colour": "#8C8C8C", "opacity": 0.18}}
-    groups.update({kind: {"colour": colour, "opacity": 0.85} for kind, colour in COMPUTE_COLOURS.items()})
-    groups.update({tag: {"colour": TAG_COLOURS[k % len(TAG_COLOURS)], "inset": 5, "opacity": 0.95}
+    groups.update({tag: {"colour": TAG_COLOURS[k % len(TAG_COLOURS)], "opacity": 0.6}
                    for k, tag in enumerate(tags)})
-    slices = []
+    groups.update({kind: {"colour": colour, "opacity": 0.95, "inset": 4}
+                   for kind, colour in COMPUTE_COLOURS.items()})
+    slices = []  # drawn in order: steps (faint bands), communication, then compute on top
     for track, rank in enumerate(ranks):
         for name, start, end in phases.get(rank, []):
-            if end >= lo and start <= hi:
-                slices.append([track, (start - lo) * 1e3, (end - lo) * 1e3, name, phase_kind(name), ""])
+            if end > lo and start < hi and phase_kind(name) == "step":
+                slices.append([track, (max(start, lo) - lo) * 1e3, (min(end, hi) - lo) * 1e3, name, "step", ""])
         for c in window:
             if c["rank"] == rank:
                 busbw = "" if c["busbw"] is None else f", busbw {c['busbw'] / 1e6:.3g} MB/s"
                 slices.append([track, (c["start"] - lo) * 1e3, (c["end"] - lo) * 1e3, f"{c['op']} {c['tag']}",
                                c["tag"], f"step {c['step']}, {c['bytes']:.0f} B, {c['algorithm']}{busbw}"])
+        for name, start, end in phases.get(rank, []):
+            if end > lo and start < hi and phase_kind(name) != "step":  # clipped to the window
+                slices.append([track, (max(start, lo) - lo) * 1e3, (min(end, hi) - lo) * 1e3, name,
+                               phase_kind(name), ""])
     used = {s[4] for s in slices}
     return {"type": "timeline", "tracks": [f"rank {r}" for r in ranks], "slices": slices,
             "groups": {k: v for k, v in groups.items() if k in used},

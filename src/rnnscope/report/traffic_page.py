@@ -28,8 +28,9 @@ def traffic_section(page: Page, rows: list[dict]) -> None:
                            "Wire bytes every rank sent in each training step (summed over ranks), "
                            "as the communicator's ledger recorded them (traffic.jsonl).")
     if by_tag:
-        series = [{"name": tag, "x": sorted(steps), "y": [steps[s] for s in sorted(steps)], "markers": len(steps) < 40}
-                  for tag, steps in sorted(by_tag.items())]
+        series = [{"name": tag, "x": sorted(steps), "y": [steps[s] for s in sorted(steps)], "markers": len(steps) < 40,
+                   "dash": k % 2 == 1}  # dashed every other: tags with equal bytes stay visible
+                  for k, (tag, steps) in enumerate(sorted(by_tag.items()))]
         section.chart({"type": "line", "series": series, "int_x": True, "x_label": "optimizer step",
                        "y_label": "wire bytes sent per step", "y_min": 0})
     table = {}
