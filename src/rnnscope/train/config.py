@@ -92,6 +92,8 @@ class TrainConfig:
     flush_denormal: bool = _f(True, "on CPU, flush subnormal floats (below ~1e-38) to zero: vanishing "
                               "gradients over long sequences reach them, and CPUs compute them up to 100x slower")
     progress: bool = _f(True, "show a progress bar")
+    tensorboard: bool = _f(False, "also write TensorBoard event files into RUN_DIR/tensorboard "
+                           "(scalars per metrics line; histograms per diagnostics record)")
 
 
 @dataclass
