@@ -164,7 +164,7 @@ def _train(args: argparse.Namespace, rates: list[float]) -> int:
     """Every strategy at every rate: per-run tables as they end, then the sweep table and plot."""
     from rich.console import Console
 
-    from rnnscope.lab.plot import plot_sweep
+    from rnnscope.report.lab_plots import plot_sweep
     from rnnscope.lab.requirements import require
     from rnnscope.lab.sweep import LabPlan, check_plan, sweep
     from rnnscope.lab.tables import hosts_table, steps_table, sweep_table
