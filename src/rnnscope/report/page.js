@@ -3,7 +3,7 @@
 // <div class="chart" data-chart="ID"> is drawn from data.charts[ID]. Kinds:
 //   line      series [{name, x, y, dash, kind: "line"|"points"|"bars", axis: "right"}], log_x, log_y,
 //             int_x, int_y (integer ticks), hlines [{y, label}], bands [{x0, x1, opacity}],
-//             marks [{x, y, label}], x_label, y_label, y2_label
+//             marks [{x, y, label}], categories (names of x = 0, 1, …), x_label, y_label, y2_label
 //   heatmap   x (columns), y (rows), z[row][col] (null = no value), log, z_label, note
 //   timeline  tracks [name], slices [[track, start_s, end_s, label, group, info]], groups {name: colour}
 // Drag across a line chart or a timeline to zoom on x; double-click to zoom out. Hover shows values.
@@ -100,7 +100,9 @@
     xt.forEach(function (t) {
       var x = xs(t);
       out.push('<line class="grid" x1="' + x + '" x2="' + x + '" y1="' + M.top + '" y2="' + (h - M.bottom) + '"/>');
-      out.push('<text class="tick" x="' + x + '" y="' + (h - M.bottom + 14) + '" text-anchor="middle">' + esc(fmt(t)) + "</text>");
+      var label = spec.categories ? spec.categories[t] : fmt(t);
+      if (label === undefined) { return; }
+      out.push('<text class="tick" x="' + x + '" y="' + (h - M.bottom + 14) + '" text-anchor="middle">' + esc(label) + "</text>");
     });
     yt.forEach(function (t) {
       var y = ys(t);
@@ -140,6 +142,7 @@
       (s.axis === "right" ? right : left).push.apply(s.axis === "right" ? right : left, s.y);
     });
     (spec.hlines || []).forEach(function (l) { left.push(l.y); });
+    if (spec.categories) { spec.full = [-0.5, spec.categories.length - 0.5]; spec.int_x = true; }
     if (!spec.full) { spec.full = extent(xsAll, spec.log_x); if (!spec.log_x && spec.int_x) { spec.full = [Math.min.apply(null, xsAll), Math.max.apply(null, xsAll)]; } }
     if (!spec.view) { spec.view = spec.full.slice(); }
     var xs = scale(spec.view[0], spec.view[1], M.left, w - M.right, spec.log_x);
@@ -170,7 +173,7 @@
         var bw = s.width || (s.x.length > 1 ? Math.abs(s.x[1] - s.x[0]) : 1);
         s.x.forEach(function (x, i) {
           if (!finite(s.y[i], logY)) { return; }
-          var x0 = xs(x), x1 = xs(x + bw), y0 = sy(s.y[i]), base = sy(Math.max(sy.lo, 0));
+          var x0 = xs(x), x1 = xs(x + bw), y0 = sy(s.y[i]), base = sy(logY ? sy.lo : Math.max(sy.lo, 0));
           parts.push('<rect x="' + Math.min(x0, x1) + '" y="' + Math.min(y0, base) + '" width="' + Math.max(1, Math.abs(x1 - x0) - 0.5) + '" height="' + Math.abs(base - y0) + '" fill="' + c + '" opacity="' + (s.opacity || 0.45) + '"/>');
         });
         return;
