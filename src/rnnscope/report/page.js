@@ -3,7 +3,7 @@
 // <div class="chart" data-chart="ID"> is drawn from data.charts[ID]. Kinds:
 //   line      series [{name, x, y, dash, kind: "line"|"points"|"bars", axis: "right"}], log_x, log_y,
 //             int_x, int_y (integer ticks), hlines [{y, label}], bands [{x0, x1, opacity}],
-//             marks [{x, y, label}], categories (names of x = 0, 1, …), x_label, y_label, y2_label
+//             marks [{x, y, label}], x_ticks (where to put them), categories (names of x = 0, 1, …), x_label, y_label, y2_label
 //   heatmap   x (columns), y (rows), z[row][col] (null = no value), log, z_label, note
 //   timeline  tracks [name], slices [[track, start_s, end_s, label, group, info]], groups {name: colour}
 // Drag across a line chart or a timeline to zoom on x; double-click to zoom out. Hover shows values.
@@ -95,7 +95,8 @@
 
   // -- the pieces of an SVG --------------------------------------------------------------------
   function axes(w, h, xs, ys, spec, y2) {
-    var out = [], xt = ticks(spec.view[0], spec.view[1], spec.log_x, spec.int_x);
+    var out = [], xt = spec.x_ticks ? spec.x_ticks.filter(function (t) { return t >= spec.view[0] && t <= spec.view[1]; })
+      : ticks(spec.view[0], spec.view[1], spec.log_x, spec.int_x);
     var yt = ys ? ticks(ys.lo, ys.hi, spec.log_y, spec.int_y) : [];
     xt.forEach(function (t) {
       var x = xs(t);
@@ -198,11 +199,12 @@
       parts.push('<line class="hline" x1="' + M.left + '" x2="' + (w - M.right) + '" y1="' + y + '" y2="' + y + '"/>');
       parts.push('<text class="tick" x="' + (w - M.right - 4) + '" y="' + (y - 4) + '" text-anchor="end">' + esc(l.label) + "</text>");
     });
-    (spec.marks || []).forEach(function (m) {
+    parts.push("</g>");
+    (spec.marks || []).forEach(function (m) {  // outside the clip: a mark on the top point stays visible
       if (m.x < spec.view[0] || m.x > spec.view[1]) { return; }
-      parts.push('<text class="mark" x="' + xs(m.x) + '" y="' + (ys(m.y) - 6) + '" text-anchor="middle">' + esc(m.label) + "</text>");
+      parts.push('<text class="mark" x="' + xs(m.x) + '" y="' + Math.max(ys(m.y) - 6, 12) + '" text-anchor="middle">' + esc(m.label) + "</text>");
     });
-    parts.push('</g><line class="cursor" x1="-9" x2="-9" y1="' + M.top + '" y2="' + (h - M.bottom) + '"/><rect class="brush" x="0" y="' + M.top + '" width="0" height="' + (h - M.top - M.bottom) + '"/></svg>');
+    parts.push('<line class="cursor" x1="-9" x2="-9" y1="' + M.top + '" y2="' + (h - M.bottom) + '"/><rect class="brush" x="0" y="' + M.top + '" width="0" height="' + (h - M.top - M.bottom) + '"/></svg>');
     box.querySelector(".plot").innerHTML = parts.join("");
     interact(box, spec, xs, w, h, function (x) { return lineTip(spec, x); });
   }

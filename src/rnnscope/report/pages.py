@@ -72,12 +72,14 @@ def plan_page(inputs, plans) -> Page:
                "y": [wp.best[family].samples_per_s for wp in plans if family in wp.best]} for family in families]
     marks = [{"x": wp.workers, "y": wp.recommended.samples_per_s, "label": "★"} for wp in plans if wp.recommended]
     section.chart({"type": "line", "series": series, "marks": marks, "log_x": len(set(workers)) > 1, "log_y": True,
+                   "x_ticks": workers,
                    "x_label": "workers", "y_label": "samples per second"})
     section = page.section("step-time", "Step time", "Compute, pipeline bubble and exposed "
                            "communication of each family's best layout.")
     for family in families:
         have = [wp for wp in plans if family in wp.best]
         section.heading(family).chart({"type": "line", "height": 200, "log_x": len(have) > 1, "y_min": 0,
+                                       "x_ticks": [wp.workers for wp in have],
                                        "x_label": "workers", "y_label": "ms per step", "series": [
             {"name": name, "markers": True, "x": [wp.workers for wp in have],
              "y": [getattr(wp.best[family], attr) * 1e3 for wp in have]}
@@ -110,7 +112,8 @@ def lab_page(results) -> Page:
                            "Measured (solid) and predicted (dashed) time per training step at each "
                            "emulated link rate.")
     section.chart({"type": "line", "series": series, "log_x": len({r.rate_bps for r in results}) > 1,
-                   "log_y": True, "x_label": "link rate per host (Mbit/s)", "y_label": "ms per training step"})
+                   "log_y": True, "x_ticks": sorted({r.rate_bps / 1e6 for r in results}),
+                   "x_label": "link rate per host (Mbit/s)", "y_label": "ms per training step"})
     section.table(["run", "link", "step ms", "predicted ms", "nothing on the wire ms", "wire bytes/step",
                    "interface / ledger"],
                   [[r.strategy, format_link_rate(r.rate_bps), _ms(r.summary["step_seconds"]),
