@@ -85,3 +85,35 @@ def test_user_mistakes_are_one_line(args, message, single_run, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_a_thousand_step_run_stays_under_5_mb(single_run, tmp_path):
+    """1,000 steps: a metrics line every 10, a diagnostics record every 10 (T = 100, 2 layers),
+    and a 2-rank pipeline's traffic with every call's span (shapes copied from real files)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.toml").write_text((single_run / "config.toml").read_text())
+    metric = json.loads((single_run / "metrics.jsonl").read_text().splitlines()[-1])
+    record = json.loads((single_run / "diagnostics.jsonl").read_text().splitlines()[-1])
+    for layer in record["layers"]:
+        layer["gradient_flow"]["norms"] = [1e-3 * 1.01 ** t for t in range(100)]
+        layer["horizon"]["relative"] = [0.5 ** k for k in range(100)]
+    with (run_dir / "metrics.jsonl").open("w") as f, (run_dir / "diagnostics.jsonl").open("w") as g:
+        for step in range(10, 1001, 10):
+            f.write(json.dumps(metric | {"step": step}) + "\n")
+            g.write(json.dumps(record | {"step": step}) + "\n")
+    row = {"phase": "step", "world_size": 2, "algorithm": "direct", "calls": 10, "payload_bytes": 40960,
+           "wire_bytes_sent": 40960, "wire_bytes_received": 0, "messages": 10, "seconds": 0.01,
+           "busy_seconds": 0.01, "step_seconds": 0.05, "algbw": 4e6, "busbw": 4e6, "bytes_per_s": 8e5,
+           "messages_per_s": 200.0, "comm_fraction": 0.2, "step_comm_seconds": 0.02, "step_comm_fraction": 0.4}
+    with (run_dir / "traffic.jsonl").open("w") as f:
+        for step in range(1, 1001):
+            t0 = 1.7e9 + 0.05 * step
+            for rank in (0, 1):
+                for op, tag in (("send", "pp-act"), ("recv", "pp-grad"), ("recv", "pp-act"), ("send", "pp-grad")):
+                    spans = [[t0 + 0.004 * k, t0 + 0.004 * k + 0.001] for k in range(10)]
+                    f.write(json.dumps(row | {"step": step, "rank": rank, "op": op, "tag": tag,
+                                              "spans": spans}) + "\n")
+    path = build_run_page(run_dir).write(tmp_path / "report.html")
+    assert path.stat().st_size < 5e6
+    assert {"gradient-flow", "traffic", "timeline"} <= section_ids(path.read_text())

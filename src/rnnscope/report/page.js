@@ -260,11 +260,12 @@
   }
   function drawHeatmap(box, spec) {
     var w = box.clientWidth || 720, h = spec.height || 300, cols = spec.x.length, rows = spec.y.length;
+    var R = 100;  // room for the colour bar and its labels
     var values = [];
     spec.z.forEach(function (r) { r.forEach(function (v) { if (finite(v, spec.log)) { values.push(spec.log ? Math.log10(v) : v); } }); });
     var lo = Math.min.apply(null, values.length ? values : [0]), hi = Math.max.apply(null, values.length ? values : [1]);
     if (hi === lo) { hi = lo + 1; }
-    var pw = w - M.left - M.right, ph = h - M.top - M.bottom, cw = pw / cols, rh = ph / rows;
+    var pw = w - M.left - R, ph = h - M.top - M.bottom, cw = pw / cols, rh = ph / rows;
     var parts = ['<svg xmlns="' + NS + '" width="' + w + '" height="' + h + '">'];
     for (var r = 0; r < rows; r++) {
       for (var c = 0; c < cols; c++) {
@@ -278,11 +279,11 @@
     xt.forEach(function (i) { parts.push('<text class="tick" x="' + (M.left + (i + 0.5) * cw) + '" y="' + (h - M.bottom + 14) + '" text-anchor="middle">' + esc(spec.x[i]) + "</text>"); });
     yt.forEach(function (i) { parts.push('<text class="tick" x="' + (M.left - 5) + '" y="' + (M.top + (rows - 0.5 - i) * rh + 4) + '" text-anchor="end">' + esc(spec.y[i]) + "</text>"); });
     for (var k = 0; k <= 20; k++) {  // the colour bar
-      parts.push('<rect x="' + (w - M.right + 10) + '" y="' + (M.top + (20 - k) * ph / 21) + '" width="12" height="' + (ph / 21 + 0.5) + '" fill="' + colour(k / 20) + '"/>');
+      parts.push('<rect x="' + (w - R + 10) + '" y="' + (M.top + (20 - k) * ph / 21) + '" width="12" height="' + (ph / 21 + 0.5) + '" fill="' + colour(k / 20) + '"/>');
     }
     [0, 0.5, 1].forEach(function (u) {
       var v = lo + u * (hi - lo);
-      parts.push('<text class="tick" x="' + (w - M.right + 25) + '" y="' + (M.top + (1 - u) * ph * 20 / 21 + 8) + '">' + esc(spec.log ? fmt(Math.pow(10, v)) : fmt(v)) + "</text>");
+      parts.push('<text class="tick" x="' + (w - R + 25) + '" y="' + (M.top + (1 - u) * ph * 20 / 21 + 8) + '">' + esc(spec.log ? fmt(Math.pow(10, v)) : fmt(v)) + "</text>");
     });
     parts.push('<rect class="frame" x="' + M.left + '" y="' + M.top + '" width="' + pw + '" height="' + ph + '"/>');
     parts.push('<text class="label" x="' + (M.left + pw / 2) + '" y="' + (h - 6) + '" text-anchor="middle">' + esc(spec.x_label || "") + "</text>");
