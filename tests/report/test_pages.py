@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from report_browser import BROWSER, check_in_browser
 
 from rnnscope.cli import main
 from rnnscope.report.pages import compare_page, lab_page, plan_page
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
-from test_lab_results import result  # noqa: E402  (a LabResult built from ledger rows)
+
+
+def result(rate_bps=10e6, strategy="data", comm_s=0.1):
+    """A LabResult from three steps of two ranks' ledger rows, and a prediction."""
+    from rnnscope.lab.netns import Counters
+    from rnnscope.lab.predict import Prediction
+    from rnnscope.lab.results import LabResult, ledger_sent_by_rank, step_figures
+
+    rows = [{"step": s, "phase": "step", "rank": r, "wire_bytes_sent": 1000, "messages": 2,
+             "step_seconds": 0.3, "step_comm_seconds": 0.2 - 0.05 * r} for s in (1, 2, 3) for r in (0, 1)]
+    return LabResult(strategy, 2, rate_bps, 0.0, "/tmp/run", Prediction(strategy, 2, rate_bps, 1000, 2, 2000, 4, comm_s),
+                     step_figures(rows), ledger_sent_by_rank(rows, 2),
+                     [Counters(0, 0, 2160, 10), Counters(0, 0, 4320, 20)], 12.0)
 
 MODEL = ["--model.hidden", "64", "--model.layers", "2", "--data.seq_len", "50",
          "--model.input_size", "1", "--model.output_size", "1"]

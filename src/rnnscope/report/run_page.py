@@ -25,6 +25,7 @@ from pathlib import Path
 from rnnscope.diagnostics.record import read_records
 from rnnscope.errors import UserError
 from rnnscope.report.html import Page
+from rnnscope.report.plots import first_nonzero
 from rnnscope.report.timeline import page_timeline, read_phases
 
 SMALL = 190  # px: the height of a secondary chart
@@ -204,11 +205,7 @@ def activation_section(page: Page, record: dict) -> None:
 
 def underflow_note(norms_by_record: list[list]) -> str:
     """Say when early time steps' ‖∂L/∂h_t‖ underflowed to 0 (instead of drawing from t = k)."""
-    firsts = []
-    for norms in norms_by_record:
-        values = [_num(v) for v in norms]
-        first = next((t for t, v in enumerate(values) if v is not None and v > 0), len(values))
-        firsts.append(first)
+    firsts = [first_nonzero(norms) for norms in norms_by_record]
     hit = [f for f in firsts if f > 0]
     if not hit:
         return ""
