@@ -107,8 +107,12 @@ class Ledger:
         try:
             yield
         finally:
-            if len(self.phases) < MAX_PHASES:
-                self.phases.append([name, start + self.clock_offset, time.perf_counter() + self.clock_offset])
+            self.add_phase(name, start, time.perf_counter())
+
+    def add_phase(self, name: str, start: float, end: float) -> None:
+        """Keep a compute span given in perf_counter seconds (for code that cannot use `phase`)."""
+        if len(self.phases) < MAX_PHASES:
+            self.phases.append([name, start + self.clock_offset, end + self.clock_offset])
 
     def add(self, record: Record) -> None:
         """Append one completed operation to the step being recorded."""
