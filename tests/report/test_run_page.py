@@ -117,3 +117,23 @@ def test_a_thousand_step_run_stays_under_5_mb(single_run, tmp_path):
     path = build_run_page(run_dir).write(tmp_path / "report.html")
     assert path.stat().st_size < 5e6
     assert {"gradient-flow", "traffic", "timeline"} <= section_ids(path.read_text())
+
+
+def test_a_run_killed_before_its_first_metrics_line_still_gets_a_page(single_run, tmp_path):
+    (tmp_path / "config.toml").write_text((single_run / "config.toml").read_text())
+    page_html = build_run_page(tmp_path).render()
+    assert section_ids(page_html) == {"run", "config"}
+    assert "logged no metrics line yet" in page_html
+
+
+def test_traffic_without_spans_has_no_timeline_and_no_trace(pipeline_run, tmp_path, capsys):
+    import shutil
+
+    run_dir = tmp_path / "old"
+    shutil.copytree(pipeline_run, run_dir, ignore=shutil.ignore_patterns("checkpoints"))
+    rows = [json.loads(line) for line in (run_dir / "traffic.jsonl").read_text().splitlines()]
+    (run_dir / "traffic.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "spans"}) + "\n"
+                                                   for r in rows))
+    assert "timeline" not in section_ids(build_run_page(run_dir).render())
+    assert main(["report", "--trace", str(run_dir)]) == 2
+    assert "no per-call timestamps" in capsys.readouterr().err
