@@ -130,9 +130,11 @@ def config_section(page: Page, config: dict) -> None:
 def loss_section(page: Page, metrics: list[dict]) -> None:
     """Training and validation loss per step, log scale; baselines as dashed lines."""
     steps = [m["step"] for m in metrics]
-    series = [{"name": "training loss", "x": steps, "y": [_num(m.get("loss")) for m in metrics]}]
+    few = len(steps) < 30  # a short run's few points are marked, not only joined
+    series = [{"name": "training loss", "x": steps, "y": [_num(m.get("loss")) for m in metrics], "markers": few}]
     if any(_num(m.get("val_loss")) is not None for m in metrics):
-        series.append({"name": "validation loss", "x": steps, "y": [_num(m.get("val_loss")) for m in metrics]})
+        series.append({"name": "validation loss", "x": steps, "y": [_num(m.get("val_loss")) for m in metrics],
+                       "markers": few})
     # a baseline (e.g. the naive forecast's loss) is any metrics key that names one
     last = metrics[-1]
     hlines = [{"y": _num(v), "label": k.replace("_", " ")} for k, v in last.items()
@@ -156,7 +158,7 @@ def signals_section(page: Page, metrics: list[dict]) -> None:
             continue
         log = log and all(v is None or v > 0 for v in values)
         section.chart({"type": "line", "height": SMALL, "int_x": True, "log_y": log,
-                       "series": [{"name": label, "x": steps, "y": values}],
+                       "series": [{"name": label, "x": steps, "y": values, "markers": len(steps) < 30}],
                        "x_label": "optimizer step", "y_label": label})
 
 
