@@ -79,6 +79,7 @@ def test_cli_writes_the_page_and_the_trace(single_run, pipeline_run, tmp_path, c
 @pytest.mark.parametrize("args, message", [
     (["report", "/no/such/run"], "does not exist"),
     (["report", "--trace", "{single}"], "only parallel runs"),
+    (["report", "{single}", "-o", "/proc/no-such-dir/r.html"], "cannot write the report"),
 ])
 def test_user_mistakes_are_one_line(args, message, single_run, capsys):
     args = [a.replace("{single}", str(single_run)) for a in args]
