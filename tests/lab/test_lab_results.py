@@ -4,7 +4,7 @@ import pytest
 from rich.console import Console
 
 from rnnscope.lab.netns import Counters
-from rnnscope.lab.plot import plot_sweep
+from rnnscope.report.lab_plots import format_link_rate, plot_sweep
 from rnnscope.lab.predict import Prediction
 from rnnscope.lab.results import LabResult, ledger_sent_by_rank, step_figures
 from rnnscope.lab.tables import hosts_table, steps_table, sweep_table
@@ -64,3 +64,8 @@ def test_plot_writes_a_png(tmp_path):
     path = plot_sweep([result(10e6), result(100e6, comm_s=0.01), result(10e6, "tensor")],
                       tmp_path / "plots" / "sweep.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_link_rates_are_labelled_in_bit_per_second():
+    assert [format_link_rate(r) for r in (5e5, 10e6, 1e9, 2.5e9)] == ["500 kbit/s", "10 Mbit/s", "1 Gbit/s",
+                                                                       "2.5 Gbit/s"]

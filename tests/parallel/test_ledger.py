@@ -85,3 +85,28 @@ def test_summary_aggregates_per_rank_tag_and_op():
     table = summary_table(ledger.rows)
     assert table.row_count == 1
     assert human_bytes(1500) == "1.50 kB" and human_bytes(12) == "12 B"
+
+
+def test_rows_carry_each_call_as_a_unix_time_span_and_steps_as_phases(monkeypatch):
+    ledger = Ledger(rank=0)
+    ledger._mark, ledger.clock_offset = 0.0, 1_700_000_000.0  # perf_counter 0 = that Unix time
+    monkeypatch.setattr("time.perf_counter", lambda: 10.0)
+    ledger.add(record(start=1.0, end=2.0))
+    ledger.add(record(start=1.5, end=3.0))
+    with ledger.phase("forward c0"):
+        pass
+    (row,) = ledger.close_step(3)
+    assert row["spans"] == [[1_700_000_001.0, 1_700_000_002.0], [1_700_000_001.5, 1_700_000_003.0]]
+    assert ledger.phases == [["forward c0", 1_700_000_010.0, 1_700_000_010.0],
+                             ["step 3", 1_700_000_000.0, 1_700_000_010.0]]
+    ledger.close_step(None, "close")  # only training steps are phases
+    assert len(ledger.phases) == 2
+
+
+def test_the_clock_offset_gives_unix_time():
+    import time
+
+    ledger = Ledger(rank=0)
+    ledger.add(record(start=time.perf_counter(), end=time.perf_counter()))
+    (row,) = ledger.close_step(1)
+    assert abs(row["spans"][0][0] - time.time()) < 5.0

@@ -35,3 +35,17 @@ def test_json_strings_for_inf_and_zero_norms_do_not_break_log_axes(tmp_path):
     layer["gradient_flow"]["norms"] = ["inf", 0.0, 1.0, "nan", 1e-300]
     assert _is_png(plots.plot_gradient_flow([{"step": 1, "layers": [layer]}], tmp_path / "flow.png"))
     assert _is_png(plots.plot_horizon({"x": [1.0, "inf", 0.0]}, 1e-3, tmp_path / "h.png"))
+
+
+def test_first_nonzero_finds_where_the_gradient_underflowed():
+    assert plots.first_nonzero([0.0, "0.0", 1e-30, 1.0]) == 2
+    assert plots.first_nonzero([1.0, 0.0]) == 0
+    assert plots.first_nonzero([0.0, "nan"]) == 2
+
+
+def test_init_comparison_is_grouped_by_scheme(tmp_path):
+    layers = _summaries()
+    results = [{"init": scheme, "scale": scale, "layers": layers}
+               for scheme in ("default", "identity") for scale in (0.5, 1.0, 10.0)]
+    for kind in ("gradient_flow", "horizon"):
+        assert _is_png(plots.plot_inits(results, kind, tmp_path / f"{kind}.png", "title"))

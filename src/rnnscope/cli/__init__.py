@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "compare": "rnnscope.cli.compare",
     "plan": "rnnscope.cli.plan",
     "lab": "rnnscope.cli.lab",
+    "report": "rnnscope.cli.report",
     "env": "rnnscope.cli.env",
 }
 

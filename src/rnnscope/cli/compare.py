@@ -51,6 +51,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="seconds each strategy's run may take (default 300)")
     parser.add_argument("--json", action="store_true",
                         help="print the rows as JSON instead of the table")
+    parser.add_argument("--html", metavar="FILE",
+                        help="also write the comparison, with each strategy's timeline, as one HTML page")
     add_config_options(parser)
     return parser
 
@@ -130,6 +132,12 @@ def run(args: argparse.Namespace) -> int:
                                     args.nproc, chunk=cfg.parallel.chunk,
                                     bucket_mb=cfg.parallel.bucket_mb, warmup=args.warmup,
                                     stats=stats))
+        if args.html:  # while the run directories (their timelines) still exist
+            from rnnscope.report.pages import compare_page
+
+            path = compare_page(rows, shape, args.nproc, cfg.parallel.chunk,
+                                {s: root / s for s in strategies}).write(args.html)
+            print(f"wrote {path}", file=sys.stderr)
     if args.json:
         print(json.dumps({"shape": dataclasses.asdict(shape), "nproc": args.nproc,
                           "chunk": cfg.parallel.chunk, "rows": [r.as_dict() for r in rows]},

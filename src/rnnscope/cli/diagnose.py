@@ -136,14 +136,10 @@ def _compare(args: argparse.Namespace, overrides: list[str]) -> int:
     if not args.no_plots:
         out = Path(args.out) if args.out else (Path(args.run_dir) / "diagnose" if args.run_dir else Path("diagnose-inits"))
         first = results[0]["layers"][0]["layer"]
-        label = lambda r: f"{r['init']} ×{r['scale']:g}"  # noqa: E731
-        horizon = {label(r): r["layers"][0]["horizon"]["relative"] for r in results}
-        norms = {label(r): r["layers"][0]["gradient_flow"]["norms"] for r in results}
-        epsilon = results[0]["layers"][0]["horizon"]["epsilon"]
-        written.append(str(plots.plot_horizon(horizon, epsilon, out / "compare_inits_horizon.png",
-                                              f"{first} at initialization: memory horizon per scheme and scale")))
-        written.append(str(plots.plot_gradient_norms(norms, out / "compare_inits_gradient_flow.png",
-                                                     f"{first} at initialization: ‖∂L/∂h_t‖ per scheme and scale")))
+        written.append(str(plots.plot_inits(results, "horizon", out / "compare_inits_horizon.png",
+                                            f"{first} at initialization: memory horizon per scheme and scale")))
+        written.append(str(plots.plot_inits(results, "gradient_flow", out / "compare_inits_gradient_flow.png",
+                                            f"{first} at initialization: ‖∂L/∂h_t‖ per scheme and scale")))
     if args.json:
         print(json.dumps({"results": results, "plots": written}, allow_nan=False))
         return 0

@@ -48,6 +48,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     lab.add_argument("--plot", help="PNG of step time against link rate "
                      "(default with --sweep-link: <out>/sweep.png)")
     lab.add_argument("--json", action="store_true", help="print the results as JSON")
+    lab.add_argument("--html", metavar="FILE", help="also write the results as one HTML page")
     lab.add_argument("--calibrate", action="store_true",
                      help="first measure gloo's cost per message on loopback (10-30 s) and let the "
                      "prediction use it (matters for many small messages: --strategy tensor)")
@@ -164,7 +165,7 @@ def _train(args: argparse.Namespace, rates: list[float]) -> int:
     """Every strategy at every rate: per-run tables as they end, then the sweep table and plot."""
     from rich.console import Console
 
-    from rnnscope.lab.plot import plot_sweep
+    from rnnscope.report.lab_plots import plot_sweep
     from rnnscope.lab.requirements import require
     from rnnscope.lab.sweep import LabPlan, check_plan, sweep
     from rnnscope.lab.tables import hosts_table, steps_table, sweep_table
@@ -195,6 +196,10 @@ def _train(args: argparse.Namespace, rates: list[float]) -> int:
     plot_path = args.plot or (plan.out_dir / "sweep.png" if len(rates) > 1 else None)
     if plot_path:
         plot_sweep(results, plot_path)
+    if args.html:
+        from rnnscope.report.pages import lab_page
+
+        lab_page(results).write(args.html)
     (plan.out_dir / "lab.json").write_text(json.dumps([r.to_dict() for r in results], indent=2))
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))

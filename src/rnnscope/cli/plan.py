@@ -67,6 +67,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     run.add_argument("--plot", metavar="DIR",
                      help="write PNGs: step-time breakdown against workers, link utilization "
                      "over one step")
+    run.add_argument("--html", metavar="FILE",
+                     help="also write the plan as one HTML page (throughput, step time, recommendation)")
     run.add_argument("--calibrate", action="store_true",
                      help="measure this machine with 2 processes (gloo loopback α/β through "
                      "the communicator, the engine's speed, the strategies' code-path "
@@ -159,4 +161,8 @@ def run(args: argparse.Namespace) -> int:
 
         for path in write_plan_plots(inputs, plans, args.plot):
             log.info("wrote %s", path)
+    if args.html:
+        from rnnscope.report.pages import plan_page
+
+        log.info("wrote %s", plan_page(inputs, plans).write(args.html))
     return 0

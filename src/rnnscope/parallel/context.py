@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import importlib
+import json
 import logging
 import os
 import sys
@@ -41,6 +42,7 @@ STRATEGIES: dict[str, str] = {
     "tensor": "rnnscope.parallel.tensor:TensorParallel",
 }
 TRAFFIC_FILE = "traffic.jsonl"
+PHASES_FILE = "compute.jsonl"  # each rank's compute spans (Ledger.phases), one line per rank
 TAG_METRICS = "metrics"  # the loss averaged over the data replicas before a metrics line
 
 
@@ -162,13 +164,15 @@ class ParallelContext:
         try:
             if failing:
                 self.ledger.close_step(None, "close")
-                rows = [self.ledger.rows]
+                rows, phases = [self.ledger.rows], [self.ledger.phases]
             else:
                 self.finish()
                 self.ledger.close_step(None, "close")
                 rows = self.comm.all_gather_object(self.ledger.rows, tag="ledger")
+                phases = self.comm.all_gather_object(self.ledger.phases, tag="ledger")
             if self.is_main and run_dir is not None:
                 path = write_jsonl([row for part in rows for row in part], Path(run_dir) / TRAFFIC_FILE)
+                write_phases(phases, Path(run_dir) / PHASES_FILE)
                 if failing:
                     log.warning("wrote rank 0's traffic only to %s (the run failed)", path)
                 else:
@@ -178,6 +182,13 @@ class ParallelContext:
         finally:
             if dist.is_initialized():
                 dist.destroy_process_group()
+
+
+def write_phases(phases: list[list], path: Path) -> None:
+    """compute.jsonl: {"rank": k, "phases": [[name, start, end], ...]} per rank, Unix seconds."""
+    with path.open("w") as f:
+        for rank, spans in enumerate(phases):
+            f.write(json.dumps({"rank": rank, "phases": spans}) + "\n")
 
 
 def init_process_group(backend: str, timeout: datetime.timedelta, device_id) -> None:

@@ -15,6 +15,12 @@ planner predicts with), messages sent, and its start and end on this process's c
 - `bytes_per_s`, `messages_per_s`: wire bytes sent and messages sent over the whole step.
 - `comm_fraction`: busy_seconds / step_seconds for this tag; `step_comm_seconds` and
   `step_comm_fraction`: the same over every tag of the step.
+- `spans`: each call's [start, end] in Unix seconds (time.time()'s clock, shared by the
+  processes of one machine), for timelines (`rnnscope report --trace`).
+
+Besides the rows the ledger keeps `phases`: named compute spans [name, start, end] (Unix seconds)
+that a strategy marks with `with ledger.phase("forward c0"):`, and one "step N" span per closed
+training step; the parallel context writes them to compute.jsonl.
 
 Rows of the setup (before the first step) and of the close have `step: null` and `phase`
 "setup" / "close"; training rows have `phase: "step"`.
@@ -25,6 +31,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +42,10 @@ ROW_FIELDS = (
     "step", "phase", "rank", "world_size", "op", "tag", "algorithm", "calls", "payload_bytes",
     "wire_bytes_sent", "wire_bytes_received", "messages", "seconds", "busy_seconds",
     "step_seconds", "algbw", "busbw", "bytes_per_s", "messages_per_s", "comm_fraction",
-    "step_comm_seconds", "step_comm_fraction",
+    "step_comm_seconds", "step_comm_fraction", "spans",
 )
+
+MAX_PHASES = 200_000  # compute spans kept per rank (a pipeline marks two per chunk and step)
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,22 @@ class Ledger:
         self._pending: list[Record] = []
         self._lock = threading.Lock()
         self._mark = time.perf_counter()  # start of the step being recorded
+        self.clock_offset = time.time() - time.perf_counter()  # perf_counter + offset = Unix time
+        self.phases: list[list] = []  # [name, start, end] compute spans, Unix seconds
+
+    @contextmanager
+    def phase(self, name: str):
+        """Mark a compute span (forward of a chunk, backward of a layer) for the timeline."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add_phase(name, start, time.perf_counter())
+
+    def add_phase(self, name: str, start: float, end: float) -> None:
+        """Keep a compute span given in perf_counter seconds (for code that cannot use `phase`)."""
+        if len(self.phases) < MAX_PHASES:
+            self.phases.append([name, start + self.clock_offset, end + self.clock_offset])
 
     def add(self, record: Record) -> None:
         """Append one completed operation to the step being recorded."""
@@ -107,8 +132,10 @@ class Ledger:
         now = time.perf_counter()
         with self._lock:
             records, self._pending = self._pending, []
+        if phase == "step" and len(self.phases) < MAX_PHASES:
+            self.phases.append([f"step {step}", self._mark + self.clock_offset, now + self.clock_offset])
         step_seconds, self._mark = now - self._mark, now
-        rows = step_rows(records, step, phase, self.rank, step_seconds)
+        rows = step_rows(records, step, phase, self.rank, step_seconds, self.clock_offset)
         self.rows.extend(rows)
         return rows
 
@@ -119,8 +146,14 @@ class Ledger:
 
 
 def step_rows(records: list[Record], step: int | None, phase: str, rank: int,
-              step_seconds: float) -> list[dict]:
-    """Aggregate one step's records into one row per (tag, op), with the derived rates."""
+              step_seconds: float, clock_offset: float | None = None) -> list[dict]:
+    """Aggregate one step's records into one row per (tag, op), with the derived rates.
+
+    `clock_offset` turns perf_counter seconds into Unix seconds for the rows' `spans`
+    (default: this process's offset now).
+    """
+    if clock_offset is None:
+        clock_offset = time.time() - time.perf_counter()
     groups: dict[tuple[str, str, str, int], list[Record]] = {}
     for record in records:
         key = (record.tag, record.op, record.algorithm, record.world_size)
@@ -148,6 +181,7 @@ def step_rows(records: list[Record], step: int | None, phase: str, rank: int,
             "comm_fraction": _ratio(busy, step_seconds),
             "step_comm_seconds": step_comm,
             "step_comm_fraction": _ratio(step_comm, step_seconds),
+            "spans": [[round(r.start + clock_offset, 6), round(r.end + clock_offset, 6)] for r in group],
         })
     return rows
 
@@ -161,7 +195,7 @@ def write_jsonl(rows: list[dict], path: str | Path) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w") as f:
         for row in rows:
-            f.write(json.dumps({k: row[k] for k in ROW_FIELDS}) + "\n")
+            f.write(json.dumps({k: row.get(k) for k in ROW_FIELDS}) + "\n")
     tmp.replace(path)
     return path
 

@@ -19,6 +19,7 @@ fills and drains, (S−1)/(C+S−1) of the time in the bubble model.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import torch
@@ -105,6 +106,12 @@ class PipelineStage:
         mine = {id(p) for p in self.parameters()}
         return [name for name, p in net.named_parameters() if id(p) in mine]
 
+    def _phase(self, name: str):
+        """A compute span for the timeline (compute.jsonl); nothing where the comm keeps no ledger
+        (the planner's stand-in)."""
+        ledger = getattr(self.comm, "ledger", None)
+        return ledger.phase(name) if ledger is not None else contextlib.nullcontext()
+
     def _wait(self, handle) -> None:
         start = time.perf_counter()
         handle.wait()
@@ -154,7 +161,8 @@ class PipelineStage:
                 if c + 1 < len(bounds):
                     pending = self._post_recv(c + 1, ACT_TAG, self.stage - 1)
                 inp = buf.requires_grad_(build_graph)
-            with torch.set_grad_enabled(build_graph):
+            with torch.set_grad_enabled(build_graph), \
+                    self._phase(f"{'forward' if build_graph else 'eval'} c{c}"):
                 h0s = [h.detach().requires_grad_(build_graph and c > 0) for h in h_prev]
                 top, h_prev = self._run_layers(inp, h0s)  # (t, B, H), [(B, H)]
             if build_graph:
@@ -204,7 +212,8 @@ class PipelineStage:
                 if g is not None:
                     roots.append(h_last)
                     grads.append(g)
-            torch.autograd.backward(roots, grads)
+            with self._phase(f"backward c{c}"):
+                torch.autograd.backward(roots, grads)
             carried = [h0.grad for h0 in h0s] if c > 0 else carried
             if not self.is_first:
                 self._sends.append(self.comm.isend(inp.grad, self.stage - 1, tag=GRAD_TAG))

@@ -19,6 +19,8 @@ T all-gathers and T reduce-scatters of B·H·b bytes each, (K−1)/K of it sent 
 
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
 
@@ -77,6 +79,12 @@ class HiddenSplitStage:
         own = [w for layer in self.weights for w in layer if w is not None]
         return own + (list(self.readout.parameters()) if self.k == 0 else [])
 
+    def _phase(self, name: str, started: float) -> None:
+        """A compute span from `started` to now (compute.jsonl); nothing without a ledger."""
+        ledger = getattr(self.comm, "ledger", None)
+        if ledger is not None:
+            ledger.add_phase(name, started, time.perf_counter())
+
     def _gather(self, h_k: torch.Tensor) -> torch.Tensor:
         """All-gather the slices (B, Hk) of every rank into the whole state (B, H)."""
         B = h_k.shape[0]
@@ -107,6 +115,7 @@ class HiddenSplitStage:
         inp = x.transpose(0, 1)  # (T, B, I)
         self._saved, h_n = [], []
         for layer, (W_ih, W_hh, b_ih, b_hh) in enumerate(self.weights):
+            started = time.perf_counter()  # the layer's forward, all-gathers included, for the timeline
             h_prev = h0[layer] if h0 is not None else torch.zeros(
                 B, self.hidden, dtype=W_hh.dtype, device=x.device)  # (B, H)
             h_start = h_prev
@@ -125,6 +134,7 @@ class HiddenSplitStage:
                 self._saved.append((inp, h_start, h_k, h_full))
             h_n.append(h_full[-1])
             inp = h_full
+            self._phase(f"{'forward' if build_graph else 'eval'} l{layer}", started)
         top = inp.detach().requires_grad_(build_graph)  # (T, B, H) the readout's input leaf
         self._top = top
         with torch.set_grad_enabled(build_graph):
@@ -137,6 +147,7 @@ class HiddenSplitStage:
         g_top = self._top.grad if self._top.grad is not None else torch.zeros_like(self._top)
         dout = g_top[..., self.rows].contiguous()  # (T, B, Hk) this rank's output error
         for layer in reversed(range(self.num_layers)):
+            started = time.perf_counter()
             W_ih, W_hh, b_ih, b_hh = self.weights[layer]
             inp, h_start, h_k, h_full = self._saved[layer]
             T, B = h_k.shape[0], h_k.shape[1]
@@ -160,6 +171,7 @@ class HiddenSplitStage:
                     w.grad = g if w.grad is None else w.grad + g
             if layer > 0:  # the layer below's output error: Σ_k δ^k W_ih^k, reduce-scattered
                 dout = self._scatter(delta2d @ W_ih).view(T, B, self.Hk)
+            self._phase(f"backward l{layer}", started)
         self._saved, self._top = [], None
 
     def owned_rows(self) -> slice:

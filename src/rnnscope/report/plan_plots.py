@@ -19,31 +19,39 @@ PARTS = (("compute_s", "compute", "#4C72B0"), ("bubble_s", "pipeline bubble", "#
 
 
 def step_breakdown(plans: list[WorkerPlan], path: Path) -> Path:
-    """One panel per layout family: stacked compute, bubble and exposed comm per worker count."""
+    """One column per layout family: stacked compute, bubble and exposed comm per worker count
+    (top), and samples per second (bottom), the quantity the recommendation (★) is chosen by."""
     families = [f for f in FAMILIES + ("single",) if any(f in wp.best for wp in plans)]
-    fig, axes = plt.subplots(1, len(families), figsize=(3.2 * len(families) + 1, 4),
-                             sharey=True, squeeze=False)
-    for ax, family in zip(axes[0], families):
-        labels, bottoms = [], []
+    fig, axes = plt.subplots(2, len(families), figsize=(3.2 * len(families) + 1, 6.4),
+                             sharey="row", sharex="col", squeeze=False,
+                             gridspec_kw={"height_ratios": (3, 2)})
+    for top, bottom, family in zip(axes[0], axes[1], families):
+        labels = []
         for i, wp in enumerate(plans):
             labels.append(f"{wp.workers:,}")
             plan = wp.best.get(family)
-            bottom = 0.0
+            base = 0.0
             for attr, name, color in PARTS:
                 value = getattr(plan, attr) * 1e3 if plan else 0.0
-                ax.bar(i, value, bottom=bottom, color=color, label=name if i == 0 else None)
-                bottom += value
-            bottoms.append(bottom)
-            if plan is not None and plan is wp.recommended:
-                ax.annotate("★", (i, bottom), ha="center", va="bottom", fontsize=12)
+                top.bar(i, value, bottom=base, color=color, label=name if i == 0 else None)
+                base += value
             if plan is None:
-                ax.annotate("n/a", (i, 0), ha="center", va="bottom", fontsize=8, color="gray")
-        ax.set_xticks(range(len(labels)), labels)
-        ax.set_xlabel("workers")
-        ax.set_title(family)
+                top.annotate("n/a", (i, 0), ha="center", va="bottom", fontsize=8, color="gray")
+                continue
+            bottom.bar(i, plan.samples_per_s, color="#55A868")
+            if plan is wp.recommended:
+                bottom.annotate("★", (i, plan.samples_per_s), ha="center", va="bottom", fontsize=12)
+        bottom.set_xticks(range(len(labels)), labels)
+        bottom.set_xlabel("workers")
+        top.set_title(family)
     axes[0][0].set_ylabel("step time (ms)")
+    axes[1][0].set_ylabel("samples per second")
     axes[0][0].legend(fontsize=8, loc="upper left")
-    fig.suptitle("One training step, best layout of each family (★ = recommended)")
+    for ax in axes[1]:
+        ax.set_yscale("log")  # worker counts span orders of magnitude, and so does throughput
+        ax.margins(y=0.15)  # room for the ★ above the tallest bar
+    fig.suptitle("One training step, best layout of each family\n"
+                 "★ = recommended: the most samples per second for that worker count")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

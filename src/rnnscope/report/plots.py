@@ -20,6 +20,38 @@ def _pyplot():
     return plt
 
 
+def _integer_ticks(axis) -> None:
+    """Time steps are whole numbers: no tick at t = 2.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def first_nonzero(norms) -> int:
+    """The first time step whose ‖∂L/∂h_t‖ is a positive finite number (len(norms) when none is).
+
+    Earlier steps underflowed: the gradient vanished below float32's smallest number on its way
+    back, so a log axis has nothing to draw there.
+    """
+    for t, v in enumerate(norms):
+        v = float(v)
+        if math.isfinite(v) and v > 0:
+            return t
+    return len(norms)
+
+
+def _mark_underflow(ax, curves: list) -> None:
+    """Shade the time steps before the first non-zero norm and say so on the axes."""
+    firsts = [first_nonzero(norms) for norms in curves if len(norms)]
+    hit = [f for f in firsts if f > 0]
+    if not hit:
+        return
+    ax.axvspan(-0.5, max(hit) - 0.5, color="tab:gray", alpha=0.12, lw=0)
+    span = f"t < {min(hit)}" if min(hit) == max(hit) else f"t < {min(hit)} to t < {max(hit)}"
+    ax.text(0.01, 0.03, f"{span}: underflowed to 0 in {len(hit)} of {len(firsts)} curves "
+            "(vanished, not missing)", transform=ax.transAxes, fontsize=8, color="tab:red")
+
+
 def _finite(values) -> list[float]:
     """Floats with JSON's "inf"/"nan" strings turned back into floats, and ≤ 0 masked for log axes."""
     out = []
@@ -97,6 +129,9 @@ def plot_gradient_flow(records: list[dict], path: str | Path) -> Path:
                 ax.plot(range(len(norms)), norms, color=cmap(shade), lw=1.2)
         ax.set_yscale("log")
         ax.set_xlabel("time step t")
+        _integer_ticks(ax.xaxis)
+        _mark_underflow(ax, [layer["gradient_flow"]["norms"] for record in records
+                             for layer in record["layers"] if layer["layer"] == name])
         ax.set_ylabel("‖∂L/∂h_t‖")
         ax.set_title(f"{name}: gradient norm by time step (the error travels right to left)", fontsize=10)
         if high > low:
@@ -122,6 +157,7 @@ def plot_horizon(curves: dict[str, list], epsilon: float, path: str | Path, titl
     ax.axhline(epsilon, color="tab:red", ls=":", label=f"ε = {epsilon:g}")
     ax.set_yscale("log")
     ax.set_xlabel("k (time steps back from the last)")
+    _integer_ticks(ax.xaxis)
     ax.set_ylabel("‖∂h_T/∂h_(T−k)‖ / ‖∂h_T/∂h_T‖")
     ax.set_title(title or "memory horizon: how much the last state still depends on earlier ones", fontsize=10)
     _legend(ax, len(curves))
@@ -137,9 +173,52 @@ def plot_gradient_norms(curves: dict[str, list], path: str | Path, title: str = 
         ax.plot(range(len(norms)), _finite(norms), label=label, lw=1.2)
     ax.set_yscale("log")
     ax.set_xlabel("time step t")
+    _integer_ticks(ax.xaxis)
+    _mark_underflow(ax, list(curves.values()))
     ax.set_ylabel("‖∂L/∂h_t‖")
     ax.set_title(title or "gradient norm by time step", fontsize=10)
     _legend(ax, len(curves))
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_inits(results: list[dict], kind: str, path: str | Path, title: str = "") -> Path:
+    """The init comparison grouped by scheme: one panel per scheme, one curve per scale.
+
+    Args:
+        results: `compare_inits` results ({"init", "scale", "layers": [summary, …]}); the first
+            layer is drawn.
+        kind: "gradient_flow" (‖∂L/∂h_t‖ against t) or "horizon" (relative ‖∂h_T/∂h_(T−k)‖ against k,
+            with ε).
+        path: the PNG to write.
+        title: the figure's title.
+    """
+    plt = _pyplot()
+    schemes = list(dict.fromkeys(r["init"] for r in results))
+    scales = sorted({r["scale"] for r in results})
+    fig, axes = plt.subplots(1, len(schemes), figsize=(3.3 * len(schemes) + 0.8, 3.8), sharey=True,
+                             squeeze=False)
+    cmap = plt.get_cmap("plasma")
+    shade = {scale: cmap(0.85 * i / max(len(scales) - 1, 1)) for i, scale in enumerate(scales)}
+    for ax, scheme in zip(axes[0], schemes):
+        curves = []
+        for r in (r for r in results if r["init"] == scheme):
+            layer = r["layers"][0]
+            values = layer["gradient_flow"]["norms"] if kind == "gradient_flow" else layer["horizon"]["relative"]
+            curves.append(values)
+            ax.plot(range(len(values)), _finite(values), color=shade[r["scale"]], lw=1.4, label=f"×{r['scale']:g}")
+        if kind == "horizon":
+            epsilon = results[0]["layers"][0]["horizon"]["epsilon"]
+            ax.axhline(float(epsilon), color="tab:red", ls=":", label=f"ε = {float(epsilon):g}")
+        else:
+            _mark_underflow(ax, curves)
+        ax.set_yscale("log")
+        _integer_ticks(ax.xaxis)
+        ax.set_title(scheme, fontsize=10)
+        ax.set_xlabel("time step t" if kind == "gradient_flow" else "k (steps back from the last)")
+        ax.legend(fontsize=7, title="init scale", title_fontsize=7)
+    axes[0][0].set_ylabel("‖∂L/∂h_t‖" if kind == "gradient_flow" else "‖∂h_T/∂h_(T−k)‖, relative")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 

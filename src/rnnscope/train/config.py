@@ -108,6 +108,8 @@ class TrainConfig:
                               "gradients over long sequences reach them, and CPUs compute them up to 100x slower")
     progress: bool = _f(True, "show a progress bar")
     patience: int = _f(0, "stop early after this many validation checks without a new best (0 = never)")
+    tensorboard: bool = _f(False, "also write TensorBoard event files into RUN_DIR/tensorboard "
+                           "(scalars per metrics line; histograms per diagnostics record)")
 
 
 @dataclass

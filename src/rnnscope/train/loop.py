@@ -36,6 +36,7 @@ from rnnscope.train.progress import Progress
 from rnnscope.train.schedule import EarlyStop, LrSchedule
 from rnnscope.train.setup import (build_optimizer, check_fresh, default_run_dir, diagnostics_hook,
                                   resolve_device)
+from rnnscope.train.tensorboard import TensorBoardLog
 from rnnscope.train.tbptt import tbptt_windows
 
 
@@ -138,6 +139,7 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
         step, epoch, batches_done, best_val = ckpt["step"], ckpt["epoch"], ckpt["batches_done"], ckpt["best_val"]
 
     metrics = MetricsLog(run_dir / "metrics.jsonl" if dist.is_main else None)
+    tensorboard = TensorBoardLog(run_dir / "tensorboard" if cfg.train.tensorboard and dist.is_main else None)
     if dist.is_main:
         checkpoint_dir(run_dir).mkdir(parents=True, exist_ok=True)
         (run_dir / "config.toml").write_text(to_toml(cfg))
@@ -210,8 +212,9 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                     schedule.after_step(step)
                     dist.on_step_end(step, model)
                     if record_step is not None and step % cfg.diagnostics.every == 0:
-                        record_step(net, (x, y), step, run_dir, epsilon=cfg.diagnostics.epsilon,
-                                    loss_fn=lambda out, target: loss_fn(dataset.kind, out[0], target))
+                        tensorboard.diagnostics(record_step(
+                            net, (x, y), step, run_dir, epsilon=cfg.diagnostics.epsilon,
+                            loss_fn=lambda out, target: loss_fn(dataset.kind, out[0], target)))
                     loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
 
                 batches_done, samples = b + 1, samples + batch_size
@@ -230,6 +233,7 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                     first_loss, first_loss_step = ((record["loss"], step) if first_loss is None
                                                    else (first_loss, first_loss_step))
                     metrics.write(record)
+                    tensorboard.metrics(record, getattr(dist, "ledger", None))
                     progress.update(step, epoch, record["loss"], val["loss"], record["samples_per_s"])
                     score = val["loss"] if val["loss"] is not None else record["loss"]
                     if dist.is_main and score < best_val:
@@ -249,6 +253,7 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                 break
     finally:
         progress.close()
+        tensorboard.close()
         dist.close(run_dir if dist.is_main else None)
         torch.set_flush_denormal(False)
 
