@@ -4,10 +4,10 @@
     python benchmarks/plan_vs_measured.py --nproc 2 --json out.json --hidden 128
 
 For each N it first calibrates with N processes sharing the cores as the runs' workers do
-(`rnnscope.plan.calibrate`: gloo's α/β per op and message size through the Communicator on
+(`rnnscope.calibrate.network`: gloo's α/β per op and message size through the Communicator on
 127.0.0.1, the engine's speed and the strategies' code-path overheads on one thread each).
 Then, for each strategy, it predicts the
-step from the model and data shapes alone (`rnnscope.plan.strategies` for bytes and messages,
+step from the model and data shapes alone (`rnnscope.costs.traffic` for bytes and messages,
 `rnnscope.plan.simulate` for the time) and runs `rnnscope train --parallel.strategy S
 --parallel.nproc N` (one thread per worker). The measured side is the run's ledger
 (traffic.jsonl, phase "step", the steps after --warmup): wire bytes and messages summed over
@@ -28,15 +28,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rnnscope.plan.calibrate import GLOO, calibrated_inputs
+from rnnscope.calibrate.network import GLOO, calibrated_inputs
 from rnnscope.plan.from_config import shape_from_config
-from rnnscope.plan.simulate import Layout, simulate
-from rnnscope.plan.strategies import data_parallel_traffic, hidden_split_traffic, pipeline_traffic
-from rnnscope.plan.units import format_bytes, format_seconds
+from rnnscope.costs.layout import ParallelLayout
+from rnnscope.plan.simulate import simulate
+from rnnscope.costs.traffic import data_parallel_traffic, hidden_split_traffic, pipeline_traffic
+from rnnscope.costs.units import format_bytes, format_seconds
 from rnnscope.train.config import load_config
 
-LAYOUTS = {"data": lambda n: Layout(data=n), "pipeline": lambda n: Layout(pipeline=n),
-           "tensor": lambda n: Layout(hidden=n)}
+LAYOUTS = {"data": lambda n: ParallelLayout(data=n), "pipeline": lambda n: ParallelLayout(pipeline=n),
+           "tensor": lambda n: ParallelLayout(hidden_split=n)}
 
 
 def config_overrides(args) -> list[str]:

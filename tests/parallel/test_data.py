@@ -12,7 +12,7 @@ import dp_worker  # noqa: E402
 from rnnscope.errors import UserError  # noqa: E402
 from rnnscope.parallel.data import shard_rows  # noqa: E402
 from rnnscope.parallel.ledger import read_jsonl  # noqa: E402
-from rnnscope.plan.collectives import collective_cost  # noqa: E402
+from rnnscope.costs.collectives import collective_cost  # noqa: E402
 
 
 def test_shard_rows_gives_each_rank_its_contiguous_share():

@@ -9,7 +9,7 @@ import pytest
 from rnnscope.cli import build_parser
 from rnnscope.errors import UserError
 from rnnscope.parallel.comparison import compare_row, formula, measure
-from rnnscope.plan.strategies import RNNShape
+from rnnscope.costs.traffic import RNNShape
 
 
 def _row(step, rank, tag, sent, messages, payload, seconds=0.01, fraction=0.5, phase="step"):
@@ -40,7 +40,7 @@ def test_formulas_match_the_issue():
     # 2(L−1)·T·B·H·b in 2(L−1)·ceil(T/chunk) messages, plus ŷ (B·T·O·b) broadcast once
     assert pp_bytes == 2 * T * B * H * b + B * T * b
     assert pp_messages == 2 * 4 + 1
-    tp_bytes, tp_messages = formula("tensor", shape, 2)
+    tp_bytes, tp_messages = formula("hidden_split", shape, 2)
     state = B * H * b
     # per rank (K−1)/K·S per all-gather; gloo's reduce-scatter moves an all-reduce's 2(K−1)/K·S
     gathers = T * L * 2 * state // 2
@@ -63,5 +63,5 @@ def test_compare_refuses_what_it_cannot_measure(capsys):
     args = build_parser().parse_args(["compare", "--nproc", "2", "--steps", "2", "--warmup", "2"])
     with pytest.raises(UserError, match=r"--steps \(2\) must exceed --warmup \(2\)"):
         compare.run(args)
-    with pytest.raises(UserError, match="choose from data, pipeline, tensor"):
+    with pytest.raises(UserError, match="choose one of data, pipeline, hidden_split"):
         compare.run(argparse.Namespace(**{**vars(args), "strategies": "data,ring"}))

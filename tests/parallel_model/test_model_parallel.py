@@ -11,8 +11,8 @@ from model_reference import rel_err
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import CommError
 from rnnscope.parallel.ledger import read_jsonl
-from rnnscope.parallel.mesh import MeshShape, mesh_shape
-from rnnscope.plan.strategies import RNNShape, pipeline_traffic
+from rnnscope.costs.layout import ParallelLayout
+from rnnscope.costs.traffic import RNNShape, pipeline_traffic
 
 ARGS = ["--model.hidden", "8", "--model.layers", "2", "--data.seq_len", "12",
         "--data.samples", "80", "--data.batch_size", "16", "--train.max_steps", "6",
@@ -27,7 +27,7 @@ def _cfg(run_dir, extra=()):
 
 def _train_worker(rank, world, runs):
     """Train each (run_dir, overrides, port) in turn, each in a fresh process group."""
-    from rnnscope.parallel.context import from_env
+    from rnnscope.parallel.worker import from_env
     from rnnscope.train.loop import train
     for run_dir, extra, port in runs:
         os.environ["MASTER_PORT"] = str(port)
@@ -87,7 +87,7 @@ def _check_run(run_dir, reference, strategy, world):
                 t.payload_bytes * t.count for t in plan.transfers if t.op == "send")
         else:  # T all-gathers per layer, T per layer + 1 per boundary reduce-scatters
             calls = {r["tag"]: r["calls"] for r in mine if r["rank"] == 0}
-            assert calls == {"tp-act": 2 * 12, "tp-grad": 2 * 12 + 1}
+            assert calls == {"hs-act": 2 * 12, "hs-grad": 2 * 12 + 1}
     if world == 4:
         dp = [r for r in rows if r["tag"] == "dp-grad"]
         assert len(dp) == 6 * 4 and all(r["calls"] == 1 for r in dp), "one flat all-reduce"
@@ -98,9 +98,9 @@ def test_pipeline_and_hidden_split_train_like_one_process(ranks, tmp_path, singl
     """The training loop with either strategy ends with the single process's weights."""
     from mp_ranks import free_port
     runs = [(tmp_path / s, ["--parallel.strategy", s, "--parallel.nproc", "2", *extra], free_port())
-            for s, extra in (("pipeline", ["--parallel.chunk", "5"]), ("tensor", []))]
+            for s, extra in (("pipeline", ["--parallel.chunk", "5"]), ("hidden_split", []))]
     ranks(_train_worker, 2, runs, timeout_s=120)
-    for strategy in ("pipeline", "tensor"):
+    for strategy in ("pipeline", "hidden_split"):
         _check_run(tmp_path / strategy, single_process, strategy, 2)
 
 
@@ -115,16 +115,19 @@ def test_data_times_pipeline_on_a_2x2_mesh(ranks, tmp_path, single_process):
 
 
 def test_mesh_degrees_must_multiply_to_the_world():
-    assert mesh_shape(4, 2) == MeshShape(2, 2)
-    assert mesh_shape(4, 0) == MeshShape(1, 4)
-    assert MeshShape(2, 3).data_group(1) == [1, 4] and MeshShape(2, 3).model_group(1) == [3, 4, 5]
-    with pytest.raises(UserError, match=r"WORLD_SIZE\(6\) % data\(4\) = 2"):
-        mesh_shape(6, 4)
+    assert ParallelLayout.for_strategy("pipeline", 4, 2) == ParallelLayout(2, 2, 1)
+    assert ParallelLayout.for_strategy("hidden_split", 4, 0) == ParallelLayout(1, 1, 4)
+    layout = ParallelLayout(2, 3, 1)
+    assert layout.data_group(1) == [1, 4] and layout.model_group(1) == [3, 4, 5]
+    with pytest.raises(UserError, match=r"WORLD_SIZE\(6\) % dp\(4\) = 2"):
+        ParallelLayout.for_strategy("pipeline", 6, 4)
+    with pytest.raises(UserError, match=r"dp\(2\) \* pp\(3\) \* hs\(1\) = 6 != WORLD_SIZE\(4\)"):
+        layout.check_world(4)
 
 
 def _dies(rank, world, run_dir):
     """Rank 1 leaves after two steps; rank 0 must fail with a CommError, not hang."""
-    from rnnscope.parallel.context import from_env
+    from rnnscope.parallel.worker import from_env
     from rnnscope.train.loop import train
     cfg = _cfg(run_dir, ["--parallel.strategy", "pipeline", "--parallel.nproc", "2",
                          "--train.max_steps", "1000"])
@@ -155,7 +158,7 @@ def test_dead_peer_is_an_error_not_a_hang(ranks, tmp_path):
 
 def _three_ranks(rank, world):
     from test_pipeline import _equivalence as pipeline_case
-    from test_tensor import _equivalence as hidden_split_case
+    from test_hidden_split import _equivalence as hidden_split_case
     pipeline_case(rank, world, 3, "sigmoid", True, 11, 2, "sum")  # an inner stage: both ways
     hidden_split_case(rank, world, 2, "tanh", True, 7, "mean", hidden=6)
 
@@ -171,10 +174,10 @@ def test_config_is_checked_before_launch():
     from rnnscope.train.config import load_config
     for extra, match in [
         (["--parallel.strategy", "pipeline", "--model.layers", "1"], r"layers \(1\) < pipeline stages \(2\)"),
-        (["--parallel.strategy", "tensor", "--model.hidden", "7"], r"hidden\(7\) % K\(2\) = 1"),
+        (["--parallel.strategy", "tensor", "--model.hidden", "7"], r"hidden\(7\) % hs\(2\) = 1"),
         (["--parallel.strategy", "tensor", "--optim.clip", "1"], "cannot clip"),
         (["--parallel.strategy", "pipeline", "--parallel.max_restarts", "1"], "cannot restart"),
-        (["--parallel.strategy", "pipeline", "--parallel.data_degree", "3"], r"WORLD_SIZE\(2\) % data\(3\)"),
+        (["--parallel.strategy", "pipeline", "--parallel.data_degree", "3"], r"WORLD_SIZE\(2\) % dp\(3\)"),
     ]:
         with pytest.raises(UserError, match=match):
             check_config(load_config(None, extra), 2)

@@ -8,8 +8,9 @@ import torch
 from model_reference import make_batch, make_net, reference_grads, rel_err
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import Communicator
-from rnnscope.parallel.pipeline import PipelineStage, bubble_fraction, chunk_bounds, split_layers
-from rnnscope.plan.strategies import RNNShape, pipeline_traffic
+from rnnscope.costs.layout import bubble_fraction, chunk_bounds, split_layers
+from rnnscope.parallel.pipeline import PipelineStage
+from rnnscope.costs.traffic import RNNShape, pipeline_traffic
 
 
 def test_split_layers_is_contiguous_and_even():

@@ -1,9 +1,9 @@
-"""Model parallelism inside the ordinary training loop: the DistContext of pipeline and tensor.
+"""Model parallelism inside the ordinary training loop: the DistContext of pipeline and hidden split.
 
-    ctx = from_env(cfg)              # PipelineParallel or TensorParallel (rnnscope.parallel.context)
+    ctx = from_env(cfg)              # PipelineParallel or HiddenSplitParallel (rnnscope.parallel.worker)
     train(cfg, distributed=ctx)      # the one training loop, unchanged
 
-The world is a D × M mesh (rnnscope.parallel.mesh): D data replicas, each a model group of M
+The world is a D × M mesh (rnnscope.costs.layout, rnnscope.parallel.mesh): D data replicas, each a model group of M
 ranks that hold one piece of the model (a block of layers, or H/M neurons of every layer).
 
 - `wrap_model(net)` builds this rank's stage and returns a module whose forward runs the
@@ -38,8 +38,9 @@ from torch import nn
 
 from rnnscope.data import batch_order, build_dataset
 from rnnscope.errors import UserError
+from rnnscope.costs.layout import ParallelLayout
 from rnnscope.parallel.context import ParallelContext
-from rnnscope.parallel.mesh import build_mesh, mesh_shape
+from rnnscope.parallel.mesh import build_mesh
 
 SYNC_TAG, DATA_TAG = "mp-sync", "dp-grad"
 STATS_FILE = "model_parallel.json"
@@ -90,12 +91,12 @@ class ModelParallelModule(nn.Module):
 
 
 class ModelParallelContext(ParallelContext):
-    """Shared by PipelineParallel and TensorParallel; a subclass supplies `make_stage`."""
+    """Shared by PipelineParallel and HiddenSplitParallel; a subclass supplies `make_stage`."""
 
     def __init__(self, cfg, comm, device, env) -> None:
         super().__init__(cfg, comm, device, env)
-        check_config(cfg, env.world_size)
-        self.mesh = build_mesh(mesh_shape(env.world_size, cfg.parallel.data_degree), self.ledger)
+        self.layout = check_config(cfg, env.world_size)
+        self.mesh = build_mesh(self.layout, self.ledger)
         self.net = self.stage = None
         self._weight = 1.0  # this replica's share of the global batch
         self._total = _total_steps(cfg)
@@ -129,7 +130,7 @@ class ModelParallelContext(ParallelContext):
 
     def shard(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         """Data replica d's slice of the global batch (every rank of its model group gets it)."""
-        D, d = self.mesh.shape.data, self.mesh.data_index
+        D, d = self.layout.data, self.mesh.data_index
         n = batch[0].shape[0]
         if n < D:
             raise UserError(f"a global batch of {n} sequences cannot feed {D} data replicas; "
@@ -208,7 +209,7 @@ class ModelParallelContext(ParallelContext):
             stats = self.mesh.model_comm.all_gather_object(self.idle_summary(), tag="mp-stats")
             if self.is_main and run_dir is not None:
                 (Path(run_dir) / STATS_FILE).write_text(json.dumps(
-                    {"strategy": self.strategy, "mesh": vars(self.mesh.shape), "ranks": stats},
+                    {"strategy": self.strategy, "layout": vars(self.layout), "ranks": stats},
                     indent=1) + "\n")
         if self.net is not None:
             self.net.__dict__.pop("forward", None)  # plain local forward again, full weights
@@ -232,8 +233,9 @@ def _total_steps(cfg) -> int:
     return min(total, cfg.train.max_steps) if total and cfg.train.max_steps else total or cfg.train.max_steps
 
 
-def check_config(cfg, world_size: int) -> None:
-    """Refuse, before any process starts, what pipeline or tensor cannot do with this config.
+def check_config(cfg, world_size: int) -> ParallelLayout:
+    """The layout of this model-parallel run; refuse, before any process starts, what it
+    cannot do with this config.
 
     The launcher may call it with --parallel.nproc; the workers call it again with WORLD_SIZE.
     """
@@ -254,13 +256,9 @@ def check_config(cfg, world_size: int) -> None:
         raise UserError(f"{name} cannot record diagnostics (--diagnostics.every "
                         f"{cfg.diagnostics.every}): they run the model on one rank; "
                         "set --diagnostics.every 0")
-    shape = mesh_shape(world_size, cfg.parallel.data_degree)
-    if cfg.data.batch_size < shape.data:
-        raise UserError(f"--data.batch_size {cfg.data.batch_size} cannot feed {shape.data} "
-                        f"data replicas; use ≥ {shape.data}")
-    if strategy == "pipeline":
-        from rnnscope.parallel.pipeline import split_layers
-        split_layers(cfg.model.layers, shape.model)
-    elif strategy == "tensor":
-        from rnnscope.parallel.tensor import check_split
-        check_split(cfg.model.hidden, shape.model)
+    layout = ParallelLayout.for_strategy(strategy, world_size, cfg.parallel.data_degree)
+    if cfg.data.batch_size < layout.data:
+        raise UserError(f"--data.batch_size {cfg.data.batch_size} cannot feed {layout.data} "
+                        f"data replicas; use ≥ {layout.data}")
+    layout.check_model(cfg.model.layers, cfg.model.hidden)
+    return layout

@@ -24,37 +24,13 @@ import time
 import torch
 from torch import nn
 
+from rnnscope.costs.layout import bubble_fraction, chunk_bounds, split_layers
 from rnnscope.engine import elman_layer
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import Communicator
 from rnnscope.parallel.model_parallel import ModelParallelContext
 
 ACT_TAG, GRAD_TAG, OUT_TAG = "pp-act", "pp-grad", "pp-out"
-
-
-def split_layers(layers: int, stages: int) -> list[range]:
-    """Contiguous blocks of layers, as even as possible (the first stages take the extra ones)."""
-    if stages < 1:
-        raise UserError(f"a pipeline needs at least 1 stage, got {stages}")
-    if layers < stages:
-        raise UserError(f"a layer pipeline needs at least one layer per stage: --model.layers "
-                        f"({layers}) < pipeline stages ({stages}); use --model.layers ≥ {stages} "
-                        f"or fewer processes in the model group")
-    q, r = divmod(layers, stages)
-    starts = [s * q + min(s, r) for s in range(stages + 1)]
-    return [range(starts[s], starts[s + 1]) for s in range(stages)]
-
-
-def chunk_bounds(seq_len: int, chunk: int) -> list[tuple[int, int]]:
-    """(start, end) of each chunk of `chunk` time steps; the last may be shorter."""
-    if chunk < 1:
-        raise UserError(f"--parallel.chunk must be ≥ 1 time step, got {chunk}")
-    return [(a, min(a + chunk, seq_len)) for a in range(0, seq_len, chunk)]
-
-
-def bubble_fraction(stages: int, chunks: int) -> float:
-    """The bubble model's idle share of a stage: (S−1)/(C+S−1)."""
-    return (stages - 1) / (chunks + stages - 1)
 
 
 def layer_weights(rnn: nn.Module, k: int) -> list[torch.Tensor | None]:

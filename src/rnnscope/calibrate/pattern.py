@@ -1,6 +1,6 @@
 """What the strategies' own code paths cost on this machine, beside the engine's FLOPs.
 
-The engine's speed (`calibrate.measure_compute`) times a whole single-process training step. The
+The engine's speed (`speed.measure_compute`) times a whole single-process training step. The
 strategies run other code around the same matmuls: the hidden split does per-time-step Python
 work around its two collectives (views, transposes, copies of B×H slices), and the pipeline
 calls the engine once per chunk and layer rather than once per layer. Both are timed here in one
@@ -19,11 +19,38 @@ measures them and not only a grid around them.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
-from rnnscope.plan.calibrate import mean_seconds
+import torch
+
+from rnnscope.calibrate.looptime import ddp_step_seconds, loop_step_seconds, mean_seconds
+from rnnscope.costs.layout import chunk_count, split_layers
+from rnnscope.costs.traffic import RNNShape, ddp_buckets, rnn_parameters
+from rnnscope.parallel.hidden_split import HiddenSplitStage
+from rnnscope.parallel.pipeline import PipelineStage
 from rnnscope.plan.compute import Device, step_seconds
-from rnnscope.plan.strategies import RNNShape, ddp_buckets, rnn_parameters, stage_layers
+from rnnscope.train.model import SequenceModel
 from rnnscope.train.setup import denormals_flushed
+
+
+@dataclass
+class Patterns:
+    """Seconds of the strategies' own code paths on this machine (one thread, no network).
+
+    split_s: one rank's forward + backward of a `split_ways` hidden split (0: none timed);
+    stage_s, whole_s: the first of `stages` pipeline stages with `chunk` time steps per chunk,
+    and with the whole sequence as one chunk (0: one layer, no pipeline); ddp_s, plain_s: a
+    training-loop step of a replica's batch in DDP and without (None: not timed).
+    """
+
+    split_ways: int
+    split_s: float
+    stages: int
+    chunk: int
+    stage_s: float
+    whole_s: float
+    ddp_s: float | None = None
+    plain_s: float | None = None
 
 
 def payload_sizes(shape: RNNShape, chunk: int, bucket_mb: float) -> list[int]:
@@ -79,18 +106,12 @@ class LoopbackComm:
 
 
 def _net(shape: RNNShape, cfg):
-    from rnnscope.train.model import SequenceModel
-
     model_cfg = dataclasses.replace(cfg.model, hidden=shape.hidden, layers=shape.layers)
     return SequenceModel(shape.input_size, shape.output_size, model_cfg, shape.every_step)
 
 
 def time_hidden_split(shape: RNNShape, cfg, ways: int, repeats: int = 3, sync=None) -> float:
     """Seconds of one rank's forward + backward of a `ways`-way hidden split (no network)."""
-    import torch
-
-    from rnnscope.parallel.tensor import HiddenSplitStage
-
     stage = HiddenSplitStage(_net(shape, cfg), LoopbackComm(0, ways))
     x = torch.randn(shape.batch, shape.seq_len, shape.input_size)  # (B, T, I)
 
@@ -106,13 +127,9 @@ def time_pipeline_stage(shape: RNNShape, cfg, stages: int, chunk: int,
                         repeats: int = 3, sync=None) -> float:
     """Seconds of the first stage's forward + backward in a `stages`-stage pipeline (no network).
 
-    The first stage holds the most layers (`stage_layers`) and, with 2 stages or more, no
+    The first stage holds the most layers (`split_layers`) and, with 2 stages or more, no
     readout: its time is its layers' chunked recurrence, what the model's per-chunk constant
     describes. (One stage is the whole model, readout included.)"""
-    import torch
-
-    from rnnscope.parallel.pipeline import PipelineStage
-
     stage = PipelineStage(_net(shape, cfg), LoopbackComm(0, stages), chunk)
     x = torch.randn(shape.batch, shape.seq_len, shape.input_size)  # (B, T, I)
 
@@ -125,16 +142,13 @@ def time_pipeline_stage(shape: RNNShape, cfg, stages: int, chunk: int,
 
 
 def time_patterns(shape: RNNShape, cfg, workers: int = 2, repeats: int = 3, sync=None,
-                  combine=None, group=None) -> dict:
+                  combine=None, group=None) -> Patterns:
     """Time both strategies' stages at `shape` for `workers` ranks (a split `workers` ways when
-    that divides H, else 2 or none; at most one stage per layer), one thread:
-    {"split_ways", "split_s", "stages", "chunk", "stage_s", "whole_s", "ddp_s", "plain_s"}: the
+    that divides H, else 2 or none; at most one stage per layer), one thread: the
     first pipeline stage with cfg's chunk (`stage_s`) and with the whole sequence as one chunk
     (`whole_s`); with `group` (a process group of this one rank), a step of the training loop
     with a replica's batch in DDP (`ddp_s`) and without (`plain_s`).
     `sync` and `combine` as in `calibrate.measure_compute` (every process at once, averaged)."""
-    from rnnscope.plan.looptime import ddp_step_seconds, loop_step_seconds
-
     ways = next((k for k in (workers, 2) if k > 1 and shape.hidden % k == 0), 1)
     stages, chunk = max(1, min(workers, shape.layers)), cfg.parallel.chunk
     piped = stages > 1  # a one-layer model has no pipeline to time
@@ -148,11 +162,8 @@ def time_patterns(shape: RNNShape, cfg, workers: int = 2, repeats: int = 3, sync
                     loop_step_seconds(cfg, *replica, repeats, sync)]
     if combine is not None:
         seconds = combine(seconds)
-    result = {"split_ways": ways, "split_s": seconds[0], "stages": stages, "chunk": chunk,
-              "stage_s": seconds[1], "whole_s": seconds[2]}
-    if group is not None:
-        result |= {"ddp_s": seconds[3], "plain_s": seconds[4]}
-    return result
+    return Patterns(ways, seconds[0], stages, chunk, seconds[1], seconds[2],
+                    *(seconds[3:5] if group is not None else ()))
 
 
 def split_overhead(measured_s: float, shape: RNNShape, device: Device, ways: int) -> float:
@@ -175,8 +186,8 @@ def chunk_overhead(chunked_s: float, whole_s: float, shape: RNNShape, stages: in
     of all T steps (`whole_s`) does the same FLOPs, so the difference is C − 1 more engine
     calls per layer, forward and backward: over 3·(C − 1)·(its layers); never negative."""
     T = shape.seq_len
-    mine = stage_layers(shape.layers, stages)[0]
-    chunks = -(-T // min(max(chunk, 1), T))
+    mine = split_layers(shape.layers, stages)[0]
+    chunks = chunk_count(T, min(max(chunk, 1), T))
     if chunks == 1:
         return 0.0
     return max(0.0, (chunked_s - whole_s) / (3 * (chunks - 1) * len(mine)))

@@ -2,13 +2,13 @@
 
 import pytest
 
-from rnnscope.plan.loopback import measure_network
+from rnnscope.calibrate.loopback import measure_network
 
 
 @pytest.mark.distributed
 @pytest.mark.timeout(240)
 def test_gloo_micro_benchmark_on_loopback():
-    measured = measure_network(2, budget_s=0.01, timeout_s=200, sizes=(4, 4096))
+    measured = measure_network(2, budget_s=0.01, timeout_s=200, sizes=(4, 4096)).network
     assert set(measured) == {"send", "all_reduce", "all_gather", "reduce_scatter", "broadcast"}
     for op, times in measured.items():
         assert set(times) == {8, 4096}  # a whole float32 shard per rank: 4 B moves as 8 B
@@ -18,7 +18,7 @@ def test_gloo_micro_benchmark_on_loopback():
 @pytest.mark.distributed
 @pytest.mark.timeout(240)
 def test_the_calibration_also_times_the_loop_and_the_strategies_code_in_every_process():
-    from rnnscope.plan.strategies import RNNShape
+    from rnnscope.costs.traffic import RNNShape
     from rnnscope.train.config import load_config
 
     cfg = load_config(None, ["--model.hidden", "8", "--model.layers", "2", "--data.seq_len", "6",
@@ -27,9 +27,8 @@ def test_the_calibration_also_times_the_loop_and_the_strategies_code_in_every_pr
     shape = RNNShape(input_size=1, hidden=8, layers=2, seq_len=6, batch=8, output_size=1)
     measured = measure_network(2, budget_s=0.005, timeout_s=200, sizes=(4,),
                                compute_args=(shape, cfg))
-    compute = measured["compute"]
-    assert compute["flops_per_s"] > 0 and len(compute["points"]) == 5
-    patterns = compute["patterns"]
-    assert patterns["split_ways"] == 2 and patterns["stages"] == 2 and patterns["chunk"] == 2
+    compute, patterns = measured.compute, measured.patterns
+    assert compute.flops_per_s > 0 and len(compute.points) == 5
+    assert patterns.split_ways == 2 and patterns.stages == 2 and patterns.chunk == 2
     for key in ("split_s", "stage_s", "whole_s", "ddp_s", "plain_s"):
-        assert 0 < patterns[key] < 1, key
+        assert 0 < getattr(patterns, key) < 1, key

@@ -4,19 +4,26 @@ Each op goes through `rnnscope.parallel.comm.Communicator` (its bookkeeping incl
 run): isend/irecv ping-pong in pairs (0-1, 2-3, ...: every process busy, as in a pipeline),
 all-reduce, all-gather, reduce-scatter and broadcast, each at every size, in N processes of one
 thread. The time of a size is the mean per call (a step pays the sum of many calls, tail
-included). `rnnscope.plan.calibrate` fits links to it.
+included). `rnnscope.calibrate.fit` fits links to it; with a shape and a config, every process
+then times the engine (`speed`) and the strategies' own code (`pattern`) at the same time.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from rnnscope.calibrate.fit import ComputeFit
+from rnnscope.calibrate.pattern import Patterns, time_patterns
+from rnnscope.calibrate.speed import measure_compute
 from rnnscope.errors import UserError
 
 SIZES = (4, 64, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)  # bytes (float32)
@@ -24,6 +31,16 @@ OPS = ("send", "all_reduce", "all_gather", "reduce_scatter", "broadcast")
 # loopback's kB-sized calls switch between ≈ 0.7 and ≈ 2 ms for stretches of time: a mean needs
 # hundreds of calls to see both
 MAX_REPEATS = 600
+
+
+@dataclass
+class Measured:
+    """What the micro-benchmark measured: seconds per call by op and payload bytes, and (when
+    asked for) the engine's speed and the strategies' code paths, timed in every process."""
+
+    network: dict[str, dict[int, float]]
+    compute: ComputeFit | None = None
+    patterns: Patterns | None = None
 
 
 def free_port() -> int:
@@ -65,14 +82,11 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
     With `compute_args` (shape, cfg), every process then times training steps at the same
     time, so the engine is measured sharing the cores the way the workers of a run do."""
     import datetime
-    import json
 
     import torch
     import torch.distributed as dist
 
     from rnnscope.parallel.comm import Communicator
-    from rnnscope.plan.calibrate import measure_compute
-    from rnnscope.plan.pattern import time_patterns
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
@@ -103,7 +117,7 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
             seconds = float(np.mean(times))
             results[op][moved] = seconds / 2 if op == "send" else seconds
             comm.ledger.close_step(None, "calibrate")  # keep the records from piling up
-    compute = None
+    compute = patterns = None
     if compute_args is not None:
         dist.barrier()
         # every shape starts in all processes at once (they share the cores as a run's
@@ -115,20 +129,23 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
 
         compute = measure_compute(*compute_args, repeats=15, sync=dist.barrier, combine=combine)
         one_rank, _ = dist.new_subgroups(group_size=1)  # DDP's own work, no network
-        compute["patterns"] = time_patterns(*compute_args, world, repeats=11,  # their own code
-                                            sync=dist.barrier, combine=combine, group=one_rank)
+        patterns = time_patterns(*compute_args, world, repeats=11,  # their own code
+                                 sync=dist.barrier, combine=combine, group=one_rank)
         dist.barrier()
     if rank == 0:
-        Path(out).write_text(json.dumps({"network": results, "compute": compute}))
+        Path(out).write_text(json.dumps({
+            "network": results, "compute": compute and dataclasses.asdict(compute),
+            "patterns": patterns and dataclasses.asdict(patterns)}))
     dist.destroy_process_group()
 
 
 def measure_network(world: int = 2, budget_s: float = 0.15, timeout_s: float = 180.0,
-                    sizes: tuple[int, ...] = SIZES, compute_args: tuple | None = None) -> dict:
+                    sizes: tuple[int, ...] = SIZES,
+                    compute_args: tuple | None = None) -> Measured:
     """Run the gloo micro-benchmark on 127.0.0.1; {op: {size_bytes: seconds}}.
 
-    With `compute_args` = (shape, cfg) the result is {"network": ..., "compute": ...}, the
-    second `measure_compute`'s, timed in every process at once.
+    With `compute_args` = (shape, cfg) the engine (`measure_compute`) and the strategies' code
+    paths (`time_patterns`) are timed too, in every process at once.
 
     Args:
         world: processes (2 for the point-to-point ping-pong; more time the collectives at n).
@@ -136,8 +153,6 @@ def measure_network(world: int = 2, budget_s: float = 0.15, timeout_s: float = 1
         timeout_s: the whole run's limit; past it the processes are killed and it fails.
         sizes: payloads in bytes, multiples of 4 (float32).
     """
-    import json
-
     import torch.multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -165,4 +180,6 @@ def measure_network(world: int = 2, budget_s: float = 0.15, timeout_s: float = 1
         raw = json.loads(Path(out).read_text())
     network = {op: {int(size): t for size, t in by_size.items()}
                for op, by_size in raw["network"].items()}
-    return network if compute_args is None else {"network": network, "compute": raw["compute"]}
+    if compute_args is None:
+        return Measured(network)
+    return Measured(network, ComputeFit(**raw["compute"]), Patterns(**raw["patterns"]))

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from rnnscope.errors import UserError
-from rnnscope.plan.strategies import (
+from rnnscope.costs.traffic import (
     RNNShape, data_parallel_traffic, ddp_buckets, hidden_split_traffic, pipeline_traffic,
     rnn_parameters,
 )
@@ -65,8 +65,8 @@ def test_hidden_split_two_collectives_per_time_step_and_layer():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: hidden_split_traffic(SHAPE, 3), r"hidden\(16\) % K\(3\) = 1"),
-    (lambda: pipeline_traffic(SHAPE, stages=4), r"stages ≤ --model.layers \(3\)"),
+    (lambda: hidden_split_traffic(SHAPE, 3), r"hidden\(16\) % hs\(3\) = 1"),
+    (lambda: pipeline_traffic(SHAPE, stages=4), r"--model.layers \(3\) < pipeline stages \(4\)"),
     (lambda: pipeline_traffic(SHAPE, stages=2, chunk=0), "chunk must be ≥ 1"),
     (lambda: RNNShape(hidden=0), "hidden must be ≥ 1, got 0"),
 ])

@@ -8,16 +8,17 @@ import torch
 from model_reference import make_batch, make_net, reference_grads, rel_err
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import Communicator
-from rnnscope.parallel.tensor import HiddenSplitStage, check_split
-from rnnscope.plan.collectives import collective_cost
-from rnnscope.plan.strategies import RNNShape, hidden_split_traffic
+from rnnscope.costs.layout import split_hidden
+from rnnscope.parallel.hidden_split import HiddenSplitStage
+from rnnscope.costs.collectives import collective_cost
+from rnnscope.costs.traffic import RNNShape, hidden_split_traffic
 from rnnscope.train.metrics import loss_fn
 
 
 def test_split_must_divide_hidden():
-    assert check_split(8, 2) == 4
-    with pytest.raises(UserError, match=r"hidden\(6\) % K\(4\) = 2"):
-        check_split(6, 4)
+    assert split_hidden(8, 2) == 4
+    with pytest.raises(UserError, match=r"hidden\(6\) % hs\(4\) = 2"):
+        split_hidden(6, 4)
 
 
 def _equivalence(rank, world, layers, activation, every_step, T, time_reduction, hidden=8):
@@ -42,10 +43,10 @@ def _equivalence(rank, world, layers, activation, every_step, T, time_reduction,
     for name in ("readout.weight", "readout.bias"):
         param = dict(net.named_parameters())[name]
         assert rel_err(param.grad, expected[name]) <= 1e-10
-    # per step and layer one all-gather (tp-act) and one reduce-scatter (tp-grad) of B·H·b
+    # per step and layer one all-gather (hs-act) and one reduce-scatter (hs-grad) of B·H·b
     records = comm.ledger.pending()
-    gathers = [r for r in records if r.tag == "tp-act"]
-    scatters = [r for r in records if r.tag == "tp-grad"]
+    gathers = [r for r in records if r.tag == "hs-act"]
+    scatters = [r for r in records if r.tag == "hs-grad"]
     assert len(gathers) == T * layers and len(scatters) == T * layers + (layers - 1)
     assert all(r.payload_bytes == B * H * b for r in gathers)
     per_step = collective_cost("all_gather", B * H * b, world, element_size=b)

@@ -3,7 +3,7 @@
 import pytest
 
 from rnnscope.errors import UserError
-from rnnscope.plan.units import (
+from rnnscope.costs.units import (
     format_bandwidth, format_bytes, format_seconds, parse_bandwidth, parse_duration,
     parse_int_list,
 )

@@ -20,6 +20,21 @@ from rnnscope.train.distributed import SingleProcess
 WARMUP_STEPS = 3  # steps before the clock starts: allocator, first-call paths, DDP's rebuild
 
 
+def mean_seconds(run, repeats: int, sync=None) -> float:
+    """Mean seconds of `repeats` calls of `run` after one warm-up call (then `sync()`, if given).
+
+    The mean, not the median: a run's step time is its wall time over its steps (throughput),
+    and with more workers than cores a process is sometimes descheduled mid-step; that is part
+    of what a step costs."""
+    run()  # the first call warms up
+    if sync is not None:
+        sync()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        run()
+    return (time.perf_counter() - t0) / repeats
+
+
 class StepClock(SingleProcess):
     """A one-process DistContext that notes when the steps after the warm-up begin and end.
 

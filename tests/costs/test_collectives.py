@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from rnnscope.errors import UserError
-from rnnscope.plan.collectives import (
+from rnnscope.costs.collectives import (
     CollectiveCost, bus_factor, chunk_elements, collective_cost, network_bytes, network_messages,
 )
 

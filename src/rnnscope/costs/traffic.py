@@ -10,16 +10,21 @@ the same records from the model and data shapes alone:
 - hidden split (K workers each own H/K hidden units): every time step all-gathers h_t forward
   and reduce-scatters ∂L/∂h_t backward, (K−1)/K·B·H·b bytes per rank each: 2T collectives per
   layer and step, plus one (T, B, H) reduce-scatter per layer boundary for the input gradient.
+- clipping (--optim.clip) under a model split: the norm of the whole gradient needs every
+  piece's Σ‖g‖², one all-reduce of 8 bytes (a float64) in the model group per step. Data
+  parallel clips without traffic: every replica holds the whole all-reduced gradient.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rnnscope.costs.collectives import collective_cost, network_bytes, network_messages
+from rnnscope.costs.layout import chunk_count, split_hidden, split_layers, strategy_name
 from rnnscope.errors import UserError
-from rnnscope.plan.collectives import collective_cost, network_bytes, network_messages
 
 FIRST_BUCKET_BYTES = 1024 * 1024  # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES
+NORM_BYTES = 8  # the squared gradient norm, one float64, all-reduced when a model split clips
 
 
 @dataclass(frozen=True)
@@ -145,32 +150,16 @@ def data_parallel_traffic(shape: RNNShape, world_size: int, bucket_mb: float = 2
     return traffic
 
 
-def stage_layers(layers: int, stages: int) -> list[range]:
-    """Contiguous blocks of layers per stage, the first stages taking the extra ones (as
-    `rnnscope.parallel.pipeline.split_layers` cuts them)."""
-    if not 1 <= stages <= layers:
-        raise UserError(f"a layer pipeline needs 1 ≤ stages ≤ --model.layers ({layers}), "
-                        f"got {stages} stages")
-    q, r = divmod(layers, stages)
-    starts = [j * q + min(j, r) for j in range(stages + 1)]
-    return [range(starts[j], starts[j + 1]) for j in range(stages)]
-
-
-def pipeline_messages(seq_len: int, chunk: int) -> int:
-    """Messages per boundary and direction: ceil(T / chunk)."""
-    if chunk < 1:
-        raise UserError(f"--parallel.chunk must be ≥ 1 time step, got {chunk}")
-    return -(-seq_len // chunk)
-
-
 def pipeline_traffic(shape: RNNShape, stages: int, chunk: int = 1,
                      batch: int | None = None,
-                     algorithms: dict[str, tuple[str, str]] | None = None) -> StrategyTraffic:
-    """Activations forward and their gradients backward across the S−1 stage boundaries."""
-    stage_layers(shape.layers, stages)  # checks 1 ≤ stages ≤ layers
+                     algorithms: dict[str, tuple[str, str]] | None = None,
+                     clip: bool = False) -> StrategyTraffic:
+    """Activations forward and their gradients backward across the S−1 stage boundaries
+    (with `clip`, the gradient norm's all-reduce too)."""
+    split_layers(shape.layers, stages)  # at least one layer per stage
     B = shape.batch if batch is None else batch
     b, T, H = shape.bytes_per_element, shape.seq_len, shape.hidden
-    per_message = pipeline_messages(T, chunk)
+    per_message = chunk_count(T, chunk)
     traffic = StrategyTraffic("pipeline", stages, algorithms=algorithms)
     if stages == 1:
         return traffic
@@ -192,26 +181,27 @@ def pipeline_traffic(shape: RNNShape, stages: int, chunk: int = 1,
         y_hat = B * (T if shape.every_step else 1) * shape.output_size * b
         # per rank this adds the broadcast's busiest rank to the sends' (an upper bound)
         traffic.add(Transfer("broadcast", "output", y_hat, stages), b)
+    if clip:
+        traffic.add(clip_transfer(stages), NORM_BYTES)
     return traffic
 
 
 def hidden_split_traffic(shape: RNNShape, ways: int, batch: int | None = None,
                          algorithm: str = "ring",
-                         algorithms: dict[str, tuple[str, str]] | None = None
-                         ) -> StrategyTraffic:
-    """K = `ways` workers each own H/K hidden units of every layer.
+                         algorithms: dict[str, tuple[str, str]] | None = None,
+                         clip: bool = False) -> StrategyTraffic:
+    """K = `ways` workers each own H/K hidden units of every layer (with `clip`, the gradient
+    norm's all-reduce too).
 
     Forward: all-gather h_t (B, H) every step, so each worker has the whole state for W_hh.
     Backward: reduce-scatter ∂L/∂h_{t−1} = W_hhᵀ δ_t (partial sums, B×H) every step; and, for
     each of the L−1 layer boundaries, one reduce-scatter of the input gradient (T, B, H).
     """
     K, H = ways, shape.hidden
-    if K < 1 or H % K:
-        raise UserError(f"a hidden split needs K to divide the hidden size: "
-                        f"hidden({H}) % K({K}) = {H % K if K else 'undefined'}")
+    split_hidden(H, K)
     B = shape.batch if batch is None else batch
     b, T, L = shape.bytes_per_element, shape.seq_len, shape.layers
-    traffic = StrategyTraffic("hidden", K, algorithms=algorithms)
+    traffic = StrategyTraffic("hidden_split", K, algorithms=algorithms)
     if K == 1:
         return traffic
     state = B * H * b
@@ -221,3 +211,36 @@ def hidden_split_traffic(shape: RNNShape, ways: int, batch: int | None = None,
         traffic.add(Transfer("reduce_scatter", "input_grad", T * state, K, L - 1, algorithm),
                     b)
     return traffic
+    if clip:
+        traffic.add(clip_transfer(K, algorithm), NORM_BYTES)
+    return traffic
+
+
+def clip_transfer(group: int, algorithm: str = "ring") -> Transfer:
+    """The all-reduce of Σ‖g‖² over a model group of `group` ranks that clipping needs."""
+    return Transfer("all_reduce", "grad_norm", NORM_BYTES, group, 1, algorithm)
+
+
+def strategy_traffic(strategy: str, shape: RNNShape, workers: int, *, chunk: int = 1,
+                     bucket_mb: float = 25.0, clip: bool = False,
+                     algorithms: dict[str, tuple[str, str]] | None = None) -> StrategyTraffic:
+    """One step of `strategy` (a name of `layout.STRATEGIES`) on `workers` workers, the whole
+    world one data group or one model group."""
+    strategy = strategy_name(strategy, "strategy")
+    if strategy == "data":
+        return data_parallel_traffic(shape, workers, bucket_mb, algorithms=algorithms)
+    if strategy == "pipeline":
+        return pipeline_traffic(shape, workers, chunk, algorithms=algorithms, clip=clip)
+    return hidden_split_traffic(shape, workers, algorithms=algorithms, clip=clip)
+
+
+def network_totals(traffic: StrategyTraffic,
+                   algorithms: dict[str, tuple[str, str]]) -> tuple[int, int]:
+    """(wire bytes, messages) all ranks send for a step's transfers, as `algorithms` (a
+    backend's table, `backends.BACKEND_ALGORITHMS`) runs each op."""
+    total_bytes = total_messages = 0
+    for t in traffic.transfers:
+        op, algorithm = algorithms[t.op]
+        total_bytes += t.count * network_bytes(op, t.payload_bytes, t.group, algorithm)
+        total_messages += t.count * network_messages(op, t.group, algorithm)
+    return total_bytes, total_messages

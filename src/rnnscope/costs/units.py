@@ -1,4 +1,8 @@
-"""Units as a network engineer writes them: `400Gbit`, `900GB/s`, `5us`, and back."""
+"""Units as a network engineer writes them: `400Gbit`, `900GB/s`, `5us`, and back.
+
+Bandwidths for the planner are in bytes per second (`parse_bandwidth`); link rates for `tc`
+(the lab) in bits per second (`parse_rate`, `format_rate`: `100Mbit` <-> 1e8).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,10 @@ _BANDWIDTH: dict[str, float] = {
     "KiB/s": 2**10, "MiB/s": 2**20, "GiB/s": 2**30, "TiB/s": 2**40,
 }
 _DURATION: dict[str, float] = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
+# SI multipliers, as tc uses them for "kbit", "mbit", "gbit" (1 Mbit = 10^6 bit)
+_RATE_UNITS: dict[str, float] = {"bit": 1.0, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9,
+                                 "bps": 1.0, "kbps": 1e3, "mbps": 1e6, "gbps": 1e9}
+_RATE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-z]+)(/s)?\s*$", re.IGNORECASE)
 _NUMBER_UNIT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµ/]+)\s*$")
 
 
@@ -93,3 +101,56 @@ def format_bandwidth(bytes_per_s: float) -> str:
 def format_percent(x: float) -> str:
     """0.994 -> `"99%"`, 0.0012 -> `"0.12%"`: small shares keep two significant digits."""
     return f"{x:.0%}" if x >= 0.1 else f"{100 * x:.2g}%"
+
+
+def parse_rate(text: str, source: str = "--link",
+               limits: tuple[float, float] | None = None) -> float:
+    """Parse `"100Mbit"`, `"1.5Gbit"`, `"500kbit"` into bits per second.
+
+    Args:
+        text: the rate as written; units bit, kbit, Mbit, Gbit (SI, case-insensitive; `Mbps`
+            and `Mbit/s` mean the same as `Mbit`).
+        source: where the text came from, for the error message.
+        limits: (lowest, highest) bits per second the caller can use, checked when given.
+    """
+    match = _RATE_RE.match(text)
+    if match is None:
+        raise UserError(
+            f"{source} {text!r} is not a link rate; write a number and a unit, "
+            f"for example 10Mbit, 100Mbit or 1Gbit"
+        )
+    number, unit = float(match.group(1)), match.group(2).lower()
+    if unit not in _RATE_UNITS:
+        raise UserError(
+            f"{source} {text!r} has unit {match.group(2)!r}; a link rate is in bits per "
+            f"second: use one of bit, kbit, Mbit, Gbit"
+        )
+    rate_bps = number * _RATE_UNITS[unit]
+    if limits is not None and not limits[0] <= rate_bps <= limits[1]:
+        raise UserError(
+            f"{source} {text!r} = {format_rate(rate_bps)} is outside what the lab can shape; "
+            f"choose between {format_rate(limits[0])} and {format_rate(limits[1])}"
+        )
+    return rate_bps
+
+
+def parse_rates(text: str, source: str = "--sweep-link",
+                limits: tuple[float, float] | None = None) -> list[float]:
+    """Parse a comma-separated list of rates, in the order given, without duplicates."""
+    rates: list[float] = []
+    for part in text.split(","):
+        if not part.strip():
+            raise UserError(f"{source} {text!r} has an empty entry; write e.g. 10Mbit,100Mbit,1Gbit")
+        rate_bps = parse_rate(part, source, limits)
+        if rate_bps in rates:
+            raise UserError(f"{source} {text!r} lists {part.strip()} twice; give each rate once")
+        rates.append(rate_bps)
+    return rates
+
+
+def format_rate(rate_bps: float) -> str:
+    """`100e6` -> `"100Mbit"`, `1.5e9` -> `"1.5Gbit"` (the inverse of `parse_rate`)."""
+    for unit, factor in (("Gbit", 1e9), ("Mbit", 1e6), ("kbit", 1e3)):
+        if rate_bps >= factor:
+            return f"{rate_bps / factor:g}{unit}"
+    return f"{rate_bps:g}bit"

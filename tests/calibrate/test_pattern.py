@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from rnnscope.plan.compute import Device, step_seconds
-from rnnscope.plan.pattern import LoopbackComm, chunk_overhead, payload_sizes, split_overhead, \
+from rnnscope.calibrate.pattern import LoopbackComm, chunk_overhead, payload_sizes, split_overhead, \
     time_hidden_split, time_patterns, time_pipeline_stage
-from rnnscope.plan.strategies import RNNShape, rnn_parameters
+from rnnscope.costs.traffic import RNNShape, rnn_parameters
 from rnnscope.train.config import load_config
 
 DEVICE = Device("test", {4: 1e9}, utilization=1.0, step_overhead_s=1e-5)
@@ -60,5 +60,5 @@ def test_a_one_layer_model_has_no_pipeline_to_time():
                              "--data.batch_size", "4"])
     shape = RNNShape(input_size=1, hidden=8, layers=1, seq_len=7, batch=4, output_size=1)
     timed = time_patterns(shape, cfg, workers=2, repeats=1)
-    assert timed["stages"] == 1 and timed["stage_s"] == timed["whole_s"] == 0.0
-    assert timed["split_s"] > 0
+    assert timed.stages == 1 and timed.stage_s == timed.whole_s == 0.0
+    assert timed.split_s > 0

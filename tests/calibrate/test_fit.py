@@ -3,9 +3,11 @@
 import pytest
 
 from rnnscope.plan.alphabeta import Link, Regime
-from rnnscope.plan.calibrate import _cut_points, compute_shapes, fit_compute, fit_network, \
-    fit_regimes, interpolate_regimes, mean_seconds, measure_compute
-from rnnscope.plan.strategies import RNNShape
+from rnnscope.calibrate.fit import _cut_points, fit_compute, fit_network, fit_regimes, \
+    interpolate_regimes
+from rnnscope.calibrate.looptime import mean_seconds
+from rnnscope.calibrate.speed import compute_shapes, measure_compute
+from rnnscope.costs.traffic import RNNShape
 from rnnscope.train.config import load_config
 
 
@@ -67,9 +69,9 @@ def test_engine_speed_is_fitted_from_whole_training_steps():
                              "--data.seq_len", "10", "--data.batch_size", "16"])
     shape = RNNShape(input_size=1, hidden=32, layers=2, seq_len=10, batch=16)
     compute = measure_compute(shape, cfg, repeats=2)
-    assert compute["flops_per_s"] > 0
-    assert compute["step_overhead_s"] >= 0 and compute["step_fixed_s"] >= 0
-    assert {(b, l, h) for b, l, h, _ in compute["points"]} == {
+    assert compute.flops_per_s > 0
+    assert compute.step_overhead_s >= 0 and compute.step_fixed_s >= 0
+    assert {(b, l, h) for b, l, h, _ in compute.points} == {
         (16, 2, 32), (8, 2, 32), (4, 2, 32), (16, 1, 32), (16, 2, 64)}
 
 
@@ -83,9 +85,9 @@ def test_compute_fit_recovers_the_terms_that_made_the_points():
 
     points = [(b, l, h, seconds(b, l, h)) for b, l, h in compute_shapes(shape)]
     fit = fit_compute(points, shape)
-    assert fit["step_overhead_s"] == pytest.approx(overhead, rel=1e-6)
-    assert fit["flops_per_s"] == pytest.approx(rate, rel=1e-6)
-    assert fit["step_fixed_s"] == pytest.approx(fixed, rel=1e-6)
+    assert fit.step_overhead_s == pytest.approx(overhead, rel=1e-6)
+    assert fit.flops_per_s == pytest.approx(rate, rel=1e-6)
+    assert fit.step_fixed_s == pytest.approx(fixed, rel=1e-6)
 
 
 def test_mean_seconds_warms_up_then_syncs_then_times():

@@ -6,13 +6,13 @@ chapter's words, the forward pass synchronizes *activation values* and backpropa
 synchronizes *gradients*:
 
   forward   z_t^k = x_t W_ih^kᵀ + b^k + h_{t−1} W_hh^kᵀ,  h_t^k = f(z_t^k)
-            h_t = all-gather_k(h_t^k)                          (tag tp-act, B·H·b)
+            h_t = all-gather_k(h_t^k)                          (tag hs-act, B·H·b)
   backward  δ_t^k = ∂L/∂h_t^k ⊙ f'(z_t^k)                     local error term
-            ∂L/∂h_{t−1} = Σ_k δ_t^k W_hh^k, reduce-scattered  (tag tp-grad, B·H·b)
+            ∂L/∂h_{t−1} = Σ_k δ_t^k W_hh^k, reduce-scattered  (tag hs-grad, B·H·b)
             dW_ih^k = Σ_t δ_t^kᵀ x_t,  dW_hh^k = Σ_t δ_t^kᵀ h_{t−1},  db^k = Σ_t δ_t^k   (local)
 
 and, between stacked layers, the input gradient Σ_k δ^k W_ih^k (T, B, H) is reduce-scattered
-once per layer boundary (tag tp-grad). The readout sits on the all-gathered top h and is
+once per layer boundary (tag hs-grad). The readout sits on the all-gathered top h and is
 replicated; its gradient is the same on every rank, so it needs no traffic. Per step and layer:
 T all-gathers and T reduce-scatters of B·H·b bytes each, (K−1)/K of it sent by every rank.
 """
@@ -22,22 +22,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rnnscope.costs.layout import split_hidden
 from rnnscope.engine import get_activation
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import Communicator
 from rnnscope.parallel.model_parallel import ModelParallelContext
 from rnnscope.parallel.pipeline import layer_weights
 
-ACT_TAG, GRAD_TAG = "tp-act", "tp-grad"
-
-
-def check_split(hidden: int, ways: int) -> int:
-    """H/K, or a UserError with the arithmetic when K does not divide H."""
-    if ways < 1 or hidden % ways:
-        raise UserError(f"a hidden split needs the model group size to divide --model.hidden: "
-                        f"hidden({hidden}) % K({ways}) = {hidden % ways if ways else '?'}; "
-                        f"choose --model.hidden as a multiple of {ways}")
-    return hidden // ways
+ACT_TAG, GRAD_TAG = "hs-act", "hs-grad"
 
 
 class HiddenSplitStage:
@@ -55,7 +47,7 @@ class HiddenSplitStage:
             raise UserError("a hidden split needs a unidirectional RNN (bidirectional=False)")
         self.comm, self.k, self.K = comm, comm.rank, comm.world_size
         self.hidden, self.num_layers = rnn.hidden_size, rnn.num_layers
-        self.Hk = check_split(self.hidden, self.K)
+        self.Hk = split_hidden(self.hidden, self.K)
         rows = slice(self.k * self.Hk, (self.k + 1) * self.Hk)
         self.rows = rows
         self.act = get_activation(rnn.nonlinearity)
@@ -167,10 +159,10 @@ class HiddenSplitStage:
         return self.rows
 
 
-class TensorParallel(ModelParallelContext):
-    """`--parallel.strategy tensor`: the training loop's DistContext (see model_parallel)."""
+class HiddenSplitParallel(ModelParallelContext):
+    """`--parallel.strategy hidden_split`: the training loop's DistContext (see model_parallel)."""
 
-    strategy = "tensor"
+    strategy = "hidden_split"
 
     def make_stage(self, net: nn.Module, comm: Communicator) -> HiddenSplitStage:
         """This rank's H/K neurons of every layer."""

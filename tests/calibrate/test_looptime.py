@@ -5,8 +5,8 @@ import datetime
 import pytest
 import torch.distributed as dist
 
-from rnnscope.plan.looptime import WARMUP_STEPS, StepClock, ddp_step_seconds, loop_step_seconds
-from rnnscope.plan.loopback import free_port
+from rnnscope.calibrate.looptime import WARMUP_STEPS, StepClock, ddp_step_seconds, loop_step_seconds
+from rnnscope.calibrate.loopback import free_port
 from rnnscope.train.config import load_config
 
 TINY = ["--model.hidden", "8", "--model.layers", "2", "--data.seq_len", "6",
