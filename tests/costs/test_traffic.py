@@ -73,3 +73,18 @@ def test_hidden_split_two_collectives_per_time_step_and_layer():
 def test_bad_shapes_raise_user_error(call, match):
     with pytest.raises(UserError, match=match):
         call()
+
+
+@pytest.mark.parametrize("strategy", ["pipeline", "hidden_split"])
+def test_clipping_a_model_split_adds_one_all_reduce_of_the_norm(strategy):
+    from rnnscope.costs.backends import GLOO
+    from rnnscope.costs.traffic import network_totals, strategy_traffic
+
+    shape = replace(SHAPE, hidden=12)  # 3 divides it
+    plain = network_totals(strategy_traffic(strategy, shape, 3), GLOO)
+    clipped = strategy_traffic(strategy, shape, 3, clip=True)
+    assert clipped.transfers[-1].tag == "grad_norm" and clipped.transfers[-1].payload_bytes == 8
+    # a ring all-reduce of 8 bytes on 3 ranks: 2(n−1)·S bytes in 2(n−1)·n messages, all ranks
+    assert network_totals(clipped, GLOO) == (plain[0] + 2 * 2 * 8, plain[1] + 2 * 2 * 3)
+    assert strategy_traffic("data", SHAPE, 3, clip=True).transfers == \
+        strategy_traffic("data", SHAPE, 3).transfers  # every replica has the whole gradient

@@ -2,12 +2,12 @@
 
 import pytest
 
+from rnnscope.costs.layout import ParallelLayout
+from rnnscope.costs.traffic import RNNShape, pipeline_traffic
 from rnnscope.errors import UserError
 from rnnscope.plan.alphabeta import Link
 from rnnscope.plan.compute import Device, step_seconds
-from rnnscope.costs.layout import ParallelLayout
 from rnnscope.plan.simulate import PlanInputs, simulate, single_device_seconds
-from rnnscope.costs.traffic import RNNShape, pipeline_traffic
 from rnnscope.plan.topology import Topology, group_collective
 
 DEVICE = Device("test", {4: 1e12}, utilization=1.0, step_overhead_s=1e-5)
@@ -137,3 +137,16 @@ def test_messages_on_the_cores_lengthen_every_chunk_of_a_stage():
     shared = simulate(inputs(link, chunk=5, comm_on_cores=True), ParallelLayout(pipeline=3))
     # each wave: Σ_stages (1 + 2 + 1) µs once, then (4 − 1) chunks at the slowest stage (+2 µs)
     assert shared.step_s - apart.step_s == pytest.approx(2 * (4e-6 + 3 * 2e-6))
+
+
+@pytest.mark.parametrize("layout", [ParallelLayout(pipeline=3), ParallelLayout(data=2, hidden_split=4)])
+def test_clipping_a_model_split_waits_for_one_norm_all_reduce(layout):
+    link = Link.simple(1e-4, 1e9)
+    plain, clipped = simulate(inputs(link), layout), simulate(inputs(link, clip=True), layout)
+    (norm,) = [item for item in clipped.items if item.tag == "grad_norm"]
+    assert norm.op == "all_reduce" and norm.payload_bytes == 8 and norm.count == 1
+    assert norm.cost.seconds == pytest.approx(group_collective(
+        Topology(link), "all_reduce", 8, layout.model, 1, 8).seconds)
+    assert clipped.step_s == pytest.approx(plain.step_s + norm.cost.seconds)
+    data_only = ParallelLayout(data=4)  # every replica holds the whole gradient: nothing to add
+    assert simulate(inputs(link, clip=True), data_only).step_s == simulate(inputs(link), data_only).step_s

@@ -210,7 +210,6 @@ def hidden_split_traffic(shape: RNNShape, ways: int, batch: int | None = None,
     if L > 1:
         traffic.add(Transfer("reduce_scatter", "input_grad", T * state, K, L - 1, algorithm),
                     b)
-    return traffic
     if clip:
         traffic.add(clip_transfer(K, algorithm), NORM_BYTES)
     return traffic

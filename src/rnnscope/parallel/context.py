@@ -144,6 +144,17 @@ class ParallelContext:
         """Every rank holds the whole model (data parallel): the local norm."""
         return local
 
+    def before_snapshot(self, step: int, optimizer: torch.optim.Optimizer) -> None:
+        """Every rank holds the whole model (data parallel): nothing to gather."""
+
+    def optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict:
+        """Every rank's optimizer covers the whole model (data parallel): its own state."""
+        return optimizer.state_dict()
+
+    def local_optimizer_state(self, state: dict) -> dict:
+        """Every rank's optimizer covers the whole model (data parallel): all of it."""
+        return state
+
     def finish(self) -> None:
         """Strategy-specific last checks before the ledger is gathered (none by default)."""
 

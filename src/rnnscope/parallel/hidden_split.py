@@ -168,6 +168,14 @@ class HiddenSplitParallel(ModelParallelContext):
         """This rank's H/K neurons of every layer."""
         return HiddenSplitStage(net, comm)
 
+    def piece_names(self) -> list[tuple[str, slice | None]]:
+        """This rank's rows of every RNN tensor, then the replicated readout, whole."""
+        kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        rows = [(f"rnn.{kind}_l{layer}", self.stage.rows)
+                for layer, ws in enumerate(self.stage.weights)
+                for kind, w in zip(kinds, ws) if w is not None]
+        return rows + [(f"readout.{n}", None) for n, _ in self.net.readout.named_parameters()]
+
     def local_pieces(self) -> dict[str, torch.Tensor]:
         """This rank's rows of every RNN tensor; the replicated readout from rank 0 only."""
         names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")

@@ -238,6 +238,11 @@ class PipelineParallel(ModelParallelContext):
         self.stage.idle_s += time.perf_counter() - start  # waiting for the wavefront to drain
         return y_hat
 
+    def piece_names(self) -> list[tuple[str, slice | None]]:
+        """This stage's parameters by name, each a whole tensor of `net`."""
+        names = {id(p): name for name, p in self.net.named_parameters()}
+        return [(names[id(p)], None) for p in self.stage.parameters()]
+
     def local_pieces(self) -> dict[str, torch.Tensor]:
         """name -> tensor of every parameter this stage owns."""
         params = dict(self.net.named_parameters())

@@ -7,12 +7,12 @@ import os
 import pytest
 import torch
 
-from model_reference import rel_err
+from testing_utils import rel_err
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import CommError
 from rnnscope.parallel.ledger import read_jsonl
 from rnnscope.costs.layout import ParallelLayout
-from rnnscope.costs.traffic import RNNShape, pipeline_traffic
+from rnnscope.costs.traffic import RNNShape, pipeline_traffic, strategy_traffic
 
 ARGS = ["--model.hidden", "8", "--model.layers", "2", "--data.seq_len", "12",
         "--data.samples", "80", "--data.batch_size", "16", "--train.max_steps", "6",
@@ -175,9 +175,113 @@ def test_config_is_checked_before_launch():
     for extra, match in [
         (["--parallel.strategy", "pipeline", "--model.layers", "1"], r"layers \(1\) < pipeline stages \(2\)"),
         (["--parallel.strategy", "tensor", "--model.hidden", "7"], r"hidden\(7\) % hs\(2\) = 1"),
-        (["--parallel.strategy", "tensor", "--optim.clip", "1"], "cannot clip"),
-        (["--parallel.strategy", "pipeline", "--parallel.max_restarts", "1"], "cannot restart"),
         (["--parallel.strategy", "pipeline", "--parallel.data_degree", "3"], r"WORLD_SIZE\(2\) % dp\(3\)"),
     ]:
         with pytest.raises(UserError, match=match):
             check_config(load_config(None, extra), 2)
+
+
+# -- what a model split now supports: resume, clip, TBPTT, diagnostics, restarts ------------
+
+EXTRAS = ["--optim.name", "adam", "--optim.lr", "0.01", "--optim.clip", "0.05",
+          "--diagnostics.every", "2"]
+TBPTT = ["--train.tbptt_k1", "4", "--train.tbptt_k2", "8"]
+
+
+def _train_runs(rank, world, runs):
+    """Train each (run_dir, overrides, port, resume) in turn, each in a fresh process group."""
+    from rnnscope.parallel.worker import from_env
+    from rnnscope.train.loop import train
+    for run_dir, extra, port, resume in runs:
+        os.environ["MASTER_PORT"] = str(port)
+        cfg = _cfg(run_dir, extra)
+        train(cfg, distributed=from_env(cfg), resume=resume)
+
+
+_train_runs.joins_group = False
+
+
+def _reference(run_dir, extra) -> Reference:
+    from rnnscope.train.loop import train
+    train(_cfg(run_dir, extra))
+    return Reference(_final_weights(run_dir), run_dir)
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("strategy", ["pipeline", "hidden_split"])
+def test_a_model_split_clips_records_diagnostics_and_resumes_bitwise(ranks, tmp_path, strategy):
+    """Adam, --optim.clip and --diagnostics.every like one process; stopped at step 3 and
+    resumed, the run ends bitwise where the uninterrupted one does (optimizer state included)."""
+    from mp_ranks import free_port
+    split = ["--parallel.strategy", strategy, "--parallel.nproc", "2", *EXTRAS]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    ranks(_train_runs, 2, [(whole, split, free_port(), False),
+                           (part, split + ["--train.max_steps", "3"], free_port(), False),
+                           (part, split, free_port(), True)], timeout_s=150)
+    reference = _reference(tmp_path / "single", EXTRAS)
+    _check_weights_and_logs(whole, reference)
+    resumed, uninterrupted = _final_weights(part), _final_weights(whole)
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
+    optim = torch.load(whole / "checkpoints" / "latest.pt", weights_only=True)["optimizer"]
+    single = torch.load(reference.run_dir / "checkpoints" / "latest.pt", weights_only=True)
+    for k, entry in single["optimizer"]["state"].items():  # the whole model's, as one process's
+        assert rel_err(optim["state"][k]["exp_avg"], entry["exp_avg"]) <= 1e-4, k
+    # the clip's norm: one 8-byte all-reduce per step in the model group, as the formula says
+    rows = [r for r in read_jsonl(whole / "traffic.jsonl") if r["tag"] == "grad-norm"]
+    assert {r["step"] for r in rows} == set(range(1, 7)) and all(r["phase"] == "step" for r in rows)
+    assert all(r["calls"] == 1 and r["payload_bytes"] == 8 for r in rows)
+    shape = RNNShape(1, 8, 2, 12, 16, 1, 4)
+    clip_plan = strategy_traffic(strategy, shape, 2, chunk=1, clip=True)
+    assert [t.tag for t in clip_plan.transfers][-1] == "grad_norm"
+    # diagnostics on rank 0 with the whole model: the single process's records
+    records, expected = (_diagnostics(run) for run in (whole, reference.run_dir))
+    assert [r["step"] for r in records] == [r["step"] for r in expected] == [2, 4, 6]
+    assert [r["loss"] for r in records] == pytest.approx([r["loss"] for r in expected], rel=1e-4)
+
+
+@pytest.mark.distributed
+def test_a_model_split_trains_with_tbptt_like_one_process(ranks, tmp_path):
+    """Truncated BPTT (windows of 4, 8 steps backpropagated: steps carried without a graph)."""
+    from mp_ranks import free_port
+    runs = [(tmp_path / s, ["--parallel.strategy", s, "--parallel.nproc", "2", *TBPTT],
+             free_port(), False) for s in ("pipeline", "hidden_split")]
+    ranks(_train_runs, 2, runs, timeout_s=120)
+    reference = _reference(tmp_path / "single", TBPTT)
+    for run_dir, *_ in runs:
+        _check_weights_and_logs(run_dir, reference)
+
+
+def _check_weights_and_logs(run_dir, reference) -> None:
+    weights = _final_weights(run_dir)
+    for name, expected in reference.items():
+        assert rel_err(weights[name], expected) <= 1e-5, f"{run_dir.name}: {name}"
+    logged, single = _metrics(run_dir), _metrics(reference.run_dir)
+    for key in ("loss", "grad_norm", "val_loss"):
+        assert [m[key] for m in logged] == pytest.approx([m[key] for m in single], rel=1e-5), key
+
+
+def _diagnostics(run_dir) -> list[dict]:
+    import json
+    return [json.loads(line) for line in (run_dir / "diagnostics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(150)
+def test_a_pipeline_restarts_from_its_last_checkpoint(tmp_path):
+    """--parallel.max_restarts with a model split: a killed stage, a restart, a finished run."""
+    from test_launch import kill_worker_after_first_checkpoint, start_training
+    from rnnscope.train.checkpoint import load_checkpoint
+    run_dir = tmp_path / "run"
+    proc = start_training(run_dir, "--parallel.strategy", "pipeline", "--model.layers", "2",
+                          "--optim.name", "momentum", "--train.max_steps", "40",
+                          "--parallel.max_restarts", "1")
+    try:
+        kill_worker_after_first_checkpoint(proc, run_dir, rank=1)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["step"] == 40
+    steps = [int(line.split('"step": ')[1].split(",")[0])
+             for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 40

@@ -37,10 +37,3 @@ def reference_grads(net: SequenceModel, x: torch.Tensor, y: torch.Tensor) -> dic
     grads = {n: p.grad.clone() for n, p in net.named_parameters()}
     net.zero_grad(set_to_none=True)
     return grads
-
-
-def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    """‖actual − expected‖ / ‖expected‖."""
-    scale = expected.norm().item()
-    diff = (actual - expected).norm().item()
-    return diff / scale if scale > 0 else diff

@@ -95,11 +95,3 @@ def test_resume_continues_a_stopped_run(tmp_path, capsys):
     assert run_cli("train", "--resume", str(run), "--train.max_steps", "12") == 0
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps[-1] == 12 and load_config(run / "config.toml").train.max_steps == 12
-
-
-def test_a_missing_parallel_part_is_a_user_error():
-    from rnnscope.cli.train import _parallel
-    from rnnscope.errors import UserError
-
-    with pytest.raises(UserError, match="--parallel.strategy data is not available"):
-        _parallel("no_such_module", "data")

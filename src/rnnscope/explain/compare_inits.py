@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 
-from rnnscope.diagnostics.from_run import run_batch, run_loss
+from rnnscope.explain.run_diagnosis import run_batch, run_loss
 from rnnscope.diagnostics.probe import traced_pass
 from rnnscope.diagnostics.summary import summarize
 from rnnscope.errors import UserError

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_reference import make_batch, make_net, reference_grads, rel_err
+from model_reference import make_batch, make_net, reference_grads
+from testing_utils import rel_err
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import Communicator
 from rnnscope.costs.layout import split_hidden
