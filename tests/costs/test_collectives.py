@@ -10,7 +10,7 @@ from rnnscope.costs.collectives import (
 
 
 def test_ring_all_reduce_matches_design_formula_when_n_divides_s():
-    # DESIGN.md: each rank sends 2(n-1)/n·S in 2(n-1) messages
+    # docs/architecture.md: each rank sends 2(n-1)/n·S in 2(n-1) messages
     S, n = 4 * 1024, 8
     cost = collective_cost("all_reduce", S, n)
     assert cost == CollectiveCost(2 * (n - 1) * S // n, 2 * (n - 1) * S // n, 2 * (n - 1))

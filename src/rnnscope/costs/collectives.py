@@ -2,7 +2,7 @@
 
 Pure integer arithmetic; the communicator's ledger and the planner call the same functions.
 
-Conventions (DESIGN.md "Numbers to respect"):
+Conventions (docs/architecture.md, "Numbers the code is held to"):
 - `payload_bytes` S is the whole array: the tensor all-reduced or broadcast, the *output* of an
   all-gather, the *input* of a reduce-scatter, the tensor sent point-to-point.
 - Counts are per rank: `sent_bytes`, `received_bytes`, `messages` (messages *sent*), so that the

@@ -154,10 +154,6 @@ class HiddenSplitStage:
                 dout = self._scatter(delta2d @ W_ih).view(T, B, self.Hk)
         self._saved, self._top = [], None
 
-    def owned_rows(self) -> slice:
-        """The rows of each RNN weight this rank owns."""
-        return self.rows
-
 
 class HiddenSplitParallel(ModelParallelContext):
     """`--parallel.strategy hidden_split`: the training loop's DistContext (see model_parallel)."""

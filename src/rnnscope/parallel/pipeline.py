@@ -24,7 +24,7 @@ import time
 import torch
 from torch import nn
 
-from rnnscope.costs.layout import bubble_fraction, chunk_bounds, split_layers
+from rnnscope.costs.layout import chunk_bounds, split_layers
 from rnnscope.engine import elman_layer
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import Communicator
@@ -64,7 +64,7 @@ class PipelineStage:
         self.weights = {k: layer_weights(rnn, k) for k in self.layers}
         self.readout = net.readout if self.is_last else None
         self.idle_s = 0.0  # seconds waiting for a neighbour since the last forward began
-        self.chunks = self.seq_len = 0
+        self.seq_len = 0
         self._chunks, self._tops, self._sends = [], [], []
 
     def parameters(self) -> list[nn.Parameter]:
@@ -113,7 +113,7 @@ class PipelineStage:
         L, H = self.num_layers, self.hidden
         dtype, device = self.weights[self.layers[0]][1].dtype, x.device
         bounds = chunk_bounds(T, self.chunk)
-        self.idle_s, self.chunks, self.seq_len = 0.0, len(bounds), T
+        self.idle_s, self.seq_len = 0.0, T
         self._batch, self._dtype, self._device, self._bounds = B, dtype, device, bounds
         x_tm = x.transpose(0, 1)  # (T, B, I) time-major
         h_n = torch.zeros(L, B, H, dtype=dtype, device=device)
@@ -207,10 +207,6 @@ class PipelineStage:
         for handle in self._sends:
             handle.wait()
         self._sends = []
-
-    def bubble(self) -> float:
-        """The bubble model's idle share for the last step's chunk count."""
-        return bubble_fraction(self.stages, max(self.chunks, 1))
 
 
 class PipelineParallel(ModelParallelContext):
