@@ -68,3 +68,15 @@ def test_calibrate_measures_this_machine_and_predicts_local_runs(capsys):
     assert compute["flops_per_s"] > 0 and compute["ddp_overhead_s"] >= 0
     assert compute["chunk_overhead_s"] == 0.0  # one layer: no pipeline
     assert set(out["calibration"]["links"]) >= {"send", "all_reduce", "broadcast"}
+
+
+def test_clipping_adds_the_norm_all_reduce_to_a_model_split(capsys):
+    def best(*extra):
+        assert main(["plan", *MODEL, "--workers", "8", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)["plans"][0]["best"]
+
+    plain, clipped = best(), best("--optim.clip", "1")
+    tags = {family: [item["tag"] for item in plan["items"]] for family, plan in clipped.items()}
+    assert "grad_norm" in tags["hidden_split"] and "grad_norm" not in tags["data"]
+    assert clipped["hidden_split"]["step_s"] > plain["hidden_split"]["step_s"]
+    assert clipped["data"]["step_s"] == plain["data"]["step_s"]

@@ -73,7 +73,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                      "the communicator, the engine's speed, the strategies' code-path "
                      "overheads) and predict local runs (default --workers 2,4; "
                      "--data.batch_size is the global batch, as in train)")
-    add_config_options(parser, sections=("model", "data", "parallel"))
+    add_config_options(parser, sections=("model", "data", "optim", "parallel"))
     return parser
 
 
