@@ -273,7 +273,7 @@ def test_a_pipeline_restarts_from_its_last_checkpoint(tmp_path):
     from rnnscope.train.checkpoint import load_checkpoint
     run_dir = tmp_path / "run"
     proc = start_training(run_dir, "--parallel.strategy", "pipeline", "--model.layers", "2",
-                          "--optim.name", "momentum", "--train.max_steps", "40",
+                          "--optim.name", "momentum", "--train.max_steps", "30",
                           "--parallel.max_restarts", "1")
     try:
         kill_worker_after_first_checkpoint(proc, run_dir, rank=1)
@@ -281,7 +281,7 @@ def test_a_pipeline_restarts_from_its_last_checkpoint(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr[-3000:]
-    assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["step"] == 40
+    assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["step"] == 30
     steps = [int(line.split('"step": ')[1].split(",")[0])
              for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert steps == sorted(set(steps)) and steps[-1] == 40
+    assert steps == sorted(set(steps)) and steps[-1] == 30

@@ -54,7 +54,7 @@ class Patterns:
 
 
 def payload_sizes(shape: RNNShape, chunk: int, bucket_mb: float) -> list[int]:
-    """Bytes of every message the data, pipeline and tensor runs of `shape` send, sorted.
+    """Bytes of every message the data, pipeline and hidden-split runs of `shape` send, sorted.
 
     The hidden split's B×H state and T×B×H input gradient, the pipeline's chunk of chunk×B×H
     (and a shorter last one) and its ŷ, and DDP's buckets and the per-tensor all-reduces.
