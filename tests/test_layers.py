@@ -33,3 +33,11 @@ def test_costs_reads_only_the_standard_library():
             elif top not in sys.stdlib_module_names:
                 outside.add((module, imported))
     assert not outside, f"costs must stay pure: {sorted(outside)}"
+
+
+def test_the_planner_reads_its_tables_without_torch():
+    """plan/ and costs/ import neither torch nor numpy (a fresh process, to see what loads)."""
+    code = ("import sys; import rnnscope.plan.table, rnnscope.plan.timeline, rnnscope.costs.traffic, "
+            "rnnscope.costs.units; print(sorted({'torch', 'numpy'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
