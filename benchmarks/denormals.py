@@ -18,7 +18,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from rnnscope.plan.looptime import loop_step_seconds
+from rnnscope.calibrate.looptime import loop_step_seconds
 from rnnscope.train.config import load_config
 
 CASES = [(activation, T) for activation in ("sigmoid", "tanh") for T in (50, 100, 200)]

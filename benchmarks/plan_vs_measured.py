@@ -1,13 +1,13 @@
 """The planner against real runs on this machine: bytes, messages and step time, side by side.
 
-    python benchmarks/plan_vs_measured.py                          # data, pipeline, tensor; N = 2, 4
+    python benchmarks/plan_vs_measured.py                          # data, pipeline, hidden_split; N = 2, 4
     python benchmarks/plan_vs_measured.py --nproc 2 --json out.json --hidden 128
 
 For each N it first calibrates with N processes sharing the cores as the runs' workers do
-(`rnnscope.plan.calibrate`: gloo's α/β per op and message size through the Communicator on
+(`rnnscope.calibrate.network`: gloo's α/β per op and message size through the Communicator on
 127.0.0.1, the engine's speed and the strategies' code-path overheads on one thread each).
 Then, for each strategy, it predicts the
-step from the model and data shapes alone (`rnnscope.plan.strategies` for bytes and messages,
+step from the model and data shapes alone (`rnnscope.costs.traffic` for bytes and messages,
 `rnnscope.plan.simulate` for the time) and runs `rnnscope train --parallel.strategy S
 --parallel.nproc N` (one thread per worker). The measured side is the run's ledger
 (traffic.jsonl, phase "step", the steps after --warmup): wire bytes and messages summed over
@@ -28,15 +28,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rnnscope.plan.calibrate import GLOO, calibrated_inputs
+from rnnscope.calibrate.machine import calibrated_inputs
+from rnnscope.costs.backends import GLOO
+from rnnscope.costs.layout import STRATEGIES, ParallelLayout
+from rnnscope.costs.traffic import strategy_traffic
+from rnnscope.costs.units import format_bytes, format_seconds
 from rnnscope.plan.from_config import shape_from_config
-from rnnscope.plan.simulate import Layout, simulate
-from rnnscope.plan.strategies import data_parallel_traffic, hidden_split_traffic, pipeline_traffic
-from rnnscope.plan.units import format_bytes, format_seconds
+from rnnscope.plan.simulate import simulate
 from rnnscope.train.config import load_config
-
-LAYOUTS = {"data": lambda n: Layout(data=n), "pipeline": lambda n: Layout(pipeline=n),
-           "tensor": lambda n: Layout(hidden=n)}
 
 
 def config_overrides(args) -> list[str]:
@@ -79,14 +78,9 @@ def run_train(strategy: str, nproc: int, args, folder: Path) -> dict:
 
 def predict(strategy: str, nproc: int, inputs) -> dict:
     """Bytes and messages (all ranks) and step time that the planner predicts."""
-    s = inputs.shape
-    if strategy == "data":
-        traffic = data_parallel_traffic(s, nproc, inputs.bucket_mb, algorithms=GLOO)
-    elif strategy == "pipeline":
-        traffic = pipeline_traffic(s, nproc, inputs.chunk, algorithms=GLOO)
-    else:
-        traffic = hidden_split_traffic(s, nproc, algorithms=GLOO)
-    plan = simulate(inputs, LAYOUTS[strategy](nproc))
+    traffic = strategy_traffic(strategy, inputs.shape, nproc, chunk=inputs.chunk,
+                               bucket_mb=inputs.bucket_mb, algorithms=GLOO)
+    plan = simulate(inputs, ParallelLayout.for_strategy(strategy, nproc))
     return {"step_s": plan.step_s, "bytes": traffic.network_bytes,
             "messages": traffic.network_messages}
 
@@ -120,8 +114,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nproc", type=int, nargs="+", default=[2, 4], help="worker counts")
-    parser.add_argument("--strategies", nargs="+", default=["data", "pipeline", "tensor"],
-                        choices=list(LAYOUTS), help="strategies to run")
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
+                        choices=list(STRATEGIES), help="strategies to run")
     parser.add_argument("--hidden", type=int, default=64, help="--model.hidden (default 64)")
     parser.add_argument("--layers", type=int, default=4, help="--model.layers (default 4)")
     parser.add_argument("--seq-len", type=int, default=50, help="--data.seq_len (default 50)")
@@ -142,7 +136,7 @@ def main() -> int:
         for strategy, nproc in runs:
             if nproc not in calibrations:  # calibrated as N workers share the cores
                 inputs, _, calibrations[nproc] = calibrated_inputs(shape, cfg, world=nproc)
-                print(f"calibrated with {nproc} processes: {calibrations[nproc]['summary']}",
+                print(f"calibrated with {nproc} processes: {calibrations[nproc].summary}",
                       flush=True)
             predicted = predict(strategy, nproc, inputs)
             measured = run_train(strategy, nproc, args, Path(tmp))

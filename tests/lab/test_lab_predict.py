@@ -5,7 +5,7 @@ import pytest
 from rnnscope.errors import UserError
 from rnnscope.lab.predict import (ALPHA_S, TCP_PAYLOAD_SHARE, TCP_PAYLOAD_SHARE_BIDIRECTIONAL,
                                   frame_payload_bytes, lab_link, predict_step, shape_from_config)
-from rnnscope.plan.strategies import data_parallel_traffic
+from rnnscope.costs.traffic import data_parallel_traffic
 from rnnscope.train.config import load_config
 
 

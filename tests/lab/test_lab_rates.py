@@ -3,7 +3,8 @@
 import pytest
 
 from rnnscope.errors import UserError
-from rnnscope.lab.rates import format_rate, parse_rate, parse_rates
+from rnnscope.costs.units import format_rate, parse_rate, parse_rates
+from rnnscope.lab.netns import LINK_RATE_LIMITS
 
 
 @pytest.mark.parametrize(("text", "bps"), [
@@ -20,7 +21,7 @@ def test_parse_rate_reads_si_bit_units(text, bps):
 ])
 def test_parse_rate_refuses_with_the_value_and_the_fix(text, needle):
     with pytest.raises(UserError) as info:
-        parse_rate(text, "--link")
+        parse_rate(text, "--link", LINK_RATE_LIMITS)
     assert needle in str(info.value) and "--link" in str(info.value) and repr(text) in str(info.value)
 
 

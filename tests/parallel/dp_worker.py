@@ -69,7 +69,7 @@ def train_steps(model: nn.Module, batches, shard=lambda b: b, on_step_end=None) 
 
 
 def run_train(args, cfg) -> None:
-    from rnnscope.parallel.context import from_env
+    from rnnscope.parallel.worker import from_env
 
     ctx = from_env(cfg)
     model, batches = build(args.hidden, args.steps, args.batch, getattr(torch, args.dtype), cell=args.cell)

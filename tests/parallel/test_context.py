@@ -3,7 +3,8 @@
 import pytest
 
 from rnnscope.errors import UserError
-from rnnscope.parallel.context import WorkerEnv, choose_backend, from_env
+from rnnscope.parallel.context import WorkerEnv, choose_backend
+from rnnscope.parallel.worker import from_env
 from rnnscope.train.config import load_config
 
 

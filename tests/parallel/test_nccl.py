@@ -38,7 +38,7 @@ def test_data_parallel_on_nccl_records_every_step(tmp_path):
     assert sorted({r["step"] for r in grads}) == [1, 2, 3, 4]
     assert {r["rank"] for r in grads} == set(range(n))
     for row in grads:
-        # ring all-reduce: each rank sends 2(n−1)/n of the payload (DESIGN.md)
+        # ring all-reduce: each rank sends 2(n−1)/n of the payload (docs/architecture.md)
         assert row["wire_bytes_sent"] == pytest.approx(2 * (n - 1) / n * row["payload_bytes"],
                                                        rel=1e-6, abs=8 * row["calls"])
 

@@ -4,9 +4,11 @@ import pytest
 
 from rnnscope.plan.alphabeta import Link
 from rnnscope.plan.compute import Device
-from rnnscope.plan.simulate import Layout, PlanInputs, simulate
-from rnnscope.plan.strategies import RNNShape
-from rnnscope.plan.timeline import step_events, utilization
+from rnnscope.costs.layout import ParallelLayout
+from rnnscope.plan.simulate import PlanInputs, simulate
+from rnnscope.costs.traffic import RNNShape
+from rnnscope.plan.events import step_events
+from rnnscope.plan.timeline import utilization
 from rnnscope.plan.topology import Topology
 
 DEVICE = Device("test", {4: 1e12}, utilization=1.0, step_overhead_s=1e-5)
@@ -14,8 +16,8 @@ SHAPE = RNNShape(input_size=4, hidden=64, layers=3, seq_len=30, batch=8)
 BW = 1e9
 
 
-@pytest.mark.parametrize("layout", [Layout(data=4), Layout(hidden=4), Layout(pipeline=3),
-                                    Layout(data=2, pipeline=3), Layout(data=2, hidden=2)])
+@pytest.mark.parametrize("layout", [ParallelLayout(data=4), ParallelLayout(hidden_split=4), ParallelLayout(pipeline=3),
+                                    ParallelLayout(data=2, pipeline=3), ParallelLayout(data=2, hidden_split=2)])
 def test_events_carry_the_plans_bytes_inside_the_step(layout):
     inp = PlanInputs(SHAPE, DEVICE, Topology(Link.simple(2e-5, BW)), chunk=7)
     plan = simulate(inp, layout)

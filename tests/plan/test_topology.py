@@ -4,7 +4,7 @@ import pytest
 
 from rnnscope.errors import UserError
 from rnnscope.plan.alphabeta import Link, collective_time
-from rnnscope.plan.collectives import collective_cost
+from rnnscope.costs.collectives import collective_cost
 from rnnscope.plan.topology import Topology, group_collective
 
 NET = Link.simple(5e-6, 50e9)

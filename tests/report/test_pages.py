@@ -68,7 +68,7 @@ def test_compare_page_has_each_strategy_and_its_timeline(pipeline_run, tmp_path)
 
     from rnnscope.parallel.comparison import compare_row
     from rnnscope.parallel.ledger import read_jsonl
-    from rnnscope.plan.strategies import RNNShape
+    from rnnscope.costs.traffic import RNNShape
 
     shape = RNNShape(1, 16, 2, 20, 32, 1, 4, every_step=True)
     stats = json.loads((pipeline_run / "model_parallel.json").read_text())

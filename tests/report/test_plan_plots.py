@@ -7,7 +7,7 @@ from rnnscope.plan.alphabeta import Link
 from rnnscope.plan.compute import get_device
 from rnnscope.plan.recommend import plan_workers
 from rnnscope.plan.simulate import PlanInputs
-from rnnscope.plan.strategies import RNNShape
+from rnnscope.costs.traffic import RNNShape
 from rnnscope.plan.topology import Topology
 from rnnscope.report.plan_plots import write_plan_plots
 

@@ -126,6 +126,15 @@ class RecordingContext:
         self.calls.append("grad_norm")
         return local
 
+    def before_snapshot(self, step, optimizer):
+        self.calls.append(f"snapshot{step}")
+
+    def optimizer_state(self, optimizer):
+        return optimizer.state_dict()
+
+    def local_optimizer_state(self, state):
+        return state
+
     def close(self, run_dir):
         self.calls.append(f"close:{run_dir is not None}")
 
@@ -137,9 +146,10 @@ def test_the_loop_calls_the_dist_context_at_its_seams(tmp_path, monkeypatch, is_
     monkeypatch.setattr(loop, "build_optimizer", lambda *a: built.append(len(ctx.calls)) or real(*a))
     ctx = RecordingContext(is_main)
     train(cfg_for(tmp_path, "--train.max_steps", "3"), distributed=ctx)
-    # SMALL logs every 5 steps and at the end: the loss and the gradient norm are reduced there
-    assert ctx.calls == ["wrap_model", "shard", "step1", "shard", "step2", "shard", "step3", "average",
-                         "grad_norm", f"close:{is_main}"]
+    # SMALL logs every 5 steps and at the end: every rank snapshots first, then the loss and the
+    # gradient norm are reduced
+    assert ctx.calls == ["wrap_model", "shard", "step1", "shard", "step2", "shard", "step3",
+                         "snapshot3", "average", "grad_norm", f"close:{is_main}"]
     assert built == [1]  # the optimizer is built after wrap_model
     assert (tmp_path / "run" / "metrics.jsonl").exists() == is_main
     assert (tmp_path / "run" / "checkpoints").exists() == is_main

@@ -34,7 +34,7 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand that is installed."""
+    """The top-level parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="rnnscope",
         description="Train recurrent networks and see what their training does, "
@@ -44,12 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="<command>")
     for name, module_name in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # that subcommand is not written yet
-                continue
-            raise
+        module = importlib.import_module(module_name)
         sub = module.register(subparsers)
         sub.set_defaults(_run=module.run)
     return parser

@@ -2,12 +2,12 @@
 
     rnnscope compare                                   # 2 local workers, 2 layers, 12 steps each
     rnnscope compare --nproc 2 --model.hidden 64 --data.seq_len 100 --parallel.chunk 10
-    rnnscope compare --strategies pipeline,tensor --json
+    rnnscope compare --strategies pipeline,hidden_split --json
 
 Each strategy runs as `rnnscope train --parallel.strategy S --parallel.nproc N` (torchrun, gloo on
 127.0.0.1) for --steps optimizer steps; its traffic.jsonl is then read back. The table shows,
 per training step and for all ranks together: wire bytes and messages measured by the
-communicator beside the strategy's formula (rnnscope.plan), the message rate, the share of the
+communicator beside the strategy's formula (rnnscope.costs), the message rate, the share of the
 step spent communicating, the step time, and for the pipeline each rank's measured idle share
 beside the bubble model (S−1)/(C+S−1).
 """
@@ -22,6 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from rnnscope.costs.layout import STRATEGIES, strategy_name
 from rnnscope.errors import UserError
 from rnnscope.train.options import add_config_options, overrides_from_args, use_config_parser
 
@@ -42,8 +43,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=2,
                         help="first steps left out of the means (default 2: DDP's first step "
                         "uses one bucket, and first calls are slow)")
-    parser.add_argument("--strategies", default=",".join(STRATEGY_NAMES),
-                        help="comma-separated subset of data,pipeline,tensor (default all)")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES),
+                        help=f"comma-separated subset of {','.join(STRATEGIES)} (default all)")
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="keep each strategy's run directory under DIR (default: a "
                         "temporary directory, removed at the end)")
@@ -57,14 +58,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-STRATEGY_NAMES = ("data", "pipeline", "tensor")
-
-
 def _strategies(text: str) -> list[str]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    bad = [s for s in names if s not in STRATEGY_NAMES]
-    if bad or not names:
-        raise UserError(f"--strategies {text!r}: choose from {', '.join(STRATEGY_NAMES)}")
+    names = [strategy_name(s.strip(), "--strategies") for s in text.split(",") if s.strip()]
+    if not names:
+        raise UserError(f"--strategies {text!r}: choose from {', '.join(STRATEGIES)}")
     return names
 
 
@@ -104,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     """Run every strategy, read their ledgers, print the table (or JSON)."""
     from rnnscope.data import build_dataset
     from rnnscope.parallel.comparison import compare_row
-    from rnnscope.plan.strategies import RNNShape
+    from rnnscope.costs.traffic import RNNShape
     from rnnscope.parallel.ledger import read_jsonl
     from rnnscope.train.config import load_config
 
@@ -131,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             rows.append(compare_row(strategy, read_jsonl(run_dir / "traffic.jsonl"), shape,
                                     args.nproc, chunk=cfg.parallel.chunk,
                                     bucket_mb=cfg.parallel.bucket_mb, warmup=args.warmup,
-                                    stats=stats))
+                                    stats=stats, clip=cfg.optim.clip > 0))
         if args.html:  # while the run directories (their timelines) still exist
             from rnnscope.report.pages import compare_page
 
@@ -177,8 +174,9 @@ def print_table(rows, shape, nproc: int, chunk: int) -> None:
     console.print(table)
     console.print(
         "bytes, messages: sent on the wire per step by the communicator's ledger; formula: "
-        "rnnscope.plan (data: DDP buckets all-reduced; pipeline: 2(S−1)·T·B·H·b in "
-        f"2(S−1)·⌈T/{chunk}⌉ messages, plus ŷ broadcast; tensor: an all-gather and a "
+        "rnnscope.costs (data: DDP buckets all-reduced; pipeline: 2(S−1)·T·B·H·b in "
+        f"2(S−1)·⌈T/{chunk}⌉ messages, plus ŷ broadcast; hidden_split: an all-gather and a "
         "reduce-scatter of B·H·b per layer and step, gloo runs the reduce-scatter as an "
-        "all-reduce). idle: each pipeline rank's time waiting for a neighbour.",
+        "all-reduce; with --optim.clip a model split adds an 8-byte all-reduce of the gradient "
+        "norm). idle: each pipeline rank's time waiting for a neighbour.",
         highlight=False)

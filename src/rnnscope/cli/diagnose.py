@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _diagnose(args: argparse.Namespace) -> int:
-    from rnnscope.diagnostics.from_run import diagnose_run
+    from rnnscope.explain.run_diagnosis import diagnose_run
     from rnnscope.report import plots
 
     result = diagnose_run(args.run_dir, args.checkpoint, args.epsilon)
@@ -116,7 +116,7 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace, overrides: list[str]) -> int:
-    from rnnscope.diagnostics.compare_inits import compare_inits
+    from rnnscope.explain.compare_inits import compare_inits
     from rnnscope.report import plots
     from rnnscope.train.config import load_config
 

@@ -37,7 +37,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     rate.add_argument("--sweep-link", metavar="RATES",
                       help="comma-separated rates to run one after another, e.g. 10Mbit,100Mbit,1Gbit")
     lab.add_argument("--strategy", default="data",
-                     help="parallel strategy, or a comma-separated list: data, pipeline, tensor")
+                     help="parallel strategy, or a comma-separated list: data, pipeline, hidden_split")
     lab.add_argument("--steps", type=int, default=20,
                      help="optimizer steps per run (sets --train.max_steps for the workers)")
     lab.add_argument("--delay-ms", type=float, default=0.0,
@@ -51,7 +51,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     lab.add_argument("--html", metavar="FILE", help="also write the results as one HTML page")
     lab.add_argument("--calibrate", action="store_true",
                      help="first measure gloo's cost per message on loopback (10-30 s) and let the "
-                     "prediction use it (matters for many small messages: --strategy tensor)")
+                     "prediction use it (matters for many small messages: --strategy hidden_split)")
     lab.add_argument("--measure-link", type=float, metavar="SECONDS",
                      help="only measure host 0 -> host 1 with a bulk TCP transfer this long")
     lab.add_argument("--check", action="store_true",
@@ -84,9 +84,11 @@ def run(args: argparse.Namespace) -> int:
         return _cleanup()
     if args.check:
         return _check(args)
-    from rnnscope.lab.rates import parse_rate, parse_rates
+    from rnnscope.costs.units import parse_rate, parse_rates
+    from rnnscope.lab.netns import LINK_RATE_LIMITS
 
-    rates = parse_rates(args.sweep_link) if args.sweep_link else [parse_rate(args.link)]
+    rates = (parse_rates(args.sweep_link, limits=LINK_RATE_LIMITS) if args.sweep_link
+             else [parse_rate(args.link, limits=LINK_RATE_LIMITS)])
     if args.steps < 1:
         raise UserError(f"--steps must be ≥ 1, got {args.steps}")
     if args.timeout <= 0:
@@ -134,7 +136,7 @@ def _measure(args: argparse.Namespace, rates: list[float]) -> int:
     from rnnscope.errors import UserError
     from rnnscope.lab.bulk import measure
     from rnnscope.lab.netns import Lab
-    from rnnscope.lab.rates import format_rate
+    from rnnscope.costs.units import format_rate
 
     if not 0 < args.measure_link <= 60:
         raise UserError(f"--measure-link must be between 0 and 60 seconds, got {args.measure_link:g}")
@@ -165,6 +167,7 @@ def _train(args: argparse.Namespace, rates: list[float]) -> int:
     """Every strategy at every rate: per-run tables as they end, then the sweep table and plot."""
     from rich.console import Console
 
+    from rnnscope.costs.layout import strategy_name
     from rnnscope.report.lab_plots import plot_sweep
     from rnnscope.lab.requirements import require
     from rnnscope.lab.sweep import LabPlan, check_plan, sweep
@@ -172,7 +175,8 @@ def _train(args: argparse.Namespace, rates: list[float]) -> int:
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     plan = LabPlan(hosts=args.hosts, rates_bps=rates,
-                   strategies=[s.strip() for s in args.strategy.split(",") if s.strip()],
+                   strategies=[strategy_name(s.strip(), "--strategy")
+                               for s in args.strategy.split(",") if s.strip()],
                    config_path=args.config,
                    overrides=train_overrides(args) + ["--train.max_steps", str(args.steps)],
                    out_dir=Path(args.out or f"runs/lab-{stamp}"), delay_ms=args.delay_ms,

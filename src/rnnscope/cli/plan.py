@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 
@@ -74,14 +75,14 @@ def register(subparsers) -> argparse.ArgumentParser:
                      "the communicator, the engine's speed, the strategies' code-path "
                      "overheads) and predict local runs (default --workers 2,4; "
                      "--data.batch_size is the global batch, as in train)")
-    add_config_options(parser, sections=("model", "data", "parallel"))
+    add_config_options(parser, sections=("model", "data", "optim", "parallel"))
     return parser
 
 
 def _topology(args: argparse.Namespace):
     from rnnscope.plan.alphabeta import Link
     from rnnscope.plan.topology import Topology
-    from rnnscope.plan.units import parse_bandwidth, parse_duration
+    from rnnscope.costs.units import parse_bandwidth, parse_duration
 
     inter = Link.simple(parse_duration(args.latency, "--latency"),
                         parse_bandwidth(args.link, "--link"), "network")
@@ -93,7 +94,7 @@ def _topology(args: argparse.Namespace):
 
 
 def _workers(args: argparse.Namespace) -> list[int]:
-    from rnnscope.plan.units import parse_int_list
+    from rnnscope.costs.units import parse_int_list
 
     if args.nodes is not None:
         if args.workers is not None:
@@ -115,7 +116,7 @@ def _device(args: argparse.Namespace):
     from dataclasses import replace
 
     from rnnscope.plan.compute import get_device
-    from rnnscope.plan.units import parse_duration
+    from rnnscope.costs.units import parse_duration
 
     device = get_device(args.device)
     if args.utilization is not None:
@@ -138,13 +139,16 @@ def run(args: argparse.Namespace) -> int:
     dtype_bytes = {"fp32": 4, "bf16": 2}[args.dtype]
     shape = shape_from_config(cfg, args.input_size, args.output_size, dtype_bytes)
     if args.calibrate:
-        from rnnscope.plan.calibrate import calibrated_inputs
+        from rnnscope.calibrate.machine import calibrated_inputs
 
-        inputs, workers, measured = calibrated_inputs(shape, cfg)
+        inputs, workers, calibration = calibrated_inputs(shape, cfg)
+        inputs = dataclasses.replace(inputs, clip=cfg.optim.clip > 0)
         workers = _workers(args) if args.workers or args.nodes else workers
+        measured = calibration.to_dict()
     else:
         inputs = PlanInputs(shape, _device(args), _topology(args), chunk=cfg.parallel.chunk,
-                            bucket_mb=cfg.parallel.bucket_mb, scaling=args.scaling)
+                            bucket_mb=cfg.parallel.bucket_mb, scaling=args.scaling,
+                            clip=cfg.optim.clip > 0)
         workers, measured = _workers(args), None
     plans = [plan_workers(inputs, n) for n in workers]
     if args.json:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 from pathlib import Path
 
@@ -33,17 +32,6 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "then any --section.key options); the result is bitwise the uninterrupted run's")
     add_config_options(parser)
     return parser
-
-
-def _parallel(module: str, strategy: str):
-    """rnnscope.parallel.<module>, or a UserError when that part is not installed."""
-    try:
-        return importlib.import_module(f"rnnscope.parallel.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("rnnscope.parallel", f"rnnscope.parallel.{module}"):
-            raise UserError(f"--parallel.strategy {strategy} is not available in this install "
-                            f"(rnnscope.parallel.{module} is missing); use --parallel.strategy none") from None
-        raise
 
 
 def resolve(args: argparse.Namespace):
@@ -76,8 +64,12 @@ def run(args: argparse.Namespace) -> int:
         if "RANK" not in os.environ:  # the launcher: start torchrun on the same command
             argv = ["train"] + (["--config", args.config] if args.config else []) + overrides
             argv += ["--resume", args.resume] if args.resume else ["--train.run_dir", cfg.train.run_dir]
-            return int(_parallel("launch", cfg.parallel.strategy).launch(cfg, argv))
-        distributed = _parallel("context", cfg.parallel.strategy).from_env(cfg)
+            from rnnscope.parallel.launch import launch
+
+            return int(launch(cfg, argv))
+        from rnnscope.parallel.worker import from_env
+
+        distributed = from_env(cfg)
     resume = bool(args.resume) or bool(getattr(distributed, "resume", False))  # torchrun restart
     result = train(cfg, distributed=distributed, resume=resume)
     if distributed is None or distributed.is_main:

@@ -3,6 +3,10 @@
     walkthrough(Setting())            figure 5-3: forward, backward, accumulated adjustments, update
     curve_facts()                     figure 5-4: σ(z), σ'(z), σ'(z)/σ'(0) and the thresholds
     forgetting(ForgettingSetting())   figure 5-5: how little h_1 still changes h_2, h_3, …
+
+And what loads a run to look inside it (it sits above train and diagnostics):
+`run_diagnosis.diagnose_run` (a run directory's checkpoint re-traced) and
+`compare_inits.compare_inits` (one model at initialization under several schemes).
 """
 
 from rnnscope.explain.curve import curve_facts

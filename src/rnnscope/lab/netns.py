@@ -23,9 +23,9 @@ import subprocess
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+from rnnscope.costs.units import format_rate
 from rnnscope.errors import UserError
 from rnnscope.lab import system
-from rnnscope.lab.rates import format_rate
 from rnnscope.lab.requirements import require
 from rnnscope.lab.signals import blocked_signals, unwinding_signals
 from rnnscope.parallel.wire import InterfaceBytes
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 SUBNET = "10.213.0"  # /24, assigned only to veths inside the lab's own namespaces
 MAX_HOSTS = 64
+# link rates tc can shape here, bits/s: tbf cannot shape much below 100 kbit (and a link that
+# slow would stall any training); veth pairs move a few Gbit/s at most, above 40 Gbit tbf shapes nothing
+LINK_RATE_LIMITS = (100e3, 40e9)
 MTU = 1500  # bytes; an Ethernet-like link, so frame overheads are those of a real network
 
 

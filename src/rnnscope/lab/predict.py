@@ -17,20 +17,26 @@ flat topology, with gloo's algorithms, run on a device that computes in no time,
 returns is the communication on the critical path alone (a pipeline's sends chunk by chunk, a
 hidden split's two collectives per time step, DDP's buckets one after another). The step time
 the run is held to adds the computation the run itself measured (see `results`). The bytes and
-messages are the planner's transfers (`rnnscope.plan.strategies`) costed by the formulas of
-`rnnscope.plan.collectives`, as gloo runs them.
+messages are the planner's transfers (`rnnscope.costs.traffic`) costed by the formulas of
+`rnnscope.costs.collectives`, as gloo runs them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rnnscope.errors import UserError
+from rnnscope.calibrate.fit import fit_network
+from rnnscope.calibrate.loopback import measure_network
+from rnnscope.costs.backends import GLOO
+from rnnscope.costs.collectives import canonical_op, collective_cost
+from rnnscope.costs.layout import ParallelLayout, strategy_name
+from rnnscope.costs.traffic import RNNShape, StrategyTraffic, network_totals
+from rnnscope.costs.traffic import strategy_traffic as step_traffic
 from rnnscope.plan.alphabeta import Link, Regime
 from rnnscope.plan.compute import Device
-from rnnscope.plan.collectives import canonical_op, collective_cost, network_bytes
-from rnnscope.plan.strategies import (RNNShape, StrategyTraffic, data_parallel_traffic,
-                                      hidden_split_traffic, pipeline_traffic)
+from rnnscope.plan.from_config import shape_from_config
+from rnnscope.plan.simulate import PlanInputs, simulate
+from rnnscope.plan.topology import Topology
 
 ALPHA_S = 100e-6  # seconds per message: gloo over a veth pair here (about loopback's 50-70 µs + a hop)
 TCP_PAYLOAD_SHARE = 1448 / 1514  # payload bytes per frame byte for full-size TCP segments
@@ -75,21 +81,12 @@ def lab_link(rate_bps: float, delay_ms: float = 0.0, *, bidirectional: bool = Fa
 
 
 def calibrate_software() -> dict[str, Link]:
-    """gloo's α and β per op and message size on 127.0.0.1 (`rnnscope.plan.calibrate`), 10-30 s.
+    """gloo's α and β per op and message size on 127.0.0.1 (`rnnscope.calibrate`), 10-30 s.
 
     Loopback is far faster than any lab link, so what it measures is the software's cost per
     message (which the planner's regimes capture), not a wire's.
     """
-    from rnnscope.plan.calibrate import fit_network, measure_network
-
-    return fit_network(measure_network(2), 2)
-
-
-def shape_from_config(cfg) -> RNNShape:
-    """The model and batch sizes a `rnnscope.train` config trains (the planner's own reading)."""
-    from rnnscope.plan.from_config import shape_from_config as plan_shape
-
-    return plan_shape(cfg)
+    return fit_network(measure_network(2).network, 2)
 
 
 def planned_comm_seconds(cfg, strategy: str, shape: RNNShape, hosts: int, rate_bps: float,
@@ -99,10 +96,6 @@ def planned_comm_seconds(cfg, strategy: str, shape: RNNShape, hosts: int, rate_b
 
     `software`: per-op loopback fits from `calibrate_software` (formula ops), or None.
     """
-    from rnnscope.parallel.comm import BACKEND_ALGORITHMS
-    from rnnscope.plan.simulate import Layout, PlanInputs, simulate
-    from rnnscope.plan.topology import Topology
-
     software = software or {}
 
     def link(op: str) -> Link:
@@ -114,60 +107,41 @@ def planned_comm_seconds(cfg, strategy: str, shape: RNNShape, hosts: int, rate_b
                     op_links={op: link(op) for op in COLLECTIVES + ("send", "recv")})
     inputs = PlanInputs(shape, NO_COMPUTE, star, chunk=cfg.parallel.chunk,
                         bucket_mb=cfg.parallel.bucket_mb, scaling="strong",
-                        algorithms=BACKEND_ALGORITHMS["gloo"])
-    layout = {"data": Layout(data=hosts), "pipeline": Layout(pipeline=hosts),
-              "tensor": Layout(hidden=hosts)}[strategy]
-    return simulate(inputs, layout).step_s
+                        algorithms=GLOO, clip=cfg.optim.clip > 0)
+    return simulate(inputs, ParallelLayout.for_strategy(strategy, hosts)).step_s
 
 
 def strategy_traffic(strategy: str, shape: RNNShape, hosts: int, cfg) -> StrategyTraffic:
     """The plan's traffic of one step of `strategy` with one worker per host."""
-    if strategy == "data":
-        return data_parallel_traffic(shape, hosts, bucket_mb=cfg.parallel.bucket_mb)
-    if strategy == "pipeline":
-        return pipeline_traffic(shape, stages=hosts, chunk=cfg.parallel.chunk)
-    if strategy == "tensor":
-        return hidden_split_traffic(shape, hosts)
-    raise UserError(f"--strategy {strategy!r} is not one the lab can predict; "
-                    f"choose data, pipeline or tensor")
+    return step_traffic(strategy_name(strategy, "--strategy"), shape, hosts,
+                        chunk=cfg.parallel.chunk, bucket_mb=cfg.parallel.bucket_mb,
+                        clip=cfg.optim.clip > 0)
 
 
 def predict_step(cfg, strategy: str, hosts: int, rate_bps: float, delay_ms: float = 0.0,
                  software: dict[str, Link] | None = None) -> Prediction:
     """The plan's bytes, messages and communication seconds of one step on the lab.
 
-    Each of the plan's transfers is costed as gloo runs it (`BACKEND_ALGORITHMS`: gloo's
+    Each of the plan's transfers is costed as gloo runs it (`costs.backends.GLOO`: gloo's
     reduce-scatter is an all-reduce that every rank cuts); the seconds are the planner's
     simulated communication (`planned_comm_seconds`), with gloo's measured per-message cost
     when `software` (from `calibrate_software`) is given.
     """
-    from rnnscope.parallel.comm import BACKEND_ALGORITHMS
-
     shape = shape_from_config(cfg)
     b = shape.bytes_per_element
     traffic = strategy_traffic(strategy, shape, hosts, cfg)
-    sent = messages = total_bytes = total_messages = 0
+    sent = messages = 0
     for t in traffic.transfers:
-        op, algorithm = BACKEND_ALGORITHMS["gloo"][canonical_op(t.op)]
+        op, algorithm = GLOO[canonical_op(t.op)]
         busiest = collective_cost(op, t.payload_bytes, t.group, algorithm, element_size=b)
         sent += t.count * busiest.sent_bytes
         messages += t.count * busiest.messages
-        total_bytes += t.count * network_bytes(op, t.payload_bytes, t.group, algorithm)
-        total_messages += t.count * network_messages(op, t.payload_bytes, t.group, algorithm, b)
+    total_bytes, total_messages = network_totals(traffic, GLOO)
     if strategy == "pipeline":  # one boundary, two ways: the busiest rank sends one way only
         sent, messages = traffic.sent_bytes, traffic.messages
     seconds = planned_comm_seconds(cfg, strategy, shape, hosts, rate_bps, delay_ms, software)
     return Prediction(strategy, hosts, rate_bps, sent, messages, total_bytes, total_messages,
                       seconds)
-
-
-def network_messages(op: str, payload_bytes: int, group: int, algorithm: str,
-                     element_size: int) -> int:
-    """Messages all ranks of `group` send for one operation (one for a send/recv pair)."""
-    if canonical_op(op) in ("send", "recv"):
-        return 1
-    return sum(collective_cost(op, payload_bytes, group, algorithm, rank=k,
-                               element_size=element_size).messages for k in range(group))
 
 
 def frame_payload_bytes(frame_bytes: int, packets: int) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rnnscope.lab.netns import Counters
 from rnnscope.lab.predict import Prediction, frame_payload_bytes
-from rnnscope.lab.rates import format_rate
+from rnnscope.costs.units import format_rate
 from rnnscope.parallel.ledger import read_jsonl
 
 TRAFFIC_FILE = "traffic.jsonl"  # what rank 0 writes into the run directory (parallel.context)

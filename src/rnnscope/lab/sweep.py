@@ -12,17 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnscope.costs.layout import ParallelLayout, strategy_name
 from rnnscope.errors import UserError
 from rnnscope.lab.netns import MAX_HOSTS, Lab
 from rnnscope.lab.predict import predict_step
-from rnnscope.lab.rates import format_rate
+from rnnscope.costs.units import format_rate
 from rnnscope.lab.results import LabResult, ledger_sent_by_rank, read_traffic, step_figures
 from rnnscope.lab.run import run_workers
 from rnnscope.lab.system import LabError
 
 log = logging.getLogger(__name__)
-
-STRATEGIES = ("data", "pipeline", "tensor")
 
 
 @dataclass(frozen=True)
@@ -66,14 +65,9 @@ def check_plan(plan: LabPlan) -> None:
     if not 2 <= plan.hosts <= MAX_HOSTS:
         raise UserError(f"--hosts must be between 2 and {MAX_HOSTS}, got {plan.hosts}")
     for strategy in plan.strategies:
-        if strategy not in STRATEGIES:
-            raise UserError(f"--strategy {strategy!r} is not a parallel strategy; "
-                            f"choose from {', '.join(STRATEGIES)}")
+        layout = ParallelLayout.for_strategy(strategy_name(strategy, "--strategy"), plan.hosts)
         cfg = plan.config(strategy, plan.out_dir / "check")
-        if strategy in ("pipeline", "tensor"):  # fail here, not inside N workers
-            from rnnscope.lab.predict import shape_from_config, strategy_traffic
-
-            strategy_traffic(strategy, shape_from_config(cfg), plan.hosts, cfg)
+        layout.check_model(cfg.model.layers, cfg.model.hidden)  # here, not inside N workers
     for path in (plan.out_dir / run_name(s, r) for s in plan.strategies for r in plan.rates_bps):
         if path.exists():
             raise UserError(f"{path} already exists; choose another --out or remove it")

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from rnnscope.lab.predict import frame_payload_bytes
 from rnnscope.lab.results import LabResult
-from rnnscope.lab.rates import format_rate
+from rnnscope.costs.units import format_rate
 
 
 def _mb(n: float) -> str:

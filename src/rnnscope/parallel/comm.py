@@ -4,7 +4,7 @@ Every collective and point-to-point operation of data, pipeline and tensor paral
 through a `Communicator`; none calls `torch.distributed` itself. Each call names a `tag` (what
 the bytes are for: `dp-grad`, `pp-act`, `tp-out`, ...) and is recorded in the `Ledger`: op, tag,
 payload bytes S, the wire bytes this rank sends and receives for the algorithm the backend runs,
-messages, and seconds. The wire formula is `rnnscope.plan.collectives.collective_cost`, the
+messages, and seconds. The wire formula is `rnnscope.costs.collectives.collective_cost`, the
 one the planner predicts with.
 
     comm = Communicator()                                   # the default process group
@@ -17,7 +17,7 @@ one the planner predicts with.
     handle = comm.isend(h, dst=1, tag="pp-act"); handle.wait()
 
 Ranks (`dst`, `src`) are ranks *within the communicator's group*. Payload conventions follow
-`rnnscope.plan.collectives`: S is the whole array (the output of an all-gather, the input of a
+`rnnscope.costs.collectives`: S is the whole array (the output of an all-gather, the input of a
 reduce-scatter). A failed operation raises `CommError` naming the op, tag, size and rank.
 """
 
@@ -31,21 +31,10 @@ import time
 import torch
 import torch.distributed as dist
 
+from rnnscope.costs.backends import BACKEND_ALGORITHMS
+from rnnscope.costs.collectives import collective_cost
 from rnnscope.parallel.ledger import Ledger, Record
-from rnnscope.plan.collectives import collective_cost
 
-# How each backend moves each op, as (the formula's op, its algorithm). Measured on loopback
-# (tests/parallel/test_wire.py): gloo's all-reduce and all-gather are rings, its broadcast moves
-# (n-1)·S in all, and its reduce-scatter is an all-reduce whose result each rank cuts, so it
-# costs 2(n-1)/n·S per rank, twice a ring reduce-scatter.
-BACKEND_ALGORITHMS: dict[str, dict[str, tuple[str, str]]] = {
-    "gloo": {"all_reduce": ("all_reduce", "ring"), "all_gather": ("all_gather", "ring"),
-             "reduce_scatter": ("all_reduce", "ring"), "broadcast": ("broadcast", "ring"),
-             "send": ("send", "direct"), "recv": ("recv", "direct")},
-    "nccl": {"all_reduce": ("all_reduce", "ring"), "all_gather": ("all_gather", "ring"),
-             "reduce_scatter": ("reduce_scatter", "ring"), "broadcast": ("broadcast", "ring"),
-             "send": ("send", "direct"), "recv": ("recv", "direct")},
-}
 REDUCE_OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN,
               "avg": dist.ReduceOp.AVG}
 

@@ -1,8 +1,8 @@
-"""Side by side: what data, pipeline and tensor parallelism put on the network per step.
+"""Side by side: what data, pipeline and hidden-split parallelism put on the network per step.
 
 Measured figures come from a run's `traffic.jsonl` (the communicator's ledger, phase "step",
-after `warmup` steps); formulas from `rnnscope.plan.strategies`, with each collective costed
-the way the backend runs it (`Communicator.algorithms`: gloo's reduce-scatter is an all-reduce),
+after `warmup` steps); formulas from `rnnscope.costs.traffic`, with each collective costed
+the way the backend runs it (`costs.backends`: gloo's reduce-scatter is an all-reduce),
 so that measured and formula agree exactly when the strategy does what its formula says.
 
 Every byte and message figure is for the whole network (summed over ranks) per training step.
@@ -12,12 +12,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from rnnscope.parallel.comm import BACKEND_ALGORITHMS
-from rnnscope.plan.collectives import collective_cost, network_bytes
-from rnnscope.plan.strategies import (RNNShape, StrategyTraffic, Transfer, data_parallel_traffic,
-                                      hidden_split_traffic, pipeline_traffic)
-
-STRATEGIES = ("data", "pipeline", "tensor")
+from rnnscope.costs.backends import backend_algorithms
+from rnnscope.costs.layout import bubble_fraction, chunk_count
+from rnnscope.costs.traffic import RNNShape, network_totals, strategy_traffic
 
 
 @dataclass
@@ -43,37 +40,17 @@ class Comparison:
         return asdict(self)
 
 
-def wire_totals(transfer: Transfer, element_size: int, backend: str = "gloo") -> tuple[int, int]:
-    """(bytes, messages) all ranks send for `transfer.count` operations, as `backend` runs them."""
-    if transfer.op in ("send", "recv"):
-        return transfer.payload_bytes * transfer.count, transfer.count
-    op, algorithm = BACKEND_ALGORITHMS.get(backend, BACKEND_ALGORITHMS["gloo"])[transfer.op]
-    n = transfer.group
-    total = network_bytes(op, transfer.payload_bytes, n, algorithm)
-    messages = sum(collective_cost(op, transfer.payload_bytes, n, algorithm, rank=k,
-                                   element_size=element_size).messages for k in range(n))
-    return total * transfer.count, messages * transfer.count
-
-
 def formula(strategy: str, shape: RNNShape, world_size: int, *, chunk: int = 1,
-            bucket_mb: float = 25.0, backend: str = "gloo") -> tuple[int, int]:
+            bucket_mb: float = 25.0, backend: str = "gloo", clip: bool = False) -> tuple[int, int]:
     """(wire bytes, messages) per step, all ranks, that the strategy's formula predicts.
 
     The pipeline's formula includes ŷ (B·T·O or B·O elements) broadcast from the last stage,
-    so that every rank has the loss (tag pp-out).
+    so that every rank has the loss (tag pp-out); with `clip`, a model split's gradient-norm
+    all-reduce (tag grad-norm).
     """
-    b = shape.bytes_per_element
-    traffic: StrategyTraffic
-    if strategy == "data":
-        traffic = data_parallel_traffic(shape, world_size, bucket_mb)
-    elif strategy == "pipeline":
-        traffic = pipeline_traffic(shape, world_size, chunk)  # with ŷ's broadcast (pp-out)
-    elif strategy == "tensor":
-        traffic = hidden_split_traffic(shape, world_size)
-    else:
-        raise ValueError(f"unknown strategy {strategy!r}; one of {STRATEGIES}")
-    totals = [wire_totals(t, b, backend) for t in traffic.transfers]
-    return sum(t[0] for t in totals), sum(t[1] for t in totals)
+    traffic = strategy_traffic(strategy, shape, world_size, chunk=chunk, bucket_mb=bucket_mb,
+                               clip=clip)
+    return network_totals(traffic, backend_algorithms(backend))
 
 
 def measure(rows: list[dict], warmup: int = 1) -> dict:
@@ -101,17 +78,17 @@ def measure(rows: list[dict], warmup: int = 1) -> dict:
 
 def compare_row(strategy: str, rows: list[dict], shape: RNNShape, world_size: int, *,
                 chunk: int, bucket_mb: float, warmup: int = 1,
-                stats: dict | None = None, backend: str = "gloo") -> Comparison:
+                stats: dict | None = None, backend: str = "gloo",
+                clip: bool = False) -> Comparison:
     """One strategy's measured figures beside its formula."""
     m = measure(rows, warmup)
     f_bytes, f_messages = formula(strategy, shape, world_size, chunk=chunk, bucket_mb=bucket_mb,
-                                  backend=backend)
+                                  backend=backend, clip=clip)
     row = Comparison(strategy, world_size, m["steps"], m["bytes"], f_bytes, m["messages"],
                      f_messages, m["payload"], m["messages_per_s"], m["comm_fraction"],
                      m["step_seconds"])
     if strategy == "pipeline":
-        from rnnscope.parallel.pipeline import bubble_fraction, chunk_bounds
-        row.bubble_fraction = bubble_fraction(world_size, len(chunk_bounds(shape.seq_len, chunk)))
+        row.bubble_fraction = bubble_fraction(world_size, chunk_count(shape.seq_len, chunk))
         if stats:
             row.idle_fraction = [r["idle_fraction"] for r in stats.get("ranks", [])]
     return row

@@ -1,9 +1,9 @@
-"""The DistContext a torchrun worker hands to the training loop (docs/contracts.md).
+"""What every strategy's DistContext shares (docs/contracts.md); `worker.from_env` builds one.
 
     ctx = from_env(cfg)                    # inside a worker: RANK, WORLD_SIZE, ... set by torchrun
     train(cfg, distributed=ctx, resume=ctx.resume)
 
-`from_env` joins the process group (gloo on CPU, NCCL when training on CUDA; the collective
+`from_env` (rnnscope.parallel.worker) joins the process group (gloo on CPU, NCCL when training on CUDA; the collective
 timeout is --parallel.timeout_s), builds the process's one `Communicator` and `Ledger`, and
 returns the strategy's context. Every context closes a ledger step in `on_step_end` and, in
 `close`, gathers every rank's rows to rank 0, which writes `traffic.jsonl` and prints the
@@ -17,7 +17,6 @@ directory holds a checkpoint to continue from; the caller passes it to `train(..
 from __future__ import annotations
 
 import datetime
-import importlib
 import json
 import logging
 import os
@@ -31,16 +30,12 @@ from torch import nn
 
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import Communicator
-from rnnscope.parallel.ledger import Ledger, write_jsonl
+from rnnscope.parallel.ledger import write_jsonl
+from rnnscope.parallel.summary import print_summary
+from rnnscope.train.checkpoint import checkpoint_dir
 
 log = logging.getLogger(__name__)
 
-# strategy -> "module:class"; a module that is not written yet is reported, not imported
-STRATEGIES: dict[str, str] = {
-    "data": "rnnscope.parallel.data:DataParallel",
-    "pipeline": "rnnscope.parallel.pipeline:PipelineParallel",
-    "tensor": "rnnscope.parallel.tensor:TensorParallel",
-}
 TRAFFIC_FILE = "traffic.jsonl"
 PHASES_FILE = "compute.jsonl"  # each rank's compute spans (Ledger.phases), one line per rank
 TAG_METRICS = "metrics"  # the loss averaged over the data replicas before a metrics line
@@ -107,7 +102,7 @@ class ParallelContext:
 
     def _checkpoint_everywhere(self) -> bool:
         """After a restart: does every rank see rank 0's latest checkpoint? (tag `restart`)."""
-        latest = Path(self.cfg.train.run_dir or ".") / "checkpoints" / "latest.pt"
+        latest = checkpoint_dir(Path(self.cfg.train.run_dir or ".")) / "latest.pt"
         seen = self.comm.all_gather_object(bool(self.cfg.train.run_dir) and latest.is_file(),
                                            tag="restart")
         if seen[0] and not all(seen):
@@ -151,6 +146,17 @@ class ParallelContext:
         """Every rank holds the whole model (data parallel): the local norm."""
         return local
 
+    def before_snapshot(self, step: int, optimizer: torch.optim.Optimizer) -> None:
+        """Every rank holds the whole model (data parallel): nothing to gather."""
+
+    def optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict:
+        """Every rank's optimizer covers the whole model (data parallel): its own state."""
+        return optimizer.state_dict()
+
+    def local_optimizer_state(self, state: dict) -> dict:
+        """Every rank's optimizer covers the whole model (data parallel): all of it."""
+        return state
+
     def finish(self) -> None:
         """Strategy-specific last checks before the ledger is gathered (none by default)."""
 
@@ -176,8 +182,6 @@ class ParallelContext:
                 if failing:
                     log.warning("wrote rank 0's traffic only to %s (the run failed)", path)
                 else:
-                    from rnnscope.parallel.summary import print_summary
-
                     print_summary([row for part in rows for row in part], path)
         finally:
             if dist.is_initialized():
@@ -208,28 +212,3 @@ def init_process_group(backend: str, timeout: datetime.timedelta, device_id) -> 
     store = dist.PrefixStore(f"rnnscope/attempt_{restart}", store)
     dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout,
                             device_id=device_id)
-
-
-def from_env(cfg) -> ParallelContext:
-    """Join the process group torchrun described and return cfg.parallel.strategy's context."""
-    strategy = cfg.parallel.strategy
-    if strategy not in STRATEGIES or strategy == "none":
-        raise UserError(f"--parallel.strategy {strategy!r} has no distributed context; choose "
-                        f"one of {', '.join(STRATEGIES)}")
-    module_name, _, class_name = STRATEGIES[strategy].partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise UserError(f"--parallel.strategy {strategy} is not built yet ({module_name} is "
-                        "missing); use --parallel.strategy data") from None
-    env = WorkerEnv.read()
-    backend, device_type = choose_backend(cfg)
-    device = torch.device("cuda", env.local_rank) if device_type.type == "cuda" else device_type
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    init_process_group(backend, datetime.timedelta(seconds=cfg.parallel.timeout_s),
-                       device if device.type == "cuda" else None)
-    comm = Communicator(ledger=Ledger(env.rank))
-    return cls(cfg, comm, device, env)

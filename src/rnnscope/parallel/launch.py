@@ -31,7 +31,10 @@ from pathlib import Path
 
 import torch
 
+from rnnscope.costs.layout import MODEL_STRATEGIES
 from rnnscope.errors import UserError
+from rnnscope.parallel.model_parallel import check_config
+from rnnscope.train.checkpoint import checkpoint_dir
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +52,7 @@ def check_launch(cfg) -> None:
             f"--data.batch_size {cfg.data.batch_size} does not split over --parallel.nproc {n} "
             f"workers ({cfg.data.batch_size} / {n} = {cfg.data.batch_size / n:.2f}); use a "
             f"multiple of {n}, such as {below or n} or {below + n}")
-    if p.strategy in ("pipeline", "tensor"):
-        from rnnscope.parallel.model_parallel import check_config
-
+    if p.strategy in MODEL_STRATEGIES:
         check_config(cfg, n)  # the workers check again; here it costs no start-up
     wants_cuda = p.backend == "nccl" or cfg.train.device == "cuda" or (
         cfg.train.device == "auto" and torch.cuda.is_available())
@@ -111,7 +112,7 @@ def describe_failure(exc, run_dir: Path, restarts: int) -> str:
     others = [f"rank {rank} {_how(f)}" for rank, f in sorted(exc.failures.items())
               if rank != first_rank]
     stopped = f"; then {', '.join(others)}" if others else ""
-    latest = run_dir / "checkpoints" / "latest.pt"
+    latest = checkpoint_dir(run_dir) / "latest.pt"
     kept = (f"the last checkpoint is {latest} (continue with --resume {run_dir})"
             if latest.is_file() else "no checkpoint was written")
     tried = f" after {restarts} restart(s)" if restarts else ""

@@ -1,7 +1,7 @@
 """The ledger: every operation the communicator ran, and what it derives per training step.
 
 A `Record` is one operation on one rank: op, tag, payload bytes S, the wire bytes this rank sent
-and received for the algorithm used (from `rnnscope.plan.collectives`, the same formula the
+and received for the algorithm used (from `rnnscope.costs.collectives`, the same formula the
 planner predicts with), messages sent, and its start and end on this process's clock.
 
 `Ledger.close_step(step)` turns the records since the last close into rows, one per
@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnscope.plan.collectives import bus_factor
+from rnnscope.costs.collectives import bus_factor
 
 # the fields every traffic.jsonl row carries, in this order
 ROW_FIELDS = (

@@ -1,29 +1,30 @@
-"""Model parallelism inside the ordinary training loop: the DistContext of pipeline and tensor.
+"""Model parallelism inside the ordinary training loop: the DistContext of pipeline and hidden split.
 
-    ctx = from_env(cfg)              # PipelineParallel or TensorParallel (rnnscope.parallel.context)
+    ctx = from_env(cfg)              # PipelineParallel or HiddenSplitParallel (rnnscope.parallel.worker)
     train(cfg, distributed=ctx)      # the one training loop, unchanged
 
-The world is a D × M mesh (rnnscope.parallel.mesh): D data replicas, each a model group of M
-ranks that hold one piece of the model (a block of layers, or H/M neurons of every layer).
+The world is a D × M mesh (`rnnscope.costs.layout.ParallelLayout`, `rnnscope.parallel.mesh`):
+D data replicas, each a model group of M ranks that hold one piece of the model (a block of
+layers, or H/M neurons of every layer).
 
 - `wrap_model(net)` builds this rank's stage and returns a module whose forward runs the
   strategy's distributed forward and whose backward (one autograd.Function) runs its distributed
-  backward, then all-reduces the piece's gradients over the data group (tag `dp-grad`). ŷ is the
-  same on every rank of a model group, so the loss, its logging and the divergence check of the
-  loop work as they are. The loop evaluates `net` itself, so `net`'s forward becomes the
-  distributed one too: every rank takes part in validation.
+  backward, then all-reduces the piece's gradients over the data group (tag `dp-grad`) and, with
+  --optim.clip, clips them by the whole model's norm: Σ‖g‖² of the pieces, one 8-byte
+  all-reduce in the model group (tag `grad-norm`), the scale torch's clip_grad_norm_ uses. ŷ is
+  the same on every rank of a model group, so the loss, its logging and the divergence check of
+  the loop work as they are; TBPTT's windows are forwards like any other.
 - `shard(batch)` gives each data replica its slice of the global batch (the whole slice to
   every rank of its model group).
-- `on_step_end` closes the ledger step, and before every log and checkpoint (and in `close`)
-  gathers the pieces so that every rank's `net` holds the whole model (phase "sync", tag
-  `mp-sync`): checkpoints are complete models, loadable by a single process.
+- `before_snapshot` (every rank, before the loop logs or checkpoints) gathers the pieces so that
+  every rank's `net` holds the whole model, and every rank's optimizer state into the whole
+  model's (phase "sync", tag `mp-sync`): the loop then validates `net` locally, and checkpoints
+  are complete models with one process's optimizer state, so a run resumes (`--resume`, or a
+  restart by --parallel.max_restarts) bitwise, each rank taking its share back
+  (`local_optimizer_state`). On a --diagnostics.every step `on_step_end` gathers the pieces too,
+  so that rank 0's probe runs the whole model.
 - `close` writes `model_parallel.json` into the run directory: each rank's measured idle share
   (the pipeline's wait for its neighbours) for `rnnscope compare`.
-
-Refused, with the reason: --optim.clip (the loop's clip sees only this rank's piece),
---train.tbptt_k1 (checkpoints are synchronized at batch ends), --diagnostics.every (the
-diagnostics probe runs the model on rank 0 alone), and resuming or --parallel.max_restarts
-(a checkpoint holds only rank 0's optimizer state).
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rnnscope.data import batch_order, build_dataset
+from rnnscope.costs.layout import ParallelLayout
 from rnnscope.errors import UserError
 from rnnscope.parallel.context import ParallelContext
-from rnnscope.parallel.mesh import build_mesh, mesh_shape
+from rnnscope.parallel.mesh import build_mesh
 
-SYNC_TAG, DATA_TAG = "mp-sync", "dp-grad"
+SYNC_TAG, DATA_TAG, NORM_TAG = "mp-sync", "dp-grad", "grad-norm"
 STATS_FILE = "model_parallel.json"
 
 
@@ -64,6 +65,7 @@ class _DistributedForward(torch.autograd.Function):
             grad_y_hat = torch.zeros_like(ctx.y_local) if ctx.y_local is not None else None
         owner.stage.backward(ctx.y_local, grad_y_hat)
         owner.reduce_data_grads()
+        owner.clip_grads()
         ctx.y_local = None
         return (None, None, None) + (None,) * len(owner.stage.parameters())
 
@@ -82,26 +84,24 @@ class ModelParallelModule(nn.Module):
         if h0 is not None:
             h0 = h0.detach()
         if torch.is_grad_enabled():
-            owner.begin_step()
             return _DistributedForward.apply(owner, x, h0, *self.pieces)
-        owner.evaluating = True
-        y_local, h_n = owner.stage.forward(x, h0, build_graph=False)
+        y_local, h_n = owner.stage.forward(x, h0, build_graph=False)  # TBPTT's carried steps
         return owner.share_output(y_local, x), h_n
 
 
 class ModelParallelContext(ParallelContext):
-    """Shared by PipelineParallel and TensorParallel; a subclass supplies `make_stage`."""
+    """Shared by PipelineParallel and HiddenSplitParallel; a subclass supplies `make_stage`."""
 
     def __init__(self, cfg, comm, device, env) -> None:
         super().__init__(cfg, comm, device, env)
-        check_config(cfg, env.world_size)
-        self.mesh = build_mesh(mesh_shape(env.world_size, cfg.parallel.data_degree), self.ledger)
+        self.layout = check_config(cfg, env.world_size)
+        self.mesh = build_mesh(self.layout, self.ledger)
         self.net = self.stage = None
         self._weight = 1.0  # this replica's share of the global batch
-        self._total = _total_steps(cfg)
         self.idle: list[tuple[float, float]] = []  # (idle seconds, step seconds) per step
         self._step_start = time.perf_counter()
-        self.evaluating = False  # no-grad forwards (validation) since the last ledger close
+        self.step_norm: float | None = None  # the whole gradient's norm before clipping
+        self._optimizer_state: dict | None = None  # the whole model's, at the last snapshot
 
     def make_stage(self, net: nn.Module, comm):
         """This rank's piece of the model (PipelineStage or HiddenSplitStage)."""
@@ -114,22 +114,14 @@ class ModelParallelContext(ParallelContext):
     # -- the DistContext protocol ------------------------------------------------------------
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
-        """Build the stage; `model`'s own forward becomes the distributed one (for evaluation)."""
-        latest = Path(self.cfg.train.run_dir or ".") / "checkpoints" / "latest.pt"
-        if self.cfg.train.run_dir and latest.is_file():
-            raise UserError(f"{latest} exists: --parallel.strategy {self.strategy} cannot resume "
-                            "(a checkpoint holds the whole model but only rank 0's optimizer "
-                            "state); start a new --train.run_dir, or resume with "
-                            "--parallel.strategy data or none")
+        """Build the stage; the module returned trains this rank's pieces of `model`."""
         self.net = model
         self.stage = self.make_stage(model, self.mesh.model_comm)
-        module = ModelParallelModule(self)
-        model.forward = module.forward  # the loop evaluates `net` itself: all ranks take part
-        return module
+        return ModelParallelModule(self)
 
     def shard(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         """Data replica d's slice of the global batch (every rank of its model group gets it)."""
-        D, d = self.mesh.shape.data, self.mesh.data_index
+        D, d = self.layout.data, self.mesh.data_index
         n = batch[0].shape[0]
         if n < D:
             raise UserError(f"a global batch of {n} sequences cannot feed {D} data replicas; "
@@ -147,13 +139,39 @@ class ModelParallelContext(ParallelContext):
         """The whole model's gradient norm: Σ‖g‖² of the pieces this rank counts (a tensor that
         every rank of the model group holds, counted on one), summed over the model group by
         one all-reduce of 8 bytes (tag `metrics`, ledger phase "log"). The data replicas hold
-        the same gradients after their all-reduce."""
-        squares = sum(float(p.grad.detach().double().pow(2).sum())
-                      for p in self.stage.counted_once() if p.grad is not None)
+        the same gradients after their all-reduce. When clipping, the last step's norm before
+        clipping (as one process logs it), which the clip has summed already."""
+        if self.step_norm is not None:
+            return self.step_norm
+        squares = self._squares()
         comm = self.mesh.model_comm
         if comm.world_size > 1:
             squares = self.sum_for_log(comm, squares)
         return squares ** 0.5
+
+    def _squares(self) -> float:
+        """Σ‖g‖² of the gradients this rank counts for the whole model's norm."""
+        return sum(float(p.grad.detach().double().pow(2).sum())
+                   for p in self.stage.counted_once() if p.grad is not None)
+
+    def clip_grads(self) -> None:
+        """With --optim.clip, scale this piece's gradients by the whole model's norm: the norm
+        needs every piece's Σ‖g‖², one all-reduce of 8 bytes in the model group (tag
+        `grad-norm`); the scale is clip_grad_norm_'s, max_norm / (norm + 1e-6) when below 1.
+        The loop's own clip then sees a norm within the limit and leaves the gradients as
+        they are."""
+        clip = self.cfg.optim.clip
+        if clip <= 0:
+            return
+        squares = torch.tensor([self._squares()], dtype=torch.float64, device=self.device)
+        if self.mesh.model_comm.world_size > 1:
+            self.mesh.model_comm.all_reduce(squares, tag=NORM_TAG)
+        self.step_norm = float(squares.sqrt())
+        scale = clip / (self.step_norm + 1e-6)
+        if scale < 1:
+            for p in self.stage.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(scale)
 
     def reduce_data_grads(self) -> None:
         """Average this piece's gradients over the data replicas: one flat all-reduce per step."""
@@ -165,23 +183,42 @@ class ModelParallelContext(ParallelContext):
         for g, part in zip(grads, flat.split([g.numel() for g in grads])):
             g.copy_(part.view_as(g))
 
-    def begin_step(self) -> None:
-        """A training forward starts: close any evaluation's traffic as phase "eval"."""
-        if self.evaluating:
-            self.ledger.close_step(self.last_step, "eval")
-            self.evaluating = False
-            self._step_start = time.perf_counter()
-
     def on_step_end(self, step: int, model: nn.Module) -> None:
-        """Close the step's ledger rows; before a log or checkpoint, gather the whole model."""
+        """Close the step's ledger rows; before rank 0's diagnostics probe (the loop records
+        on steps that are multiples of --diagnostics.every), gather the whole model."""
         now = time.perf_counter()
         self.idle.append((getattr(self.stage, "idle_s", 0.0), now - self._step_start))
         super().on_step_end(step, model)
-        every = (self.cfg.train.log_every, self.cfg.train.checkpoint_every)
-        if any(step % e == 0 for e in every) or step >= self._total:
+        every = self.cfg.diagnostics.every
+        if every > 0 and step % every == 0:
             self.sync()
             self.ledger.close_step(step, "sync")
         self._step_start = time.perf_counter()
+
+    def before_snapshot(self, step: int, optimizer: torch.optim.Optimizer) -> None:
+        """Before a log or checkpoint: every rank's `net` gets the whole model, and the whole
+        model's optimizer state is assembled from every rank's (tag mp-sync, phase "sync")."""
+        self.sync()
+        gathered = self.mesh.model_comm.all_gather_object(
+            (optimizer.state_dict(), self.piece_names()), tag=SYNC_TAG)
+        self._optimizer_state = whole_optimizer_state(gathered, self.net)
+        self.ledger.close_step(step, "sync")
+        self._step_start = time.perf_counter()
+
+    def optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict:
+        """The whole model's optimizer state, as one process would hold it (from the last
+        `before_snapshot`, which the loop calls before every checkpoint)."""
+        assert self._optimizer_state is not None, "before_snapshot comes before a checkpoint"
+        return self._optimizer_state
+
+    def local_optimizer_state(self, state: dict) -> dict:
+        """This rank's pieces of a whole model's optimizer state (a checkpoint's)."""
+        return local_optimizer_state(state, self.piece_names(), self.net)
+
+    def piece_names(self) -> list[tuple[str, slice | None]]:
+        """(name in `net`, rows or None for the whole tensor) of each of this rank's trained
+        parameters, in the optimizer's order."""
+        raise NotImplementedError
 
     def sync(self) -> None:
         """Every rank's `net` gets every piece (all-gather in the model group, tag mp-sync)."""
@@ -203,15 +240,12 @@ class ModelParallelContext(ParallelContext):
     def close(self, run_dir: Path | None) -> None:
         """Gather the model (the loop evaluates it once more after close), write idle stats."""
         if sys.exc_info()[0] is None and self.stage is not None:
-            self.begin_step()  # closes a last validation's traffic as "eval"
             self.sync()
             stats = self.mesh.model_comm.all_gather_object(self.idle_summary(), tag="mp-stats")
             if self.is_main and run_dir is not None:
                 (Path(run_dir) / STATS_FILE).write_text(json.dumps(
-                    {"strategy": self.strategy, "mesh": vars(self.mesh.shape), "ranks": stats},
+                    {"strategy": self.strategy, "layout": vars(self.layout), "ranks": stats},
                     indent=1) + "\n")
-        if self.net is not None:
-            self.net.__dict__.pop("forward", None)  # plain local forward again, full weights
         super().close(run_dir)
 
     def idle_summary(self) -> dict:
@@ -223,44 +257,56 @@ class ModelParallelContext(ParallelContext):
                 "idle_fraction": idle / total if measured else None, "steps": len(rows)}
 
 
-def _total_steps(cfg) -> int:
-    """The optimizer steps the loop will take, computed as it does (no TBPTT here)."""
-    dataset = build_dataset(cfg.data, cfg.train.seed)
-    n = dataset.x_train.shape[0]
-    batches = len(batch_order(n, min(cfg.data.batch_size, n), cfg.train.seed, 0))
-    total = cfg.train.epochs * batches
-    return min(total, cfg.train.max_steps) if total and cfg.train.max_steps else total or cfg.train.max_steps
+def whole_optimizer_state(gathered: list[tuple[dict, list]], net: nn.Module) -> dict:
+    """One optimizer state dict for `net`'s parameters (in `net.parameters()` order, as a
+    single process's optimizer holds it) from every rank's (state_dict, piece_names).
+
+    A piece of rows puts its per-parameter tensors (momentum, Adam's moments) into those rows;
+    a whole tensor (a stage's layer, the hidden split's replicated readout) is taken from the
+    first rank that has it; scalars (Adam's step) likewise.
+    """
+    params = dict(net.named_parameters())
+    index = {name: k for k, name in enumerate(params)}
+    state: dict[int, dict] = {}
+    for rank_state, names in gathered:
+        for i, entry in rank_state["state"].items():
+            name, rows = names[int(i)]
+            slot = state.setdefault(index[name], {})
+            for key, value in entry.items():
+                if rows is not None and torch.is_tensor(value) and value.dim() > 0:
+                    whole = slot.setdefault(key, torch.zeros_like(params[name]))
+                    whole[rows] = value
+                else:
+                    slot.setdefault(key, value)
+    group = {k: v for k, v in gathered[0][0]["param_groups"][0].items() if k != "params"}
+    return {"state": state, "param_groups": [group | {"params": list(range(len(params)))}]}
 
 
-def check_config(cfg, world_size: int) -> None:
-    """Refuse, before any process starts, what pipeline or tensor cannot do with this config.
+def local_optimizer_state(state: dict, names: list[tuple[str, slice | None]],
+                          net: nn.Module) -> dict:
+    """This rank's optimizer state dict from a whole model's: each piece's entries, its rows
+    cut out of the whole tensors."""
+    index = {name: k for k, (name, _) in enumerate(net.named_parameters())}
+    local = {}
+    for i, (name, rows) in enumerate(names):
+        entry = state["state"].get(index[name], state["state"].get(str(index[name])))
+        if entry is not None:
+            local[i] = {key: value[rows].clone() if rows is not None and torch.is_tensor(value)
+                        and value.dim() > 0 else value for key, value in entry.items()}
+    group = {k: v for k, v in state["param_groups"][0].items() if k != "params"}
+    return {"state": local, "param_groups": [group | {"params": list(range(len(names)))}]}
+
+
+def check_config(cfg, world_size: int) -> ParallelLayout:
+    """The layout of this model-parallel run; refuse, before any process starts, what it
+    cannot do with this config.
 
     The launcher may call it with --parallel.nproc; the workers call it again with WORLD_SIZE.
     """
-    strategy = cfg.parallel.strategy
-    name = f"--parallel.strategy {strategy}"
-    if cfg.optim.clip > 0:
-        raise UserError(f"{name} cannot clip (--optim.clip {cfg.optim.clip}): the training "
-                        "loop's clip sees only this rank's piece of the gradient; set "
-                        "--optim.clip 0 or use --parallel.strategy data")
-    if cfg.train.tbptt_k1 > 0:
-        raise UserError(f"{name} trains with full BPTT; drop --train.tbptt_k1 "
-                        f"{cfg.train.tbptt_k1} or use --parallel.strategy data")
-    if cfg.parallel.max_restarts > 0:
-        raise UserError(f"{name} cannot restart workers (--parallel.max_restarts "
-                        f"{cfg.parallel.max_restarts}): a restart resumes from a checkpoint, "
-                        "which holds only rank 0's optimizer state; set --parallel.max_restarts 0")
-    if cfg.diagnostics.every > 0:
-        raise UserError(f"{name} cannot record diagnostics (--diagnostics.every "
-                        f"{cfg.diagnostics.every}): they run the model on one rank; "
-                        "set --diagnostics.every 0")
-    shape = mesh_shape(world_size, cfg.parallel.data_degree)
-    if cfg.data.batch_size < shape.data:
-        raise UserError(f"--data.batch_size {cfg.data.batch_size} cannot feed {shape.data} "
-                        f"data replicas; use ≥ {shape.data}")
-    if strategy == "pipeline":
-        from rnnscope.parallel.pipeline import split_layers
-        split_layers(cfg.model.layers, shape.model)
-    elif strategy == "tensor":
-        from rnnscope.parallel.tensor import check_split
-        check_split(cfg.model.hidden, shape.model)
+    layout = ParallelLayout.for_strategy(cfg.parallel.strategy, world_size,
+                                         cfg.parallel.data_degree)
+    if cfg.data.batch_size < layout.data:
+        raise UserError(f"--data.batch_size {cfg.data.batch_size} cannot feed {layout.data} "
+                        f"data replicas; use ≥ {layout.data}")
+    layout.check_model(cfg.model.layers, cfg.model.hidden)
+    return layout

@@ -25,37 +25,13 @@ import time
 import torch
 from torch import nn
 
+from rnnscope.costs.layout import chunk_bounds, split_layers
 from rnnscope.engine import elman_layer
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import Communicator
 from rnnscope.parallel.model_parallel import ModelParallelContext
 
 ACT_TAG, GRAD_TAG, OUT_TAG = "pp-act", "pp-grad", "pp-out"
-
-
-def split_layers(layers: int, stages: int) -> list[range]:
-    """Contiguous blocks of layers, as even as possible (the first stages take the extra ones)."""
-    if stages < 1:
-        raise UserError(f"a pipeline needs at least 1 stage, got {stages}")
-    if layers < stages:
-        raise UserError(f"a layer pipeline needs at least one layer per stage: --model.layers "
-                        f"({layers}) < pipeline stages ({stages}); use --model.layers ≥ {stages} "
-                        f"or fewer processes in the model group")
-    q, r = divmod(layers, stages)
-    starts = [s * q + min(s, r) for s in range(stages + 1)]
-    return [range(starts[s], starts[s + 1]) for s in range(stages)]
-
-
-def chunk_bounds(seq_len: int, chunk: int) -> list[tuple[int, int]]:
-    """(start, end) of each chunk of `chunk` time steps; the last may be shorter."""
-    if chunk < 1:
-        raise UserError(f"--parallel.chunk must be ≥ 1 time step, got {chunk}")
-    return [(a, min(a + chunk, seq_len)) for a in range(0, seq_len, chunk)]
-
-
-def bubble_fraction(stages: int, chunks: int) -> float:
-    """The bubble model's idle share of a stage: (S−1)/(C+S−1)."""
-    return (stages - 1) / (chunks + stages - 1)
 
 
 def layer_weights(rnn: nn.Module, k: int) -> list[torch.Tensor | None]:
@@ -89,7 +65,7 @@ class PipelineStage:
         self.weights = {k: layer_weights(rnn, k) for k in self.layers}
         self.readout = net.readout if self.is_last else None
         self.idle_s = 0.0  # seconds waiting for a neighbour since the last forward began
-        self.chunks = self.seq_len = 0
+        self.seq_len = 0
         self._chunks, self._tops, self._sends = [], [], []
 
     def parameters(self) -> list[nn.Parameter]:
@@ -144,7 +120,7 @@ class PipelineStage:
         L, H = self.num_layers, self.hidden
         dtype, device = self.weights[self.layers[0]][1].dtype, x.device
         bounds = chunk_bounds(T, self.chunk)
-        self.idle_s, self.chunks, self.seq_len = 0.0, len(bounds), T
+        self.idle_s, self.seq_len = 0.0, T
         self._batch, self._dtype, self._device, self._bounds = B, dtype, device, bounds
         x_tm = x.transpose(0, 1)  # (T, B, I) time-major
         h_n = torch.zeros(L, B, H, dtype=dtype, device=device)
@@ -241,10 +217,6 @@ class PipelineStage:
             handle.wait()
         self._sends = []
 
-    def bubble(self) -> float:
-        """The bubble model's idle share for the last step's chunk count."""
-        return bubble_fraction(self.stages, max(self.chunks, 1))
-
 
 class PipelineParallel(ModelParallelContext):
     """`--parallel.strategy pipeline`: the training loop's DistContext (see model_parallel)."""
@@ -270,6 +242,11 @@ class PipelineParallel(ModelParallelContext):
         comm.broadcast(y_hat, comm.world_size - 1, tag=OUT_TAG)
         self.stage.idle_s += time.perf_counter() - start  # waiting for the wavefront to drain
         return y_hat
+
+    def piece_names(self) -> list[tuple[str, slice | None]]:
+        """This stage's parameters by name, each a whole tensor of `net`."""
+        names = {id(p): name for name, p in self.net.named_parameters()}
+        return [(names[id(p)], None) for p in self.stage.parameters()]
 
     def local_pieces(self) -> dict[str, torch.Tensor]:
         """name -> tensor of every parameter this stage owns."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from rnnscope.plan.collectives import bus_factor
+from rnnscope.costs.collectives import bus_factor
 
 
 def human_bytes(n: float) -> str:

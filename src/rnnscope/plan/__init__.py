@@ -1,7 +1,7 @@
-"""The planner: pure functions that predict what each parallel strategy puts on the network.
+"""The planner: how long a training step takes on N workers, and which layout to use.
 
-collectives (bytes and messages per collective), alphabeta (their time on a link), strategies
-(the traffic of a training step), compute (FLOPs at a device's speed), topology (flat or
-nodes × GPUs), simulate (one step of a layout), recommend (the best layout and why),
-calibrate (this machine's α, β and compute speed), units (400Gbit, 5us).
+alphabeta (a collective's time on a link), compute (FLOPs at a device's speed), topology (flat
+or nodes × GPUs), simulate (one step of a layout), events (that step's communication, event by
+event), timeline (link utilization over the step), recommend (the best layout and why), table.
+Bytes and messages come from `rnnscope.costs`; this machine's numbers from `rnnscope.calibrate`.
 """

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from rnnscope.errors import UserError
-from rnnscope.plan.collectives import ALGORITHMS, canonical_op, check_algorithm, chunk_elements
+from rnnscope.costs.collectives import ALGORITHMS, canonical_op, check_algorithm, chunk_elements
 
 
 @dataclass(frozen=True)

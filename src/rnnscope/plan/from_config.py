@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from rnnscope.plan.strategies import RNNShape
+from rnnscope.costs.traffic import RNNShape
 
 
 def shape_from_config(cfg, input_size: int | None = None, output_size: int | None = None,

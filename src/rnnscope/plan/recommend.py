@@ -1,7 +1,7 @@
 """Which layout to use on N workers, and why, in one sentence.
 
-For every N the planner tries each family of layouts (data, pipeline, hidden, data×pipeline,
-data×hidden) with every degree that divides the model, keeps the fastest of each family by
+For every N the planner tries each family of layouts (data, pipeline, hidden_split,
+data×pipeline, data×hidden_split) with every degree that divides the model, keeps the fastest of each family by
 throughput (samples per second), and recommends the fastest overall.
 """
 
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rnnscope.costs.layout import ParallelLayout
+from rnnscope.costs.units import format_bandwidth, format_bytes, format_percent, format_seconds
 from rnnscope.errors import UserError
-from rnnscope.plan.simulate import (
-    Layout, PlanInputs, StepPlan, check_layout, simulate, single_device_seconds,
-)
-from rnnscope.plan.units import format_bandwidth, format_bytes, format_percent, format_seconds
+from rnnscope.plan.simulate import PlanInputs, StepPlan, check_layout, simulate, single_device_seconds
 
-FAMILIES = ("data", "pipeline", "hidden", "data×pipeline", "data×hidden")
+FAMILIES = ("data", "pipeline", "hidden_split", "data×pipeline", "data×hidden_split")
 
 
 @dataclass
@@ -33,15 +32,15 @@ def _divisors(n: int) -> list[int]:
     return [i for i in range(1, n + 1) if n % i == 0]
 
 
-def layouts(inputs: PlanInputs, workers: int) -> dict[str, list[Layout]]:
+def layouts(inputs: PlanInputs, workers: int) -> dict[str, list[ParallelLayout]]:
     """Every layout of exactly `workers` workers that the model admits, by family."""
     s = inputs.shape
-    found: dict[str, list[Layout]] = {f: [] for f in FAMILIES}
+    found: dict[str, list[ParallelLayout]] = {f: [] for f in FAMILIES}
     for p in range(1, s.layers + 1):
         for k in _divisors(s.hidden):
             if workers % (p * k) or (p > 1 and k > 1):
                 continue
-            layout = Layout(workers // (p * k), p, k)
+            layout = ParallelLayout(workers // (p * k), p, k)
             try:
                 check_layout(inputs, layout)
             except UserError:
@@ -57,11 +56,11 @@ def _why_not(inputs: PlanInputs, family: str, workers: int) -> str:
         return f"{workers} replicas > global batch {s.batch}"
     if family == "pipeline":
         return f"{workers} stages > {s.layers} layer(s)"
-    if family == "hidden":
+    if family == "hidden_split":
         return f"{workers} does not divide hidden {s.hidden}"
     if family == "data×pipeline":
         return f"no d × p = {workers} with d ≥ 2 and 2 ≤ p ≤ {s.layers} layers"
-    return f"no d × k = {workers} with d ≥ 2 and k ≥ 2 dividing hidden {s.hidden}"
+    return f"no d × hs = {workers} with d ≥ 2 and hs ≥ 2 dividing hidden {s.hidden}"
 
 
 def plan_workers(inputs: PlanInputs, workers: int) -> WorkerPlan:
@@ -76,7 +75,7 @@ def plan_workers(inputs: PlanInputs, workers: int) -> WorkerPlan:
         else:
             result.infeasible[family] = _why_not(inputs, family, workers)
     if workers == 1:
-        result.best["single"] = simulate(inputs, Layout())
+        result.best["single"] = simulate(inputs, ParallelLayout())
     if not result.best:
         raise UserError(f"no layout of {workers} workers fits this model")
     ranked = sorted(result.best.values(), key=lambda plan: -plan.samples_per_s)
@@ -114,7 +113,7 @@ def dominant_cost(inputs: PlanInputs, plan: StepPlan) -> str:
     layout = plan.layout
     # the even share: one device's work on the reference batch, split over the workers it uses
     reference = plan.batch_per_replica if inputs.scaling == "weak" else inputs.shape.batch
-    ways = layout.pipeline * layout.hidden * (layout.data if inputs.scaling == "strong" else 1)
+    ways = layout.pipeline * layout.hidden_split * (layout.data if inputs.scaling == "strong" else 1)
     ideal = single_device_seconds(inputs, reference) / ways
     losses = {"compute": plan.compute_s - ideal, "bubble": plan.bubble_s}
     if plan.items:
@@ -128,7 +127,7 @@ def dominant_cost(inputs: PlanInputs, plan: StepPlan) -> str:
     if ways == 1:
         return (f"its compute ({format_seconds(plan.compute_s)}: time steps run one after "
                 f"the other)")
-    if layout.hidden > 1:
+    if layout.hidden_split > 1:
         why = "the fixed cost of each time step does not shrink when the hidden units split"
     elif layout.data > 1 and inputs.scaling == "strong":
         why = "a smaller batch per replica does not shorten the fixed cost of each time step"

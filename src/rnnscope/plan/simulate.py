@@ -1,7 +1,8 @@
 """One training step on N workers, simulated: compute, pipeline bubble, exposed communication.
 
-A layout is (d, p, k): d data replicas × p pipeline stages (layers) × k hidden-split ways; ranks
-are numbered with k innermost, then p, then d, so a hidden-split group sits on neighbouring GPUs.
+A layout (`rnnscope.costs.layout.ParallelLayout`) is d data replicas × p pipeline stages
+(layers) × hs hidden-split ways; ranks are numbered with hs innermost, then p, then d, so a
+hidden-split group sits on neighbouring GPUs.
 
 - Forward and backward of one layer run T sequential time steps (`compute.step_seconds`).
 - Hidden split: every time step waits for an all-gather (forward) or a reduce-scatter
@@ -15,6 +16,8 @@ are numbered with k innermost, then p, then d, so a hidden-split group sits on n
   parameter tensor is all-reduced after the backward (as rnnscope.parallel.model_parallel does);
   a pipeline stage that finishes its backward early hides part of its own.
 - Pipeline: the last stage broadcasts ŷ to the other stages before the backward.
+- Clipping (`clip`) under a model split: one 8-byte all-reduce of Σ‖g‖² in the model group
+  after the backward, before the optimizer step (`costs.traffic.clip_transfer`); all exposed.
 Not modelled: the optimizer step, contention between concurrent collectives, stragglers.
 """
 
@@ -22,38 +25,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rnnscope.costs.layout import ParallelLayout, bubble_fraction, chunk_count, split_layers
+from rnnscope.costs.traffic import NORM_BYTES, RNNShape, clip_transfer, ddp_buckets, rnn_parameters
 from rnnscope.errors import UserError
 from rnnscope.plan.compute import Device, step_seconds
-from rnnscope.plan.strategies import RNNShape, ddp_buckets, rnn_parameters, stage_layers
 from rnnscope.plan.topology import CommCost, Topology, group_collective
-
-
-@dataclass(frozen=True)
-class Layout:
-    """d data replicas × p pipeline stages × k hidden-split ways."""
-
-    data: int = 1
-    pipeline: int = 1
-    hidden: int = 1
-
-    @property
-    def world(self) -> int:
-        """Workers the layout occupies."""
-        return self.data * self.pipeline * self.hidden
-
-    @property
-    def family(self) -> str:
-        """data, pipeline, hidden, data×pipeline, data×hidden (or single)."""
-        parts = [name for name, degree in (("data", self.data), ("pipeline", self.pipeline),
-                                           ("hidden", self.hidden)) if degree > 1]
-        return "×".join(parts) or "single"
-
-    @property
-    def label(self) -> str:
-        """e.g. `data×hidden (d=32, k=16)`."""
-        degrees = [f"{s}={v}" for s, v in (("d", self.data), ("p", self.pipeline),
-                                          ("k", self.hidden)) if v > 1]
-        return f"{self.family} ({', '.join(degrees)})" if degrees else "single device"
 
 
 @dataclass(frozen=True)
@@ -71,7 +47,7 @@ class PlanInputs:
     # per training step outside the recurrence (readout, loss, optimizer, the loop itself):
     # measured by --calibrate for local runs; 0 at scale, where it is small beside T steps
     step_fixed_s: float = 0.0
-    # the strategies' own code around the engine (`rnnscope.plan.pattern`, --calibrate): per
+    # the strategies' own code around the engine (`rnnscope.calibrate.pattern`, --calibrate): per
     # layer and forward time step of a hidden split, per layer and forward chunk of a pipeline
     # stage; the backward pays twice, as in `compute.step_seconds`. 0 at scale.
     split_overhead_s: float = 0.0
@@ -85,6 +61,8 @@ class PlanInputs:
     # local runs: the "network" is the cores themselves, so the threads of the two ranks spend
     # a point-to-point message's time, and a pipeline stage computes that much less per chunk
     comm_on_cores: bool = False
+    # --optim.clip > 0: a model split all-reduces the squared gradient norm every step
+    clip: bool = False
 
 
 @dataclass
@@ -105,7 +83,7 @@ class CommItem:
 class StepPlan:
     """The simulated step of one layout."""
 
-    layout: Layout
+    layout: ParallelLayout
     batch_per_replica: int
     step_s: float
     compute_s: float  # the busiest worker's own compute
@@ -122,17 +100,10 @@ class StepPlan:
     items: list[CommItem] = field(default_factory=list)
 
 
-def check_layout(inputs: PlanInputs, layout: Layout) -> int:
+def check_layout(inputs: PlanInputs, layout: ParallelLayout) -> int:
     """The batch per data replica; a UserError says why a layout cannot run this model."""
-    s, (d, p, k) = inputs.shape, (layout.data, layout.pipeline, layout.hidden)
-    if min(d, p, k) < 1:
-        raise UserError(f"layout degrees must be ≥ 1, got d={d}, p={p}, k={k}")
-    stage_layers(s.layers, p)  # 1 ≤ p ≤ layers
-    if s.hidden % k:
-        raise UserError(f"hidden split must divide the hidden size: hidden({s.hidden}) % "
-                        f"k({k}) = {s.hidden % k}")
-    if p > 1 and k > 1:
-        raise UserError("pipeline × hidden split is not modelled; use one model split")
+    s, d = inputs.shape, layout.data
+    layout.check_model(s.layers, s.hidden)
     if inputs.scaling == "weak":
         return s.batch
     if d > s.batch:
@@ -140,7 +111,7 @@ def check_layout(inputs: PlanInputs, layout: Layout) -> int:
     return -(-s.batch // d)
 
 
-def _layer_seconds(inputs: PlanInputs, batch: int, shards: int,
+def layer_seconds(inputs: PlanInputs, batch: int, shards: int,
                    workers: int = 1) -> list[tuple[float, float]]:
     """(forward, backward) seconds of one time step per layer; more workers than cores
     (`inputs.cores`, local runs) share them and each computes that much slower."""
@@ -158,17 +129,17 @@ def _slower(inputs: PlanInputs, workers: int) -> float:
 
 def single_device_seconds(inputs: PlanInputs, batch: int) -> float:
     """One device, no communication: T · Σ_layers (forward + backward step) + the fixed part."""
-    recurrence = sum(f + b for f, b in _layer_seconds(inputs, batch, 1))
+    recurrence = sum(f + b for f, b in layer_seconds(inputs, batch, 1))
     return inputs.shape.seq_len * recurrence + inputs.step_fixed_s
 
 
-def _wave(per_chunk: list[float], send_s: float, chunks: int) -> float:
+def wave(per_chunk: list[float], send_s: float, chunks: int) -> float:
     """Time for `chunks` chunks through stages with these per-chunk times and sends between."""
     slowest = max(per_chunk + [send_s])
     return sum(per_chunk) + (len(per_chunk) - 1) * send_s + (chunks - 1) * slowest
 
 
-def _data_parallel(inputs: PlanInputs, layout: Layout, ready: dict[int, float],
+def _data_parallel(inputs: PlanInputs, layout: ParallelLayout, ready: dict[int, float],
                    layer_of: list[int], params: list[int], end: float,
                    per_tensor: bool = False) -> tuple[CommItem, float]:
     """All-reduce the buckets in gradient-ready order, one after the other.
@@ -181,7 +152,7 @@ def _data_parallel(inputs: PlanInputs, layout: Layout, ready: dict[int, float],
     when the last bucket is done; `ready` maps a layer (L = the head) to when its gradients are.
     """
     b, topo = inputs.shape.bytes_per_element, inputs.topology
-    stride = layout.pipeline * layout.hidden
+    stride = layout.pipeline * layout.hidden_split
     if per_tensor:
         groups = [(size, [i]) for i, size in enumerate(params)]
     else:  # DDP's buckets, filled in gradient-ready order (reverse registration)
@@ -210,12 +181,12 @@ def _data_parallel(inputs: PlanInputs, layout: Layout, ready: dict[int, float],
     return item, clock
 
 
-def _parameters(inputs: PlanInputs, layout: Layout) -> tuple[list[int], list[int]]:
+def _parameters(inputs: PlanInputs, layout: ParallelLayout) -> tuple[list[int], list[int]]:
     """Bytes per parameter on one worker and the layer each belongs to (L = the readout).
 
     A hidden split gives each worker 1/k of every recurrent weight; the readout is replicated.
     """
-    s, k = inputs.shape, layout.hidden
+    s, k = inputs.shape, layout.hidden_split
     sizes, layers = [], []
     for name, elements in rnn_parameters(s):
         recurrent = name.startswith("rnn.")
@@ -224,7 +195,7 @@ def _parameters(inputs: PlanInputs, layout: Layout) -> tuple[list[int], list[int
     return sizes, layers
 
 
-def _pipeline_send(inputs: PlanInputs, layout: Layout, payload: int) -> CommCost:
+def _pipeline_send(inputs: PlanInputs, layout: ParallelLayout, payload: int) -> CommCost:
     """One chunk across a stage boundary. Inside a node when every replica's p stages fit in
     nodes (p divides the GPUs per node); otherwise some boundary, the slowest, is on the network."""
     topo, p = inputs.topology, layout.pipeline
@@ -234,13 +205,13 @@ def _pipeline_send(inputs: PlanInputs, layout: Layout, payload: int) -> CommCost
                     payload if inside else 0, "direct", 1)
 
 
-def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
+def simulate(inputs: PlanInputs, layout: ParallelLayout) -> StepPlan:
     """Simulate one training step of `layout`; see the module docstring for the model."""
     batch = check_layout(inputs, layout)
     s, topo = inputs.shape, inputs.topology
-    d, p, k = layout.data, layout.pipeline, layout.hidden
+    d, p, k = layout.data, layout.pipeline, layout.hidden_split
     T, L, H, b = s.seq_len, s.layers, s.hidden, s.bytes_per_element
-    per_step = _layer_seconds(inputs, batch, k, layout.world)  # per time step and layer
+    per_step = layer_seconds(inputs, batch, k, layout.world)  # per time step and layer
     slower = _slower(inputs, layout.world)
     if k > 1:  # the hidden split's own work around its collectives, every time step
         extra = inputs.split_overhead_s * slower
@@ -267,7 +238,7 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
     sizes, layer_of = _parameters(inputs, layout)
     exposed_data = 0.0
     if p == 1:
-        forward, backward, no_comm, bubble_fraction = sum(fwd), sum(bwd), compute_s, 0.0
+        forward, backward, no_comm, bubble_share = sum(fwd), sum(bwd), compute_s, 0.0
         if d > 1:
             if k == 1 and inputs.overlap:  # DDP: a layer's gradients, when its backward ends
                 ready = {l: sum(bwd[l:]) for l in range(L)} | {L: 0.0}  # from backward start
@@ -282,8 +253,8 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
                 compute_s, no_comm, fixed = compute_s + ddp, no_comm + ddp, fixed + ddp
     else:
         chunk = min(inputs.chunk, T)
-        chunks = -(-T // chunk)
-        stages = stage_layers(L, p)
+        chunks = chunk_count(T, chunk)
+        stages = split_layers(L, p)
         per_chunk = inputs.chunk_overhead_s * slower  # each engine call of a layer on a chunk
         send = _pipeline_send(inputs, layout, chunk * batch * H * b)
         # on the cores: a stage's own share of its messages each chunk (an inner stage has two)
@@ -293,8 +264,8 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
              for j, st in enumerate(stages)]
         G = [chunk * sum(per_step[l][1] for l in st) + 2 * len(st) * per_chunk + on_cores[j]
              for j, st in enumerate(stages)]
-        forward, backward = _wave(F, send.seconds, chunks), _wave(G, send.seconds, chunks)
-        no_comm = _wave(F, 0.0, chunks) + _wave(G, 0.0, chunks)
+        forward, backward = wave(F, send.seconds, chunks), wave(G, send.seconds, chunks)
+        no_comm = wave(F, 0.0, chunks) + wave(G, 0.0, chunks)
         exposed_sends = forward + backward - no_comm
         if s.output_size:  # ŷ from the last stage to all, before the loss and the backward
             y_hat = batch * (T if s.every_step else 1) * s.output_size * b
@@ -304,7 +275,7 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
         compute_s = max(T * sum(per_step[l][0] + per_step[l][1] for l in st)
                         + 3 * chunks * len(st) * per_chunk for st in stages) + fixed
         no_comm += fixed
-        bubble_fraction = (p - 1) / (chunks + p - 1)
+        bubble_share = bubble_fraction(p, chunks)
         directions = 2 if p > 2 else 1  # an inner stage sends both ways
         full, last = divmod(T, chunk)
         for count, steps in ((full, chunk), (1 if last else 0, last)):
@@ -327,13 +298,19 @@ def simulate(inputs: PlanInputs, layout: Layout) -> StepPlan:
             worst = max(candidates, key=lambda item: (item.exposed_s, item.cost.seconds))
             exposed_data = worst.exposed_s
             items.append(worst)
+    if inputs.clip and layout.model > 1:  # Σ‖g‖² of every piece, before the optimizer step
+        norm = clip_transfer(layout.model)
+        cost = group_collective(topo, norm.op, norm.payload_bytes, layout.model, 1, NORM_BYTES,
+                                inputs.algorithms)
+        items.append(CommItem(norm.tag, norm.op, norm.payload_bytes, 1, cost, cost.seconds))
+        exposed_data += cost.seconds
     step_s = forward + backward + exposed_data + fixed
     bubble_s = max(0.0, no_comm - compute_s)
     return _summarize(inputs, layout, batch, step_s, compute_s, bubble_s,
-                      step_s - no_comm, bubble_fraction, items)
+                      step_s - no_comm, bubble_share, items)
 
 
-def _summarize(inputs: PlanInputs, layout: Layout, batch: int, step_s: float, compute_s: float,
+def _summarize(inputs: PlanInputs, layout: ParallelLayout, batch: int, step_s: float, compute_s: float,
                bubble_s: float, exposed_s: float, bubble_fraction: float,
                items: list[CommItem]) -> StepPlan:
     """Throughput, scaling efficiency, bytes and link utilization of a simulated step."""

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from rnnscope.plan.recommend import FAMILIES, WorkerPlan
 from rnnscope.plan.simulate import PlanInputs, StepPlan
-from rnnscope.plan.units import format_bandwidth, format_bytes, format_percent, format_seconds
+from rnnscope.costs.units import format_bandwidth, format_bytes, format_percent, format_seconds
 
 
 def _workers(n: int) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from rnnscope.errors import UserError
 from rnnscope.plan.alphabeta import Link, best_algorithm, collective_time
-from rnnscope.plan.collectives import collective_cost
+from rnnscope.costs.collectives import collective_cost
 
 
 SHORT = {"ring": "ring", "tree": "tree", "halving_doubling": "hd", "direct": "direct"}

@@ -10,9 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from rnnscope.errors import UserError  # noqa: E402
+from rnnscope.plan.events import step_events  # noqa: E402
 from rnnscope.plan.recommend import FAMILIES, WorkerPlan  # noqa: E402
 from rnnscope.plan.simulate import PlanInputs  # noqa: E402
-from rnnscope.plan.timeline import step_events, utilization  # noqa: E402
+from rnnscope.plan.timeline import utilization  # noqa: E402
 
 PARTS = (("compute_s", "compute", "#4C72B0"), ("bubble_s", "pipeline bubble", "#DD8452"),
          ("exposed_comm_s", "exposed communication", "#C44E52"))

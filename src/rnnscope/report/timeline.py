@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rnnscope.plan.collectives import bus_factor
+from rnnscope.costs.collectives import bus_factor
 
 PHASES_FILE = "compute.jsonl"  # written by rnnscope.parallel.context at the end of a parallel run
 COMPUTE_COLOURS = {"forward": "#4C72B0", "backward": "#DD8452", "eval": "#8C8C8C"}

@@ -6,6 +6,7 @@ import json
 import tomllib
 from pathlib import Path
 
+from rnnscope.costs.layout import STRATEGIES, STRATEGY_ALIASES
 from rnnscope.errors import UserError
 from rnnscope.parallel.summary import human_bytes
 from rnnscope.report.html import Page
@@ -68,7 +69,8 @@ def ledger_section(page: Page, rows: list[dict], run_dir: Path) -> None:
         stats = json.loads(stats_file.read_text()) if stats_file.exists() else None
         par = config.get("parallel", {})
         c = compare_row(strategy, rows, shape, world, chunk=par.get("chunk", 1),
-                        bucket_mb=par.get("bucket_mb", 25.0), warmup=1, stats=stats)
+                        bucket_mb=par.get("bucket_mb", 25.0), warmup=1, stats=stats,
+                        clip=config.get("optim", {}).get("clip", 0) > 0)
     except (ValueError, KeyError, UserError) as exc:
         section.text(f"No comparison for this run: {exc}.")
         return
@@ -89,11 +91,11 @@ def ledger_section(page: Page, rows: list[dict], run_dir: Path) -> None:
 def _shape(config: dict, rows: list[dict], run_dir: Path):
     """The RNNShape the formula needs, from the run's config (its data rebuilt for the sizes)."""
     from rnnscope.data import build_dataset
-    from rnnscope.plan.strategies import RNNShape
+    from rnnscope.costs.traffic import RNNShape
     from rnnscope.train.config import load_config
 
     strategy = config.get("parallel", {}).get("strategy", "none")
-    if strategy not in ("data", "pipeline", "tensor"):
+    if strategy not in STRATEGIES and strategy not in STRATEGY_ALIASES:
         raise ValueError(f"strategy {strategy!r} has no formula")
     if config["parallel"].get("data_degree", 0) not in (0, 1):
         raise ValueError("the formula covers one strategy alone, and this run combined data "

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rnnscope.costs.layout import MODEL_STRATEGIES, STRATEGIES, STRATEGY_ALIASES, deprecated_alias
 from rnnscope.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 def _f(default, help: str, choices: tuple = ()):
@@ -116,7 +120,8 @@ class TrainConfig:
 class ParallelConfig:
     """[parallel]: training on several processes with torch.distributed."""
 
-    strategy: str = _f("none", "parallel strategy", ("none", "data", "pipeline", "tensor"))
+    strategy: str = _f("none", "parallel strategy (tensor: the old name of hidden_split)",
+                       ("none", *STRATEGIES, *STRATEGY_ALIASES))
     nproc: int = _f(1, "processes to start (torchrun --nproc-per-node)")
     backend: str = _f("auto", "torch.distributed backend (auto: nccl with CUDA, else gloo)",
                       ("auto", "gloo", "nccl"))
@@ -266,6 +271,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def validate(cfg: Config) -> None:
     """Check choices and ranges; a UserError names the key, the value and the fix."""
+    if deprecated_alias(cfg.parallel.strategy):  # an old name: say so once, use the new one
+        log.warning(deprecated_alias(cfg.parallel.strategy))
+        cfg.parallel.strategy = STRATEGY_ALIASES[cfg.parallel.strategy]
     for section, name, _, value, _, choices in iter_fields(cfg):
         if choices and value not in choices:
             raise UserError(f"--{section}.{name} must be one of {', '.join(choices)}; got {value!r}")
@@ -310,7 +318,7 @@ def check_cell(cfg: Config) -> None:
     if cfg.model.init == "identity":
         raise UserError(f"--model.init identity (W_hh = I, the IRNN) is for --model.cell elman, got "
                         f"--model.cell {cell}; use default, xavier or orthogonal")
-    if cfg.parallel.strategy in ("pipeline", "tensor"):
+    if cfg.parallel.strategy in MODEL_STRATEGIES:
         raise UserError(f"--parallel.strategy {cfg.parallel.strategy} splits Elman layers only; "
                         f"--model.cell {cell} trains with --parallel.strategy data or none")
     if cfg.diagnostics.every > 0:

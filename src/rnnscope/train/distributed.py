@@ -8,6 +8,7 @@ fixed points and knows nothing else about torch.distributed:
         x, y = distributed.shard((x, y))          # this rank's share of the global batch
         ... forward, backward, clip, optimizer step ...
         distributed.on_step_end(step, model)      # after every optimizer step: ledger flush, checksums
+        distributed.before_snapshot(step, opt)    # before a log or checkpoint: the whole model here
         loss = distributed.average(loss)          # before a metrics line: the global batch's loss
         norm = distributed.grad_norm(model, norm) # ... and the whole model's gradient norm
     distributed.close(run_dir)                    # at the end (run_dir is None off the main rank)
@@ -60,6 +61,20 @@ class DistContext(Protocol):
         the same point, before a metrics line."""
         ...
 
+    def before_snapshot(self, step: int, optimizer: torch.optim.Optimizer) -> None:
+        """Called by every rank at a batch end that logs or checkpoints, before either: the
+        unwrapped model must then hold the whole model and `optimizer_state` the whole
+        optimizer's state (a model split gathers its pieces)."""
+        ...
+
+    def optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict:
+        """The optimizer state a checkpoint holds: the whole model's, as one process has it."""
+        ...
+
+    def local_optimizer_state(self, state: dict) -> dict:
+        """This rank's share of a checkpoint's optimizer state (what its optimizer loads)."""
+        ...
+
     def close(self, run_dir: Path | None) -> None:
         """Called once at the end of training (also after divergence); run_dir on the main rank."""
         ...
@@ -89,6 +104,17 @@ class SingleProcess:
     def grad_norm(self, model: nn.Module, local: float) -> float:
         """The whole model is here: the local norm."""
         return local
+
+    def before_snapshot(self, step: int, optimizer: torch.optim.Optimizer) -> None:
+        """The whole model is here already."""
+
+    def optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict:
+        """The optimizer's own state."""
+        return optimizer.state_dict()
+
+    def local_optimizer_state(self, state: dict) -> dict:
+        """All of it."""
+        return state
 
     def close(self, run_dir: Path | None) -> None:
         """Nothing to release."""

@@ -131,7 +131,7 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
     if ckpt is not None:
         try:
             net.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
+            optimizer.load_state_dict(dist.local_optimizer_state(ckpt["optimizer"]))
         except (RuntimeError, ValueError, KeyError) as exc:
             raise UserError(f"the checkpoint in {run_dir} does not fit this config ({exc}); "
                             "resume without changing --model or --data") from None
@@ -147,7 +147,7 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
 
     def checkpoint(name: str) -> None:
         save_checkpoint(checkpoint_dir(run_dir) / name, {
-            "model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+            "model": net.state_dict(), "optimizer": dist.optimizer_state(optimizer), "step": step,
             "epoch": epoch, "batches_done": batches_done, "best_val": best_val, "rng": rng_state(),
             "config": to_dict(cfg), "normalization": dataset.normalization,
             "dataset": {"kind": dataset.kind, "every_step": dataset.every_step, "name": dataset.name,
@@ -220,6 +220,9 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                 batches_done, samples = b + 1, samples + batch_size
                 samples_total += batch_size
                 progress.advance(step)
+                if step >= total or any(crossed(step_before, step, every) for every in
+                                        (cfg.train.log_every, cfg.train.checkpoint_every)):
+                    dist.before_snapshot(step, optimizer)  # every rank, before a log or checkpoint
                 if crossed(step_before, step, cfg.train.log_every) or step >= total:
                     now = time.perf_counter()
                     val = evaluate(net, dataset.kind, dataset.x_val.to(device), dataset.y_val.to(device))

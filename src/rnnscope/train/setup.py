@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from rnnscope.diagnostics.record import record_step
 from rnnscope.errors import UserError
 
 
@@ -49,13 +50,7 @@ def build_optimizer(optim_cfg, params) -> torch.optim.Optimizer:
 
 
 def diagnostics_hook():
-    """rnnscope.diagnostics.record.record_step when that module is installed, else None."""
-    try:
-        from rnnscope.diagnostics.record import record_step
-    except ModuleNotFoundError as exc:
-        if exc.name in ("rnnscope.diagnostics", "rnnscope.diagnostics.record"):
-            return None
-        raise
+    """What the loop records diagnostics through: rnnscope.diagnostics.record.record_step."""
     return record_step
 
 

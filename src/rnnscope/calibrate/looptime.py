@@ -1,0 +1,110 @@
+"""Whole steps of the training loop itself, timed: what a local run's step costs besides the network.
+
+A step of `rnnscope train` is more than the engine's forward and backward: the batch is picked
+and sliced, the loss and its gradient norm are read back, the optimizer steps, the strategy's
+hooks run. The calibration therefore times the loop itself, `rnnscope.train.loop.train`, for a
+few dozen steps on a throw-away run directory, with a DistContext (`StepClock`) that only notes
+when the steps end. With `wrap`, the model is wrapped first (data parallel: DDP on a process
+group of this one rank, so DDP's hooks and bucket copies run and nothing crosses the network).
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+from rnnscope.train.distributed import SingleProcess
+
+WARMUP_STEPS = 3  # steps before the clock starts: allocator, first-call paths, DDP's rebuild
+
+
+def mean_seconds(run, repeats: int, sync=None) -> float:
+    """Mean seconds of `repeats` calls of `run` after one warm-up call (then `sync()`, if given).
+
+    The mean, not the median: a run's step time is its wall time over its steps (throughput),
+    and with more workers than cores a process is sometimes descheduled mid-step; that is part
+    of what a step costs."""
+    run()  # the first call warms up
+    if sync is not None:
+        sync()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        run()
+    return (time.perf_counter() - t0) / repeats
+
+
+class StepClock(SingleProcess):
+    """A one-process DistContext that notes when the steps after the warm-up begin and end.
+
+    Args:
+        warmup: steps left out of the timing.
+        sync: called when the warm-up is over (a barrier: every calibration process starts
+            its timed steps together).
+        wrap: model -> the module to train (None: the model itself).
+        ledger: closed after every step, as every strategy's context does.
+    """
+
+    def __init__(self, warmup: int, sync=None, wrap=None, ledger=None) -> None:
+        self.warmup, self._sync, self._wrap, self._ledger = warmup, sync, wrap, ledger
+        self.start = self.end = 0.0
+        self.timed = 0  # steps between start and end
+
+    def wrap_model(self, model):
+        """`wrap(model)`, or the model itself."""
+        return self._wrap(model) if self._wrap is not None else model
+
+    def on_step_end(self, step: int, model) -> None:
+        """Close the ledger's step; start the clock after the warm-up, else move its end."""
+        if self._ledger is not None:
+            self._ledger.close_step(step)
+        if step == self.warmup:
+            if self._sync is not None:
+                self._sync()
+            self.start = time.perf_counter()
+        elif step > self.warmup:
+            self.end, self.timed = time.perf_counter(), step - self.warmup
+
+
+def loop_step_seconds(cfg, batch: int, layers: int, hidden: int, repeats: int, sync=None,
+                      wrap=None, ledger=None) -> float:
+    """Mean seconds per step of `train(cfg)` at this batch, depth and width, one process.
+
+    The loop runs WARMUP_STEPS + `repeats` steps (no logging, checkpoints or diagnostics in
+    between) on a temporary run directory; its start-up and final evaluation are not timed.
+    """
+    from rnnscope.train.loop import train
+
+    cfg = copy.deepcopy(cfg)
+    cfg.model.hidden, cfg.model.layers, cfg.data.batch_size = hidden, layers, batch
+    cfg.train.epochs, cfg.train.max_steps = 0, WARMUP_STEPS + repeats
+    cfg.train.log_every = cfg.train.checkpoint_every = 10**9
+    cfg.train.progress, cfg.train.threads, cfg.diagnostics.every = False, 1, 0
+    cfg.parallel.strategy = "none"
+    cfg.train.tbptt_k1 = cfg.train.tbptt_k2 = 0  # the planner models full BPTT
+    clock = StepClock(WARMUP_STEPS, sync, wrap, ledger)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.train.run_dir = str(Path(tmp) / "run")
+        train(cfg, distributed=clock)
+    assert clock.timed == repeats, (clock.timed, repeats)
+    return (clock.end - clock.start) / repeats
+
+
+def ddp_step_seconds(cfg, batch: int, layers: int, hidden: int, repeats: int, group,
+                     sync=None) -> float:
+    """`loop_step_seconds` with the model in DDP, as `--parallel.strategy data` wraps it
+    (`rnnscope.parallel.data.wrap_ddp`: the ledgered hook, --parallel.bucket_mb buckets), on
+    `group`, a process group of this one rank: DDP's own work without the network."""
+    import torch
+
+    from rnnscope.parallel.comm import Communicator
+    from rnnscope.parallel.data import wrap_ddp
+    from rnnscope.parallel.ledger import Ledger
+
+    comm = Communicator(group, ledger=Ledger(0))
+
+    def wrap(model):
+        return wrap_ddp(model, comm, cfg.parallel.bucket_mb, torch.device("cpu"))
+
+    return loop_step_seconds(cfg, batch, layers, hidden, repeats, sync, wrap, comm.ledger)

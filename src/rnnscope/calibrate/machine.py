@@ -1,0 +1,122 @@
+"""This machine, measured for the planner: gloo's α and β per op and size, the engine's speed.
+
+Every op is timed the way the strategies call it, through `rnnscope.parallel.comm`'s
+Communicator (`loopback`: isend/irecv ping-pong in pairs, all-reduce, all-gather, gloo's
+reduce-scatter on its own, broadcast), at a grid of sizes and at the sizes the configured runs
+send, as the mean per call (a step pays the sum of many calls, tail included); each op gets its
+own link (`fit`). The engine's speed (`speed`) and the strategies' own code paths (`pattern`)
+are timed in the same processes. `calibrated_inputs` turns it all into the planner's
+`PlanInputs` for local runs, and a `Calibration` that says what was measured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+
+from rnnscope.calibrate.fit import ComputeFit, fit_network
+from rnnscope.calibrate.loopback import SIZES, measure_network
+from rnnscope.calibrate.pattern import (Patterns, chunk_overhead, payload_sizes,
+                                        split_overhead)
+from rnnscope.costs.backends import GLOO
+from rnnscope.costs.units import format_bytes
+from rnnscope.plan.alphabeta import Link
+from rnnscope.plan.compute import Device
+from rnnscope.plan.simulate import PlanInputs
+from rnnscope.plan.topology import Topology
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Calibration:
+    """What `calibrated_inputs` measured and fitted.
+
+    network_seconds: seconds per call by op and payload bytes; links: each op's fitted link;
+    compute: the engine's fitted speed; patterns: the strategies' code paths as timed;
+    split_overhead_s, chunk_overhead_s, ddp_overhead_s: what those add per layer and time step
+    (hidden split), per layer and chunk (pipeline), per step (DDP).
+    """
+
+    network_seconds: dict[str, dict[int, float]]
+    links: dict[str, Link]
+    compute: ComputeFit
+    patterns: Patterns
+    split_overhead_s: float
+    chunk_overhead_s: float
+    ddp_overhead_s: float
+
+    @property
+    def summary(self) -> str:
+        """One line: the latencies, the engine's rate and the strategies' overheads."""
+        net, c = self.network_seconds["all_reduce"], self.compute
+        small, large = min(net), max(net)
+        return (f"p2p α={self.links['send'].alpha_s * 1e6:.0f} µs, all-reduce "
+                f"{format_bytes(small)} {net[small] * 1e3:.2f} ms, "
+                f"{format_bytes(large)} {net[large] * 1e3:.2f} ms; engine "
+                f"{c.flops_per_s / 1e9:.2f} GFLOP/s + {c.step_overhead_s * 1e6:.0f} µs "
+                f"per time step + {c.step_fixed_s * 1e3:.2f} ms per training step; "
+                f"hidden split +{self.split_overhead_s * 1e6:.0f} µs per layer and "
+                f"time step, pipeline +{self.chunk_overhead_s * 1e6:.0f} µs per layer "
+                f"and chunk, DDP +{self.ddp_overhead_s * 1e3:.2f} ms per step")
+
+    def to_dict(self) -> dict:
+        """Plain values for `rnnscope plan --json` (the open-ended last regime: null)."""
+        links = {op: [{"up_to_bytes": None if r.up_to_bytes == float("inf") else r.up_to_bytes,
+                       "alpha_s": r.alpha_s, "bandwidth_Bps": r.bandwidth_Bps}
+                      for r in link.regimes] for op, link in self.links.items()}
+        compute = dataclasses.asdict(self.compute) | {
+            "patterns": dataclasses.asdict(self.patterns),
+            "split_overhead_s": self.split_overhead_s,
+            "chunk_overhead_s": self.chunk_overhead_s, "ddp_overhead_s": self.ddp_overhead_s}
+        return {"network_seconds": self.network_seconds, "links": links, "compute": compute,
+                "summary": self.summary}
+
+
+def calibrated_inputs(shape, cfg, world: int = 2) -> tuple[PlanInputs, list[int], Calibration]:
+    """PlanInputs for local runs on this machine, the worker counts to predict, the measurements.
+
+    Local runs use gloo's algorithms (its reduce-scatter is an all-reduce), one flat loopback
+    "network" with α/β per op and size measured through the Communicator at the sizes the
+    runs send, this CPU's measured speed and the strategies' code-path overheads
+    (`rnnscope.calibrate.pattern`), and train's meaning of --data.batch_size (the global batch:
+    strong scaling). Everything is timed in `world` processes at once, sharing the cores as a
+    run of `world` workers does, so it predicts such a run best; a run of more workers than
+    max(cores, world) is predicted to compute proportionally slower.
+    """
+    log.info("measuring gloo on 127.0.0.1 (%d processes) and the engine's speed ...", world)
+    sizes = tuple(sorted(set(SIZES) | set(payload_sizes(shape, cfg.parallel.chunk,
+                                                         cfg.parallel.bucket_mb))))
+    measured = measure_network(world, budget_s=0.4, timeout_s=420, sizes=sizes,
+                               compute_args=(shape, cfg))
+    compute, pat = measured.compute, measured.patterns
+    links = fit_network(measured.network, world, interpolate=True)
+    rate = compute.flops_per_s
+    device = Device("this cpu (1 thread)", {4: rate, 8: rate, 2: rate}, 1.0,
+                    compute.step_overhead_s, source="rnnscope plan --calibrate")
+    # the strategies' own code paths, timed in every process at once (`rnnscope.calibrate.pattern`)
+    calibration = Calibration(
+        measured.network, links, compute, pat,
+        split_overhead_s=(split_overhead(pat.split_s, shape, device, pat.split_ways)
+                          if pat.split_ways > 1 else 0.0),
+        chunk_overhead_s=chunk_overhead(pat.stage_s, pat.whole_s, shape, pat.stages, pat.chunk),
+        ddp_overhead_s=max(0.0, pat.ddp_s - pat.plain_s))
+    topology = Topology(links["send"], op_links=links, per_call=True)
+    inputs = PlanInputs(shape, device, topology, chunk=cfg.parallel.chunk,
+                        bucket_mb=cfg.parallel.bucket_mb, scaling="strong", algorithms=GLOO,
+                        # compute was timed with `world` processes sharing the cores at once
+                        cores=max(os.cpu_count() or 1, world),
+                        step_fixed_s=compute.step_fixed_s,
+                        split_overhead_s=calibration.split_overhead_s,
+                        chunk_overhead_s=calibration.chunk_overhead_s,
+                        ddp_overhead_s=calibration.ddp_overhead_s,
+                        # a message's time is spent by the ranks' own threads; with more
+                        # workers than cores the micro-benchmark's times are mostly waits for
+                        # a core, which other workers fill with their compute
+                        comm_on_cores=world <= (os.cpu_count() or 1),
+                        # with more workers than cores, the gradient all-reduce has no
+                        # core of its own to run on beside the backward
+                        overlap=world <= (os.cpu_count() or 1))
+    return inputs, [2, 4], calibration

@@ -1,0 +1,193 @@
+"""What the strategies' own code paths cost on this machine, beside the engine's FLOPs.
+
+The engine's speed (`speed.measure_compute`) times a whole single-process training step. The
+strategies run other code around the same matmuls: the hidden split does per-time-step Python
+work around its two collectives (views, transposes, copies of B×H slices), and the pipeline
+calls the engine once per chunk and layer rather than once per layer. Both are timed here in one
+process, with the real `HiddenSplitStage` and `PipelineStage` on a `LoopbackComm` that moves
+no bytes (the network is calibrated apart, through the real Communicator), and turned into a
+constant per layer and time step (hidden split) or per layer and chunk (pipeline):
+
+    extra = (measured stage time − the model's compute for it) / (3 · count)
+
+(the forward pays one share, the backward two, as `compute.step_seconds` does).
+
+`payload_sizes` lists the message sizes the local runs send, so that the gloo micro-benchmark
+measures them and not only a grid around them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from rnnscope.calibrate.looptime import ddp_step_seconds, loop_step_seconds, mean_seconds
+from rnnscope.costs.layout import chunk_count, split_layers
+from rnnscope.costs.traffic import RNNShape, ddp_buckets, rnn_parameters
+from rnnscope.parallel.hidden_split import HiddenSplitStage
+from rnnscope.parallel.pipeline import PipelineStage
+from rnnscope.plan.compute import Device, step_seconds
+from rnnscope.train.model import SequenceModel
+from rnnscope.train.setup import denormals_flushed
+
+
+@dataclass
+class Patterns:
+    """Seconds of the strategies' own code paths on this machine (one thread, no network).
+
+    split_s: one rank's forward + backward of a `split_ways` hidden split (0: none timed);
+    stage_s, whole_s: the first of `stages` pipeline stages with `chunk` time steps per chunk,
+    and with the whole sequence as one chunk (0: one layer, no pipeline); ddp_s, plain_s: a
+    training-loop step of a replica's batch in DDP and without (None: not timed).
+    """
+
+    split_ways: int
+    split_s: float
+    stages: int
+    chunk: int
+    stage_s: float
+    whole_s: float
+    ddp_s: float | None = None
+    plain_s: float | None = None
+
+
+def payload_sizes(shape: RNNShape, chunk: int, bucket_mb: float) -> list[int]:
+    """Bytes of every message the data, pipeline and hidden-split runs of `shape` send, sorted.
+
+    The hidden split's B×H state and T×B×H input gradient, the pipeline's chunk of chunk×B×H
+    (and a shorter last one) and its ŷ, and DDP's buckets and the per-tensor all-reduces.
+    """
+    b, B, H, T = shape.bytes_per_element, shape.batch, shape.hidden, shape.seq_len
+    sizes = {B * H * b, T * B * H * b}
+    chunk = min(max(chunk, 1), T)
+    sizes.add(chunk * B * H * b)
+    if T % chunk:
+        sizes.add((T % chunk) * B * H * b)
+    if shape.output_size:
+        sizes.add(B * (T if shape.every_step else 1) * shape.output_size * b)
+    params = [n * b for _, n in rnn_parameters(shape)]
+    sizes.update(ddp_buckets(params, int(bucket_mb * 1024 * 1024)))
+    sizes.update(params)
+    return sorted(s for s in sizes if s >= 4)
+
+
+class _Done:
+    """A finished operation's handle."""
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        """Nothing to wait for."""
+
+
+class LoopbackComm:
+    """A Communicator stand-in for rank `rank` of `world_size` that moves no bytes.
+
+    all_gather copies this rank's slice into every slot; reduce_scatter keeps this rank's part
+    of the input; isend does nothing; irecv leaves the buffer as it is. The copies are what a
+    real collective writes into its output, so the stage's own work is what gets timed.
+    """
+
+    def __init__(self, rank: int, world_size: int) -> None:
+        self.rank, self.world_size = rank, world_size
+
+    def all_gather(self, output, tensor, *, tag: str, async_op: bool = False):
+        output.view(self.world_size, -1).copy_(tensor.view(1, -1))
+
+    def reduce_scatter(self, output, tensor, *, tag: str, async_op: bool = False):
+        output.copy_(tensor.view(self.world_size, -1)[self.rank])
+
+    def isend(self, tensor, dst: int, *, tag: str) -> _Done:
+        return _Done()
+
+    def irecv(self, tensor, src: int, *, tag: str) -> _Done:
+        tensor.normal_()
+        return _Done()
+
+
+def _net(shape: RNNShape, cfg):
+    model_cfg = dataclasses.replace(cfg.model, hidden=shape.hidden, layers=shape.layers)
+    return SequenceModel(shape.input_size, shape.output_size, model_cfg, shape.every_step)
+
+
+def time_hidden_split(shape: RNNShape, cfg, ways: int, repeats: int = 3, sync=None) -> float:
+    """Seconds of one rank's forward + backward of a `ways`-way hidden split (no network)."""
+    stage = HiddenSplitStage(_net(shape, cfg), LoopbackComm(0, ways))
+    x = torch.randn(shape.batch, shape.seq_len, shape.input_size)  # (B, T, I)
+
+    def run() -> None:
+        y_hat, _ = stage.forward(x, None, build_graph=True)
+        stage.backward(y_hat, torch.ones_like(y_hat))
+
+    with denormals_flushed(cfg.train.flush_denormal):  # as the runs' training loop does
+        return mean_seconds(run, repeats, sync)
+
+
+def time_pipeline_stage(shape: RNNShape, cfg, stages: int, chunk: int,
+                        repeats: int = 3, sync=None) -> float:
+    """Seconds of the first stage's forward + backward in a `stages`-stage pipeline (no network).
+
+    The first stage holds the most layers (`split_layers`) and, with 2 stages or more, no
+    readout: its time is its layers' chunked recurrence, what the model's per-chunk constant
+    describes. (One stage is the whole model, readout included.)"""
+    stage = PipelineStage(_net(shape, cfg), LoopbackComm(0, stages), chunk)
+    x = torch.randn(shape.batch, shape.seq_len, shape.input_size)  # (B, T, I)
+
+    def run() -> None:
+        y_hat, _ = stage.forward(x, None, build_graph=True)  # ŷ on the last stage only
+        stage.backward(y_hat, None if y_hat is None else torch.ones_like(y_hat))
+
+    with denormals_flushed(cfg.train.flush_denormal):  # as the runs' training loop does
+        return mean_seconds(run, repeats, sync)
+
+
+def time_patterns(shape: RNNShape, cfg, workers: int = 2, repeats: int = 3, sync=None,
+                  combine=None, group=None) -> Patterns:
+    """Time both strategies' stages at `shape` for `workers` ranks (a split `workers` ways when
+    that divides H, else 2 or none; at most one stage per layer), one thread: the
+    first pipeline stage with cfg's chunk (`stage_s`) and with the whole sequence as one chunk
+    (`whole_s`); with `group` (a process group of this one rank), a step of the training loop
+    with a replica's batch in DDP (`ddp_s`) and without (`plain_s`).
+    `sync` and `combine` as in `calibrate.measure_compute` (every process at once, averaged)."""
+    ways = next((k for k in (workers, 2) if k > 1 and shape.hidden % k == 0), 1)
+    stages, chunk = max(1, min(workers, shape.layers)), cfg.parallel.chunk
+    piped = stages > 1  # a one-layer model has no pipeline to time
+    seconds = [time_hidden_split(shape, cfg, ways, repeats, sync) if ways > 1 else 0.0,
+               time_pipeline_stage(shape, cfg, stages, chunk, repeats, sync) if piped else 0.0,
+               time_pipeline_stage(shape, cfg, stages, shape.seq_len, repeats, sync)
+               if piped else 0.0]
+    if group is not None:
+        replica = (max(1, shape.batch // workers), shape.layers, shape.hidden)
+        seconds += [ddp_step_seconds(cfg, *replica, repeats, group, sync),
+                    loop_step_seconds(cfg, *replica, repeats, sync)]
+    if combine is not None:
+        seconds = combine(seconds)
+    return Patterns(ways, seconds[0], stages, chunk, seconds[1], seconds[2],
+                    *(seconds[3:5] if group is not None else ()))
+
+
+def split_overhead(measured_s: float, shape: RNNShape, device: Device, ways: int) -> float:
+    """Extra seconds per layer and forward time step of the hidden split, beyond the engine.
+
+    Pure: `measured_s` (one rank's forward + backward) less T·Σ_layers(forward + backward step)
+    at H/k, over 3·T·L; never negative."""
+    T, L = shape.seq_len, shape.layers
+    model = T * sum(sum(step_seconds(device, shape.batch, shape.hidden,
+                                     shape.input_size if l == 0 else shape.hidden,
+                                     shape.bytes_per_element, ways)) for l in range(L))
+    return max(0.0, (measured_s - model) / (3 * T * L))
+
+
+def chunk_overhead(chunked_s: float, whole_s: float, shape: RNNShape, stages: int,
+                   chunk: int) -> float:
+    """Extra seconds per layer and forward chunk of a pipeline stage.
+
+    Pure: the first stage timed with C = ceil(T/chunk) chunks (`chunked_s`) and with one chunk
+    of all T steps (`whole_s`) does the same FLOPs, so the difference is C − 1 more engine
+    calls per layer, forward and backward: over 3·(C − 1)·(its layers); never negative."""
+    T = shape.seq_len
+    mine = split_layers(shape.layers, stages)[0]
+    chunks = chunk_count(T, min(max(chunk, 1), T))
+    if chunks == 1:
+        return 0.0
+    return max(0.0, (chunked_s - whole_s) / (3 * (chunks - 1) * len(mine)))

@@ -1,0 +1,44 @@
+"""The training loop timed by its own steps: warm-up left out, every process started together."""
+
+import datetime
+
+import pytest
+import torch.distributed as dist
+
+from rnnscope.calibrate.looptime import WARMUP_STEPS, StepClock, ddp_step_seconds, loop_step_seconds
+from rnnscope.calibrate.loopback import free_port
+from rnnscope.train.config import load_config
+
+TINY = ["--model.hidden", "8", "--model.layers", "2", "--data.seq_len", "6",
+        "--data.samples", "64", "--data.batch_size", "8"]
+
+
+def test_the_clock_starts_after_the_warmup_and_syncs_once():
+    synced = []
+    clock = StepClock(2, sync=lambda: synced.append(True))
+    for step in range(1, 6):
+        clock.on_step_end(step, None)
+    assert synced == [True] and clock.timed == 3 and clock.end > clock.start > 0
+
+
+def test_loop_steps_are_timed_without_touching_the_config():
+    cfg = load_config(None, TINY + ["--train.max_steps", "1000", "--train.log_every", "1"])
+    synced = []
+    seconds = loop_step_seconds(cfg, batch=4, layers=1, hidden=8, repeats=4,
+                                sync=lambda: synced.append(True))
+    assert 0 < seconds < 1 and synced == [True]
+    assert cfg.train.max_steps == 1000 and cfg.data.batch_size == 8  # a copy was changed
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(120)
+def test_ddp_steps_on_a_group_of_one_rank():
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0,
+                            world_size=1, timeout=datetime.timedelta(seconds=60))
+    try:
+        cfg = load_config(None, TINY)
+        seconds = ddp_step_seconds(cfg, 8, 2, 8, repeats=3, group=dist.group.WORLD)
+    finally:
+        dist.destroy_process_group()
+    assert 0 < seconds < 1
+    assert WARMUP_STEPS >= 2  # DDP rebuilds its buckets after the first step: not timed
