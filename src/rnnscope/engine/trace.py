@@ -8,6 +8,7 @@
     layer.dW_hh_steps                            # (T, H, H): δ_tᵀ h_{t-1}, summed over the batch
 
 With no Trace active the engine records nothing and pays nothing but one lookup per layer call.
+Under torch.compile / torch.export the engine is one opaque operator and records nothing.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ class Trace:
         for record in reversed(self.layers):
             if record.name == name:
                 return record
-        known = ", ".join(dict.fromkeys(r.name for r in self.layers)) or "none recorded"
+        known = ", ".join(dict.fromkeys(r.name for r in self.layers)) or (
+            "none recorded (a model under torch.compile records no Trace: run the uncompiled "
+            "module, e.g. compiled._orig_mod, inside the Trace)")
         raise KeyError(f"no layer {name!r} in this trace; recorded: {known}")
 
 
