@@ -40,6 +40,7 @@ class LayerTrace:
     dW_ih_steps: torch.Tensor | None = None  # (T, H, I) δ_tᵀ x_t
     dW_hh_steps: torch.Tensor | None = None  # (T, H, H) δ_tᵀ h_{t-1}
     db_steps: torch.Tensor | None = None  # (T, H) Σ_batch δ_t (for b_ih and b_hh alike)
+    mask: torch.Tensor | None = None  # (T, B) bool, False at padded steps of a packed batch (None: all real)
 
     @property
     def steps(self) -> int:
