@@ -42,6 +42,7 @@ def forward_packed(
     hx: State | None,
     zero_state: Callable[[int], State],
     run_layer: Callable,
+    input_size: int,
     num_layers: int,
     bidirectional: bool,
     dropout: float,
@@ -54,13 +55,15 @@ def forward_packed(
         hx: the initial state in the user's batch order, or None for zeros.
         zero_state: B -> the zero state for a batch of B sequences.
         run_layer: (x (N, F), state0 (B, H)…, layout, layer, direction) -> (out (N, H), state_n).
-        num_layers, bidirectional, dropout, training: the module's settings.
+        input_size, num_layers, bidirectional, dropout, training: the module's settings.
 
     Returns:
         output, a PackedSequence with the same batch_sizes and indices; the final state (each
         sequence's last real step) in the user's batch order.
     """
     data, batch_sizes, sorted_indices, unsorted_indices = packed
+    if data.shape[-1] != input_size:
+        raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {input_size}, got {data.shape[-1]}")
     layout = PackedLayout(batch_sizes, data.device)
     B, D = layout.batch, 2 if bidirectional else 1
     if hx is None:

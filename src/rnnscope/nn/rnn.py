@@ -127,7 +127,7 @@ class RNN(nn.Module):
         num_directions = 2 if self.bidirectional else 1
         if isinstance(input, nn.utils.rnn.PackedSequence):  # output: a PackedSequence too
             zeros = lambda B: input.data.new_zeros(self.num_layers * num_directions, B, self.hidden_size)
-            return forward_packed(input, hx, zeros, self._packed_layer, self.num_layers,
+            return forward_packed(input, hx, zeros, self._packed_layer, self.input_size, self.num_layers,
                                   self.bidirectional, self.dropout, self.training)
         batched = input.dim() == 3
         if input.dim() not in (2, 3):
