@@ -20,6 +20,7 @@ from torch import nn
 from rnnscope.engine import ACTIVATIONS, TIME_REDUCTIONS, elman_layer
 from rnnscope.engine.packed import elman_packed_layer
 from rnnscope.nn.packed import forward_packed
+from rnnscope.nn.precision import autocast_dtype, run_in_autocast_dtype
 
 
 class RNN(nn.Module):
@@ -124,6 +125,9 @@ class RNN(nn.Module):
 
     def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the sequence: returns output (T, B, D·H) or (B, T, D·H), and h_n (D·layers, B, H)."""
+        low = autocast_dtype(input)
+        if low is not None:  # torch.nn.RNN's autocast policy: everything in the low dtype
+            return run_in_autocast_dtype(self, low, input, hx)
         num_directions = 2 if self.bidirectional else 1
         if isinstance(input, nn.utils.rnn.PackedSequence):  # output: a PackedSequence too
             zeros = lambda B: input.data.new_zeros(self.num_layers * num_directions, B, self.hidden_size)

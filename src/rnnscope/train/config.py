@@ -92,6 +92,8 @@ class TrainConfig:
     flush_denormal: bool = _f(True, "on CPU, flush subnormal floats (below ~1e-38) to zero: vanishing "
                               "gradients over long sequences reach them, and CPUs compute them up to 100x slower")
     progress: bool = _f(True, "show a progress bar")
+    precision: str = _f("fp32", "forward matmuls in fp32, or under autocast in bf16 (CPU, CUDA) or fp16 "
+                        "(CUDA, with a gradient scaler)", ("fp32", "bf16", "fp16"))
 
 
 @dataclass
