@@ -37,6 +37,7 @@ def _stack(finals: list) -> State:
     return torch.stack(finals)
 
 
+@torch.compiler.disable  # batch_sizes decide the loop: under torch.compile this part runs eagerly
 def forward_packed(
     packed: PackedSequence,
     hx: State | None,

@@ -19,6 +19,7 @@ from torch import nn
 
 from rnnscope.engine import ACTIVATIONS, TIME_REDUCTIONS, elman_layer
 from rnnscope.engine.packed import elman_packed_layer
+from rnnscope.nn.compat import refuse_script
 from rnnscope.nn.packed import forward_packed
 from rnnscope.nn.precision import autocast_dtype, run_in_autocast_dtype
 
@@ -109,6 +110,8 @@ class RNN(nn.Module):
 
     def flatten_parameters(self) -> None:
         """No-op, for compatibility (cuDNN's flat weight buffer is not used)."""
+
+    __prepare_scriptable__ = refuse_script  # torch.jit.script: a line saying what to use instead
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
