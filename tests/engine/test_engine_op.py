@@ -128,3 +128,20 @@ def test_export_for_inference_with_a_free_sequence_length():
         x = torch.randn(2, steps, 3)
         for a, b in zip(exported.module()(x), rnn(x)):
             assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_compile_of_a_packed_batch_runs_the_engine_eagerly():
+    torch._dynamo.reset()
+    torch.manual_seed(3)
+    rnn = rnnscope.nn.RNN(2, 3, bidirectional=True).double()
+    x = torch.randn(5, 3, 2, dtype=torch.float64)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, [5, 2, 4], enforce_sorted=False)
+    results = []
+    for model in (rnn, torch.compile(rnn, backend="aot_eager")):
+        rnn.zero_grad()
+        out, h_n = model(packed)
+        assert isinstance(out, torch.nn.utils.rnn.PackedSequence)
+        (out.data.sin().sum() + h_n.sum()).backward()
+        results.append([out.data.detach(), h_n.detach()] + [p.grad.clone() for p in rnn.parameters()])
+    for a, b in zip(*results):
+        assert rel_err(b, a) <= TOL
