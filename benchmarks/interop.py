@@ -120,6 +120,8 @@ def main() -> None:
     parser.add_argument("--warm", action="store_true", help="share one inductor cache between the rows")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per row before giving up")
     parser.add_argument("--json", metavar="PATH", help="also write the JSON to PATH")
+    parser.add_argument("--variants", nargs="+", default=sorted({v for v, _ in ROWS}),
+                        help="which rows to run (default: all)")
     parser.add_argument("--one", nargs=2, metavar=("VARIANT", "T"), help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -129,7 +131,7 @@ def main() -> None:
     repeats = 5 if args.quick else 20
     with tempfile.TemporaryDirectory() as shared:
         rows = [run_row(v, T, args.backend, repeats, shared if args.warm else None, args.timeout)
-                for v, T in ROWS]
+                for v, T in ROWS if v in args.variants]
     print_table(rows)
     text = json.dumps({"cache": "warm" if args.warm else "cold", "rows": rows}, indent=2)
     print(text)
