@@ -71,3 +71,12 @@ def test_trace_records_in_the_autocast_dtype():
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_cuda_autocast_follows_torch_nn_rnn(dtype):
     compare_with_torch("cuda", dtype)
+
+
+def test_hooks_run_once_under_autocast():
+    rnn = rnnscope.nn.RNN(2, 3)
+    seen = []
+    rnn.register_forward_hook(lambda module, args, output: seen.append(output[0].dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rnn(torch.randn(4, 2, 2))
+    assert seen == [torch.bfloat16]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
+from torch.nn.utils.stateless import _reparametrize_module  # what torch.func.functional_call uses
 
 
 def autocast_dtype(input: torch.Tensor | PackedSequence) -> torch.dtype | None:
@@ -54,5 +55,6 @@ def run_in_autocast_dtype(module: nn.Module, dtype: torch.dtype, input, hx=None)
     Differentiable: the gradients reach the parameters in their own dtype."""
     data = input.data if isinstance(input, PackedSequence) else input
     params = {name: p.to(dtype) for name, p in module.named_parameters()}
-    with torch.autocast(data.device.type, enabled=False):
-        return torch.func.functional_call(module, params, (_cast(input, dtype), _cast(hx, dtype)))
+    # module.forward, not module(): the caller's hooks already run around this call, once
+    with torch.autocast(data.device.type, enabled=False), _reparametrize_module(module, params):
+        return module.forward(_cast(input, dtype), _cast(hx, dtype))
