@@ -16,6 +16,7 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.versio
 echo "== CUDA and NCCL tests"
 python3 -m pytest -q -p no:cacheprovider tests/engine/test_bptt_cuda.py \
     tests/train/test_train_cuda.py tests/parallel/test_nccl.py tests/nn/test_nn_rnn.py \
+    tests/nn/test_nn_precision.py tests/train/test_train_precision.py \
     2>&1 | tee "$OUT/cuda-tests.log"
 
 echo "== engine benchmark on the GPU (against cuDNN's torch.nn.RNN)"

@@ -17,6 +17,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from rnnscope.engine.cells import Activation, get_activation
+from rnnscope.engine.op import EngineOp, opaque
 from rnnscope.engine.trace import LayerTrace, active_trace
 from rnnscope.errors import UserError
 
@@ -54,14 +55,19 @@ def _forward_loop(
     return h
 
 
+def _summed_bias(b_ih: torch.Tensor | None, b_hh: torch.Tensor | None) -> torch.Tensor | None:
+    """(H,) b_ih + b_hh; either may be absent."""
+    biases = [b for b in (b_ih, b_hh) if b is not None]
+    return sum(biases[1:], biases[0]) if biases else None
+
+
 class ElmanBPTT(torch.autograd.Function):
     """One Elman layer over a whole sequence, with hand-written BPTT as its backward."""
 
     @staticmethod
     def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, activation, time_reduction, record):
         act = get_activation(activation)
-        biases = [b for b in (b_ih, b_hh) if b is not None]
-        bias = sum(biases[1:], biases[0]) if biases else None  # (H,) b_ih + b_hh, either may be absent
+        bias = _summed_bias(b_ih, b_hh)
         z_record = None
         if record is not None:
             z_record = torch.empty(x.shape[0], x.shape[1], W_hh.shape[0], dtype=x.dtype, device=x.device)
@@ -78,58 +84,66 @@ class ElmanBPTT(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out, grad_h_last):
         x, h0, W_ih, W_hh, h = ctx.saved_tensors
-        T, B, I = x.shape
-        H = W_hh.shape[0]
-        record: LayerTrace | None = ctx.record
-        act = ctx.act
-        delta = torch.empty_like(h)  # (T, B, H) local error terms δ_t
-        dh_record = torch.empty_like(h) if record is not None else None
+        needs = ctx.needs_input_grad[:6]
+        grads = _backward_pass(x, h0, W_ih, W_hh, h, grad_out, grad_h_last, needs,
+                               (ctx.has_b_ih, ctx.has_b_hh), ctx.act, ctx.time_reduction, ctx.record)
+        return *grads, None, None, None
 
-        # output error at the last step: from the loss on y_T and from h_n
-        dh_buffer = torch.empty_like(h0)  # (B, H) reused every step: no allocation in the loop
-        if grad_out is None:
-            dh = grad_h_last if grad_h_last is not None else torch.zeros_like(h0)
-        else:
-            dh = grad_out[T - 1] if grad_h_last is None else grad_out[T - 1] + grad_h_last
-        h_steps, delta_steps = h.unbind(0), delta.unbind(0)
-        out_errors = grad_out.unbind(0) if grad_out is not None else None
-        for t in reversed(range(T)):
-            if dh_record is not None:
-                dh_record[t].copy_(dh)
-            act.error_term(dh, h_steps[t], out=delta_steps[t])  # error term δ_t = error × f'(z_t)
-            if t > 0:
-                # propagate the error term back through W_hh, adding the output error at t−1
-                if out_errors is None:
-                    dh = torch.mm(delta_steps[t], W_hh, out=dh_buffer)  # (B, H)
-                else:
-                    dh = torch.addmm(out_errors[t - 1], delta_steps[t], W_hh, out=dh_buffer)  # (B, H)
 
-        needs = ctx.needs_input_grad
-        dx = dh0 = dW_ih = dW_hh = db_ih = db_hh = None
-        delta2d = delta.view(T * B, H)
-        if needs[0]:
-            dx = torch.mm(delta2d, W_ih).view(T, B, I)  # ∂L/∂x_t = δ_t W_ih
-        if needs[1]:
-            dh0 = torch.mm(delta[0], W_hh)  # ∂L/∂h_0 = δ_1 W_hh
-        # weight adjustments, accumulated over all time steps in one matmul each
-        scale = 1.0 / T if ctx.time_reduction == "mean" else 1.0
-        if needs[2]:
-            dW_ih = torch.mm(delta2d.t(), x.reshape(T * B, I))  # (H, I) Σ_t δ_tᵀ x_t
-        if needs[3]:
-            dW_hh = torch.mm(delta[0].t(), h0)  # (H, H) δ_1ᵀ h_0
-            if T > 1:
-                dW_hh.addmm_(delta[1:].reshape(-1, H).t(), h[:-1].reshape(-1, H))  # + Σ_{t≥2} δ_tᵀ h_{t-1}
-        if (needs[4] and ctx.has_b_ih) or (needs[5] and ctx.has_b_hh):
-            db = delta2d.sum(0)  # (H,) Σ_t Σ_batch δ_t
-            db_ih = db if needs[4] and ctx.has_b_ih else None
-            db_hh = db.clone() if needs[5] and ctx.has_b_hh else None
-        if scale != 1.0:
-            for grad in (dW_ih, dW_hh, db_ih, db_hh):
-                if grad is not None:
-                    grad.mul_(scale)
-        if record is not None:
-            _record_backward(record, dh_record, delta, x, h0, h)
-        return dx, dh0, dW_ih, dW_hh, db_ih, db_hh, None, None, None
+def _backward_pass(x, h0, W_ih, W_hh, h, grad_out, grad_h_last, needs, has_bias, act: Activation,
+                   time_reduction: str, record: LayerTrace | None):
+    """BPTT over the whole sequence: the gradients of (x, h0, W_ih, W_hh, b_ih, b_hh), None where
+    `needs` says no. grad_out (T, B, H) and grad_h_last (B, H) may each be None (no gradient)."""
+    T, B, I = x.shape
+    H = W_hh.shape[0]
+    delta = torch.empty_like(h)  # (T, B, H) local error terms δ_t
+    dh_record = torch.empty_like(h) if record is not None else None
+
+    # output error at the last step: from the loss on y_T and from h_n
+    dh_buffer = torch.empty_like(h0)  # (B, H) reused every step: no allocation in the loop
+    if grad_out is None:
+        dh = grad_h_last if grad_h_last is not None else torch.zeros_like(h0)
+    else:
+        dh = grad_out[T - 1] if grad_h_last is None else grad_out[T - 1] + grad_h_last
+    h_steps, delta_steps = h.unbind(0), delta.unbind(0)
+    out_errors = grad_out.unbind(0) if grad_out is not None else None
+    for t in reversed(range(T)):
+        if dh_record is not None:
+            dh_record[t].copy_(dh)
+        act.error_term(dh, h_steps[t], out=delta_steps[t])  # error term δ_t = error × f'(z_t)
+        if t > 0:
+            # propagate the error term back through W_hh, adding the output error at t−1
+            if out_errors is None:
+                dh = torch.mm(delta_steps[t], W_hh, out=dh_buffer)  # (B, H)
+            else:
+                dh = torch.addmm(out_errors[t - 1], delta_steps[t], W_hh, out=dh_buffer)  # (B, H)
+
+    dx = dh0 = dW_ih = dW_hh = db_ih = db_hh = None
+    delta2d = delta.view(T * B, H)
+    if needs[0]:
+        dx = torch.mm(delta2d, W_ih).view(T, B, I)  # ∂L/∂x_t = δ_t W_ih
+    if needs[1]:
+        dh0 = torch.mm(delta[0], W_hh)  # ∂L/∂h_0 = δ_1 W_hh
+    # weight adjustments, accumulated over all time steps in one matmul each
+    scale = 1.0 / T if time_reduction == "mean" else 1.0
+    if needs[2]:
+        dW_ih = torch.mm(delta2d.t(), x.reshape(T * B, I))  # (H, I) Σ_t δ_tᵀ x_t
+    if needs[3]:
+        dW_hh = torch.mm(delta[0].t(), h0)  # (H, H) δ_1ᵀ h_0
+        if T > 1:
+            dW_hh.addmm_(delta[1:].reshape(-1, H).t(), h[:-1].reshape(-1, H))  # + Σ_{t≥2} δ_tᵀ h_{t-1}
+    has_b_ih, has_b_hh = has_bias
+    if (needs[4] and has_b_ih) or (needs[5] and has_b_hh):
+        db = delta2d.sum(0)  # (H,) Σ_t Σ_batch δ_t
+        db_ih = db if needs[4] and has_b_ih else None
+        db_hh = db.clone() if needs[5] and has_b_hh else None
+    if scale != 1.0:
+        for grad in (dW_ih, dW_hh, db_ih, db_hh):
+            if grad is not None:
+                grad.mul_(scale)
+    if record is not None:
+        _record_backward(record, dh_record, delta, x, h0, h)
+    return dx, dh0, dW_ih, dW_hh, db_ih, db_hh
 
 
 def _record_backward(record: LayerTrace, dh, delta, x, h0, h) -> None:
@@ -140,6 +154,31 @@ def _record_backward(record: LayerTrace, dh, delta, x, h0, h) -> None:
         record.dW_ih_steps = torch.bmm(delta.transpose(1, 2), x)  # (T, H, I)
         record.dW_hh_steps = torch.bmm(delta.transpose(1, 2), h_prev)  # (T, H, H)
         record.db_steps = delta.sum(1)  # (T, H)
+
+
+# The same forward and backward as the custom operator the compiler sees (engine/op.py).
+# options: "<activation> <time_reduction>"; inputs: x, h0, W_ih, W_hh, b_ih, b_hh.
+def _op_forward(inputs, options: str) -> list[torch.Tensor]:
+    x, h0, W_ih, W_hh, b_ih, b_hh = inputs
+    activation, _ = options.split()
+    h = _forward_loop(x, h0, W_ih, W_hh, _summed_bias(b_ih, b_hh), get_activation(activation), None)
+    return [h, h[-1].clone()]  # out (T, B, H), h_T (B, H)
+
+
+def _op_backward(inputs, outputs, grads, needs, options: str) -> list[torch.Tensor | None]:
+    x, h0, W_ih, W_hh, b_ih, b_hh = inputs
+    activation, time_reduction = options.split()
+    return list(_backward_pass(x, h0, W_ih, W_hh, outputs[0], grads[0], grads[1], needs,
+                               (b_ih is not None, b_hh is not None), get_activation(activation),
+                               time_reduction, None))
+
+
+def _op_fake(inputs, options: str) -> list[torch.Tensor]:
+    x, h0, _, W_hh = inputs[:4]
+    return [x.new_empty(x.shape[0], x.shape[1], W_hh.shape[0]), h0.new_empty(h0.shape)]
+
+
+ELMAN_OP = EngineOp("elman", _op_forward, _op_backward, _op_fake)
 
 
 def elman_layer(
@@ -173,6 +212,9 @@ def elman_layer(
         raise ValueError(f"elman_layer wants x (T, B, I) and h0 (B, H); got {tuple(x.shape)} and {tuple(h0.shape)}")
     if x.shape[0] == 0:
         raise ValueError("elman_layer needs at least one time step (T = 0)")
+    if opaque():  # torch.compile / export / jit.trace: one opaque operator, and no Trace
+        out, h_last = ELMAN_OP([x, h0, W_ih, W_hh, b_ih, b_hh], f"{activation} {time_reduction}")
+        return out, h_last
     record = None
     trace = active_trace()
     if trace is not None:

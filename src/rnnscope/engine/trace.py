@@ -11,6 +11,7 @@ LSTM and GRU layers record a GatedLayerTrace instead: gates, c_t, h_t, the error
 gate and the cell-state error (docs/engine.md, "Gated cells").
 
 With no Trace active the engine records nothing and pays nothing but one lookup per layer call.
+Under torch.compile / torch.export the engine is one opaque operator and records nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class LayerTrace:
     dW_ih_steps: torch.Tensor | None = None  # (T, H, I) δ_tᵀ x_t
     dW_hh_steps: torch.Tensor | None = None  # (T, H, H) δ_tᵀ h_{t-1}
     db_steps: torch.Tensor | None = None  # (T, H) Σ_batch δ_t (for b_ih and b_hh alike)
+    mask: torch.Tensor | None = None  # (T, B) bool, False at padded steps of a packed batch (None: all real)
 
     @property
     def steps(self) -> int:
@@ -110,7 +112,9 @@ class Trace:
         for record in reversed(self.layers):
             if record.name == name:
                 return record
-        known = ", ".join(dict.fromkeys(r.name for r in self.layers)) or "none recorded"
+        known = ", ".join(dict.fromkeys(r.name for r in self.layers)) or (
+            "none recorded (a model under torch.compile records no Trace: run the uncompiled "
+            "module, e.g. compiled._orig_mod, inside the Trace)")
         raise KeyError(f"no layer {name!r} in this trace; recorded: {known}")
 
 

@@ -18,6 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnscope.engine import ACTIVATIONS, TIME_REDUCTIONS, elman_layer
+from rnnscope.engine.packed import elman_packed_layer
+from rnnscope.nn.compat import refuse_script
+from rnnscope.nn.packed import forward_packed
+from rnnscope.nn.precision import autocast_dtype, run_in_autocast_dtype
 
 
 class RNN(nn.Module):
@@ -107,6 +111,8 @@ class RNN(nn.Module):
     def flatten_parameters(self) -> None:
         """No-op, for compatibility (cuDNN's flat weight buffer is not used)."""
 
+    __prepare_scriptable__ = refuse_script  # torch.jit.script: a line saying what to use instead
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
@@ -122,11 +128,14 @@ class RNN(nn.Module):
 
     def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the sequence: returns output (T, B, D·H) or (B, T, D·H), and h_n (D·layers, B, H)."""
-        if isinstance(input, nn.utils.rnn.PackedSequence):
-            raise NotImplementedError(
-                "rnnscope.nn.RNN does not accept PackedSequence yet; pad the batch to one length instead"
-            )
+        low = autocast_dtype(input)
+        if low is not None:  # torch.nn.RNN's autocast policy: everything in the low dtype
+            return run_in_autocast_dtype(self, low, input, hx)
         num_directions = 2 if self.bidirectional else 1
+        if isinstance(input, nn.utils.rnn.PackedSequence):  # output: a PackedSequence too
+            zeros = lambda B: input.data.new_zeros(self.num_layers * num_directions, B, self.hidden_size)
+            return forward_packed(input, hx, zeros, self._packed_layer, self.input_size, self.num_layers,
+                                  self.bidirectional, self.dropout, self.training)
         batched = input.dim() == 3
         if input.dim() not in (2, 3):
             raise ValueError(f"RNN: Expected input to be 2D or 3D, got {input.dim()}D tensor instead")
@@ -176,3 +185,14 @@ class RNN(nn.Module):
         if self.batch_first:
             output = output.transpose(0, 1)  # (B, T, D·H)
         return output, h_n
+
+    def _packed_layer(self, x, h0, layout, layer: int, direction: int):
+        """One layer and direction over packed rows (nn/packed.py's run_layer)."""
+        suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+        return elman_packed_layer(
+            x, h0, layout, getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix),
+            getattr(self, "bias_ih" + suffix) if self.bias else None,
+            getattr(self, "bias_hh" + suffix) if self.bias else None,
+            activation=self.nonlinearity, time_reduction=self.time_reduction,
+            trace_name=f"layer{layer}" + ("_reverse" if direction == 1 else ""),
+        )

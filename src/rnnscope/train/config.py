@@ -114,6 +114,8 @@ class TrainConfig:
     patience: int = _f(0, "stop early after this many validation checks without a new best (0 = never)")
     tensorboard: bool = _f(False, "also write TensorBoard event files into RUN_DIR/tensorboard "
                            "(scalars per metrics line; histograms per diagnostics record)")
+    precision: str = _f("fp32", "forward matmuls in fp32, or under autocast in bf16 (CPU, CUDA) or fp16 "
+                        "(CUDA, with a gradient scaler)", ("fp32", "bf16", "fp16"))
 
 
 @dataclass

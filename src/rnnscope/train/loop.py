@@ -32,6 +32,7 @@ from rnnscope.train.distributed import DistContext, SingleProcess
 from rnnscope.train.forecasting import validation_forecast
 from rnnscope.train.metrics import MetricsLog, evaluate, loss_fn
 from rnnscope.train.model import SequenceModel, grad_norm, initialize, parameter_count
+from rnnscope.train.precision import Precision
 from rnnscope.train.progress import Progress
 from rnnscope.train.schedule import EarlyStop, LrSchedule
 from rnnscope.train.setup import (build_optimizer, check_fresh, default_run_dir, diagnostics_hook,
@@ -127,6 +128,7 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
     net = model_for(cfg, dataset).to(device)
     model = dist.wrap_model(net)  # DDP and friends wrap before the optimizer sees the parameters
     optimizer = build_optimizer(cfg.optim, model.parameters())
+    precision = Precision(cfg.train.precision, device)  # autocast (and fp16's gradient scaler)
     step, epoch, batches_done, best_val = 0, 0, 0, math.inf
     if ckpt is not None:
         try:
@@ -186,7 +188,7 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                 for w in windows:
                     target = window_target(dataset, y, w)  # None: nothing asked in this window
                     h = states[w.start]
-                    with torch.set_grad_enabled(target is not None):
+                    with torch.set_grad_enabled(target is not None), precision.autocast():
                         if w.grad_start > w.start:  # steps carried forward, not backpropagated
                             with torch.no_grad():
                                 _, h = model(x[:, w.start : w.grad_start], h)
@@ -198,16 +200,16 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                         y_hat = y_hat[:, w.loss_start - w.grad_start :]  # the new steps only
 
                     # forward is done: loss, backward (the engine's BPTT), clip, check, step
-                    loss = loss_fn(dataset.kind, y_hat, target)
+                    loss = loss_fn(dataset.kind, y_hat.float(), target)
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    precision.backward(loss, optimizer)
                     norm = grad_norm(model)
                     if cfg.optim.clip > 0:
                         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip)
                     loss_value = loss.item()
-                    if not (math.isfinite(loss_value) and math.isfinite(norm)):
+                    if not (math.isfinite(loss_value) and (math.isfinite(norm) or precision.overflow_expected())):
                         raise diverged(step + 1, loss_value, norm, run_dir, cfg)  # no step, no checkpoint
-                    optimizer.step()
+                    precision.step(optimizer)
                     step += 1
                     schedule.after_step(step)
                     dist.on_step_end(step, model)

@@ -1,0 +1,143 @@
+"""Benchmark: torch.compile of a model containing rnnscope.nn.RNN: compile time, eager vs compiled step.
+
+The model is the training loop's (a 2-layer rnnscope.nn.RNN, H = 32, and a linear readout of the
+last step), one step is forward + backward of an MSE, float32 on CPU. Each row runs in a fresh
+process with an empty inductor cache (what a new user's first run pays; --warm keeps one cache):
+- "opaque op": the engine as it ships, one custom operator per layer (engine/op.py);
+- "traced through": the engine as it was before, the compiler tracing its Python time loop
+  (engine.bptt.opaque patched to return False), at short lengths only: its cost grows with T;
+- "linear only": the readout alone, the compiler's fixed cost on this machine.
+Prints a table and JSON: compile seconds (the first compiled step), then the median eager and
+compiled step times, timed in alternating rounds: the fastest round of each (on a shared machine
+noise only ever adds time) and the median (compiled / eager: below 1 the compiled is faster).
+
+    python benchmarks/interop.py                 # inductor, T = 50 and 1000
+    python benchmarks/interop.py --backend aot_eager --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROWS = [("linear only", 50), ("opaque op", 50), ("opaque op", 1000), ("traced through", 50)]
+B, I, H = 16, 4, 32
+
+
+def measure(variant: str, T: int, backend: str, repeats: int) -> dict:
+    """One row, in this process: compile time and step times (eager, compiled)."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from engine import interleaved_times
+
+    import rnnscope.engine.bptt
+    import rnnscope.nn
+
+    if variant == "traced through":
+        rnnscope.engine.bptt.opaque = lambda: False  # the engine before it became an operator
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    rnn = rnnscope.nn.RNN(I, H, 2, batch_first=True) if variant != "linear only" else None
+    readout = torch.nn.Linear(H if rnn is not None else I, 1)
+
+    def model(x):
+        if rnn is None:
+            return readout(x[:, -1])
+        out, _ = rnn(x)
+        return readout(out[:, -1])
+
+    compiled = torch.compile(model, backend=backend)
+    x, y = torch.randn(B, T, I), torch.randn(B, 1)
+    params = list(readout.parameters()) + (list(rnn.parameters()) if rnn is not None else [])
+
+    def step(fn):
+        def run() -> None:
+            for p in params:
+                p.grad = None
+            torch.nn.functional.mse_loss(fn(x), y).backward()
+        return run
+
+    t0 = time.perf_counter()
+    step(compiled)()
+    compile_s = time.perf_counter() - t0
+    times = interleaved_times({"eager": step(model), "compiled": step(compiled)}, repeats, 0.0)
+    eager, comp = min(times["eager"]), min(times["compiled"])
+    median_eager, median_comp = statistics.median(times["eager"]), statistics.median(times["compiled"])
+    return {"variant": variant, "T": T, "backend": backend, "compile_seconds": compile_s,
+            "eager_step_seconds": eager, "compiled_step_seconds": comp, "compiled_over_eager": comp / eager,
+            "median_eager_step_seconds": median_eager, "median_compiled_step_seconds": median_comp,
+            "median_compiled_over_eager": median_comp / median_eager}
+
+
+def run_row(variant: str, T: int, backend: str, repeats: int, cache: str | None, timeout: float) -> dict:
+    """One row in a fresh process (a cold inductor cache unless `cache` names one)."""
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as fresh:
+        env["TORCHINDUCTOR_CACHE_DIR"] = cache or fresh
+        cmd = [sys.executable, __file__, "--one", variant, str(T), "--backend", backend,
+               "--repeats", str(repeats)]
+        try:
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"variant": variant, "T": T, "backend": backend, "error": f"over {timeout:.0f} s"}
+    if done.returncode != 0:
+        return {"variant": variant, "T": T, "backend": backend, "error": done.stderr.strip().splitlines()[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def print_table(rows: list[dict]) -> None:
+    """The rows as a rich table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"torch.compile of RNN(I={I}, H={H}, 2 layers) + Linear, B = {B}, CPU fp32, 1 thread "
+                        "(step ms: the fastest of the interleaved rounds)")
+    for col in ("engine", "T", "backend", "compile s", "eager step ms", "compiled step ms", "compiled / eager",
+                "median compiled / eager"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        if "error" in r:
+            table.add_row(r["variant"], str(r["T"]), r["backend"], r["error"], "", "", "", "")
+            continue
+        table.add_row(r["variant"], str(r["T"]), r["backend"], f"{r['compile_seconds']:.1f}",
+                      f"{r['eager_step_seconds'] * 1e3:.2f}", f"{r['compiled_step_seconds'] * 1e3:.2f}",
+                      f"{r['compiled_over_eager']:.2f}", f"{r['median_compiled_over_eager']:.2f}")
+    Console(width=140).print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="inductor", help="torch.compile backend (default inductor)")
+    parser.add_argument("--quick", action="store_true", help="fewer timed steps")
+    parser.add_argument("--warm", action="store_true", help="share one inductor cache between the rows")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per row before giving up")
+    parser.add_argument("--json", metavar="PATH", help="also write the JSON to PATH")
+    parser.add_argument("--variants", nargs="+", default=sorted({v for v, _ in ROWS}),
+                        help="which rows to run (default: all)")
+    parser.add_argument("--one", nargs=2, metavar=("VARIANT", "T"), help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one[0], int(args.one[1]), args.backend, args.repeats)))
+        return
+    repeats = 5 if args.quick else 20
+    with tempfile.TemporaryDirectory() as shared:
+        rows = [run_row(v, T, args.backend, repeats, shared if args.warm else None, args.timeout)
+                for v, T in ROWS if v in args.variants]
+    print_table(rows)
+    text = json.dumps({"cache": "warm" if args.warm else "cold", "rows": rows}, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
