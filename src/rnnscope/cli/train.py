@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             argv = ["train"] + (["--config", args.config] if args.config else []) + overrides
             argv += ["--resume", args.resume] if args.resume else ["--train.run_dir", cfg.train.run_dir]
             return int(_parallel("launch", cfg.parallel.strategy).launch(cfg, argv))
+        _parallel("lifeline", cfg.parallel.strategy).die_with_parent()  # no orphans
         distributed = _parallel("context", cfg.parallel.strategy).from_env(cfg)
     resume = bool(args.resume) or bool(getattr(distributed, "resume", False))  # torchrun restart
     result = train(cfg, distributed=distributed, resume=resume)

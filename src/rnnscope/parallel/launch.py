@@ -9,6 +9,9 @@ which runs, in this process, the same elastic agent as
 Every worker re-runs the train command, finds RANK in its environment and joins the group
 (`rnnscope.parallel.context.from_env`). Everything stays on 127.0.0.1: the rendezvous store,
 MASTER_ADDR, and gloo's sockets (GLOO_SOCKET_IFNAME=lo, gloo's own setting, for local runs only).
+torch's TCPStore listens on every interface whatever host it is given, so `listening_on` hands it
+a socket already bound to 127.0.0.1 (TCPStore's own `master_listen_fd`): no store of a local run
+can be reached from another machine.
 
 The agent watches the workers: when one dies, it stops the others and, with
 --parallel.max_restarts R > 0, starts them all again (they resume from the last checkpoint,
@@ -27,11 +30,13 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from pathlib import Path
 
 import torch
 
 from rnnscope.errors import UserError
+from rnnscope.parallel.lifeline import LAUNCHER_PID
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +99,42 @@ def _environment(**values: str):
                 os.environ[key] = value
 
 
+def _bound_store(make_store, bind_host: str):
+    """A TCPStore constructor whose server listens on `bind_host` only (clients are unchanged)."""
+    def make(*args, **kwargs):
+        names = ("host_name", "port", "world_size", "is_master")
+        given = dict(zip(names, args)) | kwargs
+        if not given.get("is_master") or given.get("master_listen_fd") is not None:
+            return make_store(*args, **kwargs)
+        family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((bind_host, int(given.get("port") or 0)))
+            listener.listen(512)
+            given["port"] = listener.getsockname()[1]
+            return make_store(**given, master_listen_fd=listener.detach())
+        finally:
+            listener.close()  # after detach() this closes nothing; on an error, the socket
+    return make
+
+
+@contextlib.contextmanager
+def listening_on(bind_host: str):
+    """Inside the block, every TCPStore server torch's launcher starts (the c10d rendezvous
+    store and the workers' MASTER_ADDR store) listens on `bind_host` only, e.g. 127.0.0.1."""
+    import torch.distributed as dist
+    from torch.distributed.elastic.rendezvous import c10d_rendezvous_backend as c10d
+
+    originals = (dist.TCPStore, c10d.TCPStore)
+    dist.TCPStore = _bound_store(originals[0], bind_host)
+    c10d.TCPStore = _bound_store(originals[1], bind_host)
+    try:
+        yield
+    finally:
+        dist.TCPStore, c10d.TCPStore = originals
+
+
 def _how(failure) -> str:
     if failure.exitcode < 0:
         return f"was killed by {failure.signal_name()}"
@@ -138,7 +179,8 @@ def launch(cfg, argv: list[str]) -> int:
     log.info("starting %d workers (%s parallel) with torch.distributed.run; run directory %s",
              cfg.parallel.nproc, cfg.parallel.strategy, run_dir)
     try:
-        with _environment(GLOO_SOCKET_IFNAME="lo"):
+        with _environment(GLOO_SOCKET_IFNAME="lo", **{LAUNCHER_PID: str(os.getpid())}), \
+                listening_on("127.0.0.1"):
             run(args)
     except ChildFailedError as exc:
         message = describe_failure(exc, run_dir, cfg.parallel.max_restarts)
