@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sys
 from pathlib import Path
 
 from rnnscope.errors import UserError
@@ -49,6 +50,7 @@ def _parallel(module: str, strategy: str):
 def resolve(args: argparse.Namespace):
     """The Config this command line asks for, with its run directory fixed."""
     from rnnscope.train.config import load_config
+    from rnnscope.train.resume import check_config_file
     from rnnscope.train.setup import default_run_dir
 
     overrides = overrides_from_args(args)
@@ -59,6 +61,7 @@ def resolve(args: argparse.Namespace):
         if not config_file.is_file():
             raise UserError(f"--resume {args.resume}: {config_file} does not exist; "
                             "give the directory of a run (it holds config.toml and checkpoints/)")
+        check_config_file(config_file)  # empty or cut short: never train on silent defaults
         return load_config(config_file, overrides + ["--train.run_dir", args.resume]), overrides
     cfg = load_config(args.config, overrides)
     if not cfg.train.run_dir:  # fixed here, so every parallel worker writes to the same place
@@ -69,6 +72,8 @@ def resolve(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     """Train (or resume), then print the summary table."""
     from rnnscope.train.loop import train
+    from rnnscope.train.resume import resume_hint
+    from rnnscope.train.stop import Interrupted
 
     cfg, overrides = resolve(args)
     distributed = None
@@ -80,7 +85,13 @@ def run(args: argparse.Namespace) -> int:
         _parallel("lifeline", cfg.parallel.strategy).die_with_parent()  # no orphans
         distributed = _parallel("context", cfg.parallel.strategy).from_env(cfg)
     resume = bool(args.resume) or bool(getattr(distributed, "resume", False))  # torchrun restart
-    result = train(cfg, distributed=distributed, resume=resume)
+    try:
+        result = train(cfg, distributed=distributed, resume=resume)
+    except Interrupted as exc:  # Ctrl-C or SIGTERM: one line (the launcher's, for a worker)
+        if distributed is None:
+            print(f"rnnscope train: {exc}{resume_hint(cfg.train.run_dir, cfg.parallel.strategy)}",
+                  file=sys.stderr)
+        return exc.exit_code
     if distributed is None or distributed.is_main:
         print_summary(result)
     return 0
