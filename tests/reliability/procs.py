@@ -119,3 +119,15 @@ def wait_for(predicate, timeout_s: float, what: str, proc: subprocess.Popen | No
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+FULL_MATRIX = os.environ.get("RNNSCOPE_FULL_FAULTS") == "1"
+
+
+def full_only(*values):
+    """A pytest.param that runs only in the full fault matrix (RNNSCOPE_FULL_FAULTS=1); the
+    default suite keeps a representative subset, fast enough for every run."""
+    import pytest
+
+    return pytest.param(*values, marks=pytest.mark.skipif(
+        not FULL_MATRIX, reason="full fault matrix only: set RNNSCOPE_FULL_FAULTS=1"))

@@ -92,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"rnnscope train: {exc}{resume_hint(cfg.train.run_dir, cfg.parallel.strategy)}",
                   file=sys.stderr)
         return exc.exit_code
+    except RuntimeError as exc:  # a worker whose peer died or hung: one line, the launcher says more
+        if distributed is None or not isinstance(exc, _parallel("comm", "data").CommError):
+            raise
+        print(f"rnnscope train (rank {distributed.rank}): error: {exc}".splitlines()[0], file=sys.stderr)
+        return 1
     if distributed is None or distributed.is_main:
         print_summary(result)
     return 0

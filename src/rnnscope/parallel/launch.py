@@ -39,6 +39,9 @@ from rnnscope.errors import UserError
 from rnnscope.parallel.lifeline import LAUNCHER_PID
 
 log = logging.getLogger(__name__)
+# seconds a worker has to end after SIGTERM before SIGKILL (torchrun's default is 30): enough to
+# finish a batch and write its checkpoint; a stopped or hung worker is killed after it
+SHUTDOWN_GRACE_S = 5
 
 
 def check_launch(cfg) -> None:
@@ -81,6 +84,7 @@ def torchrun_args(cfg, argv: list[str], run_dir: Path) -> list[str]:
     return ["--nnodes", "1", "--nproc-per-node", str(cfg.parallel.nproc),
             "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0",
             "--local-addr", "127.0.0.1", "--max-restarts", str(cfg.parallel.max_restarts),
+            "--shutdown-timeout", str(SHUTDOWN_GRACE_S),
             "--role", "rnnscope", "-m", "rnnscope", *command]
 
 
@@ -141,7 +145,23 @@ def _how(failure) -> str:
     return f"exited with status {failure.exitcode}"
 
 
-def describe_failure(exc, run_dir: Path, restarts: int) -> str:
+def last_checkpoint(run_dir: Path, strategy: str) -> str:
+    """"the last checkpoint is DIR/checkpoints/latest.pt (step N); continue with: ..." (the
+    command only where the strategy can resume), or "no checkpoint was written"."""
+    from rnnscope.train.checkpoint import load_checkpoint
+    from rnnscope.train.resume import resume_hint
+
+    latest = run_dir / "checkpoints" / "latest.pt"
+    if not latest.is_file():
+        return "no checkpoint was written"
+    try:
+        step = f" (step {load_checkpoint(latest)['step']})"
+    except (UserError, KeyError, TypeError):
+        step = ""
+    return f"the last checkpoint is {latest}{step}{resume_hint(run_dir, strategy)}"
+
+
+def describe_failure(exc, run_dir: Path, restarts: int, cfg_strategy: str = "data") -> str:
     """One paragraph: which worker failed first and how, who was stopped, the last checkpoint."""
     # timestamps are whole seconds: on a tie, a worker the agent stopped (SIGTERM) or one that
     # aborted (SIGABRT: gloo's reaction when a peer's connection is reset) came later
@@ -152,9 +172,7 @@ def describe_failure(exc, run_dir: Path, restarts: int) -> str:
     others = [f"rank {rank} {_how(f)}" for rank, f in sorted(exc.failures.items())
               if rank != first_rank]
     stopped = f"; then {', '.join(others)}" if others else ""
-    latest = run_dir / "checkpoints" / "latest.pt"
-    kept = (f"the last checkpoint is {latest} (continue with --resume {run_dir})"
-            if latest.is_file() else "no checkpoint was written")
+    kept = last_checkpoint(run_dir, cfg_strategy)
     tried = f" after {restarts} restart(s)" if restarts else ""
     return (f"distributed training failed{tried}: {text}{stopped}; the launcher stopped every "
             f"worker; {kept}")
@@ -167,9 +185,11 @@ def launch(cfg, argv: list[str]) -> int:
         cfg: the resolved Config (its [parallel] section says how many workers and restarts).
         argv: the command line after `rnnscope`, e.g. `["train", "--parallel.nproc", "2"]`.
     """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
+    from rnnscope.train.runfiles import RunLock
     from rnnscope.train.setup import default_run_dir
 
     check_launch(cfg)
@@ -178,13 +198,21 @@ def launch(cfg, argv: list[str]) -> int:
     args = get_args_parser().parse_args(torchrun_args(cfg, argv, run_dir))
     log.info("starting %d workers (%s parallel) with torch.distributed.run; run directory %s",
              cfg.parallel.nproc, cfg.parallel.strategy, run_dir)
+    lock = RunLock(run_dir).acquire()  # held for every worker and restart (they see our pid)
     try:
         with _environment(GLOO_SOCKET_IFNAME="lo", **{LAUNCHER_PID: str(os.getpid())}), \
                 listening_on("127.0.0.1"):
             run(args)
     except ChildFailedError as exc:
-        message = describe_failure(exc, run_dir, cfg.parallel.max_restarts)
+        message = describe_failure(exc, run_dir, cfg.parallel.max_restarts, cfg.parallel.strategy)
         log.error("rnnscope train: error: %s", message)
         user_errors = all(f.exitcode == 2 for f in exc.failures.values())
         return 2 if user_errors else 1
+    except SignalException as exc:  # Ctrl-C or SIGTERM: torchrun stopped the workers first
+        name = signal.Signals(exc.sigval).name
+        log.error("rnnscope train: stopped by %s; %s", name,
+                  last_checkpoint(run_dir, cfg.parallel.strategy))
+        return 128 + int(exc.sigval)
+    finally:
+        lock.release()
     return 0
