@@ -93,9 +93,13 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         return exc.exit_code
     except RuntimeError as exc:  # a worker whose peer died or hung: one line, the launcher says more
-        if distributed is None or not isinstance(exc, _parallel("comm", "data").CommError):
+        # autograd wraps an error raised in DDP's hook: "... running the callback: CommError: ..."
+        text = str(exc)
+        if distributed is None or not (isinstance(exc, _parallel("comm", "data").CommError)
+                                       or "CommError: " in text):
             raise
-        print(f"rnnscope train (rank {distributed.rank}): error: {exc}".splitlines()[0], file=sys.stderr)
+        text = text.rsplit("CommError: ", 1)[-1].strip().splitlines()[0]
+        print(f"rnnscope train (rank {distributed.rank}): error: {text}", file=sys.stderr)
         return 1
     if distributed is None or distributed.is_main:
         print_summary(result)

@@ -139,6 +139,26 @@ def listening_on(bind_host: str):
         dist.TCPStore, c10d.TCPStore = originals
 
 
+@contextlib.contextmanager
+def short_shutdown(grace_s: int):
+    """Inside the block, torchrun gives workers `grace_s` seconds between SIGTERM and SIGKILL on
+    every path: --shutdown-timeout covers a signal to the agent, but when a worker fails the
+    process context stops the others with a fixed 30 s, so a hung (stopped) peer would hold
+    the run 30 s past its collective timeout."""
+    from torch.distributed.elastic.multiprocessing.api import PContext
+
+    original = PContext.close
+
+    def close(self, death_sig=None, timeout=grace_s, *args, **kwargs):
+        return original(self, death_sig, min(timeout, grace_s), *args, **kwargs)
+
+    PContext.close = close
+    try:
+        yield
+    finally:
+        PContext.close = original
+
+
 def _how(failure) -> str:
     if failure.exitcode < 0:
         return f"was killed by {failure.signal_name()}"
@@ -201,7 +221,7 @@ def launch(cfg, argv: list[str]) -> int:
     lock = RunLock(run_dir).acquire()  # held for every worker and restart (they see our pid)
     try:
         with _environment(GLOO_SOCKET_IFNAME="lo", **{LAUNCHER_PID: str(os.getpid())}), \
-                listening_on("127.0.0.1"):
+                listening_on("127.0.0.1"), short_shutdown(SHUTDOWN_GRACE_S):
             run(args)
     except ChildFailedError as exc:
         message = describe_failure(exc, run_dir, cfg.parallel.max_restarts, cfg.parallel.strategy)
