@@ -106,7 +106,8 @@ def _environment(**values: str):
 def _bound_store(make_store, bind_host: str):
     """A TCPStore constructor whose server listens on `bind_host` only (clients are unchanged)."""
     def make(*args, **kwargs):
-        names = ("host_name", "port", "world_size", "is_master")
+        names = ("host_name", "port", "world_size", "is_master", "timeout", "wait_for_workers",
+                 "multi_tenant", "master_listen_fd", "use_libuv")  # TCPStore's own order
         given = dict(zip(names, args)) | kwargs
         if not given.get("is_master") or given.get("master_listen_fd") is not None:
             return make_store(*args, **kwargs)
@@ -114,10 +115,14 @@ def _bound_store(make_store, bind_host: str):
         listener = socket.socket(family, socket.SOCK_STREAM)
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((bind_host, int(given.get("port") or 0)))
+            try:
+                listener.bind((bind_host, int(given.get("port") or 0)))
+            except OSError as exc:  # torch's rendezvous then joins as a client (as TCPStore would)
+                raise RuntimeError(f"cannot listen on {bind_host}:{given.get('port')}: {exc}") from None
             listener.listen(512)
             given["port"] = listener.getsockname()[1]
-            return make_store(**given, master_listen_fd=listener.detach())
+            given["master_listen_fd"] = listener.detach()
+            return make_store(**given)
         finally:
             listener.close()  # after detach() this closes nothing; on an error, the socket
     return make
@@ -129,14 +134,17 @@ def listening_on(bind_host: str):
     store and the workers' MASTER_ADDR store) listens on `bind_host` only, e.g. 127.0.0.1."""
     import torch.distributed as dist
     from torch.distributed.elastic.rendezvous import c10d_rendezvous_backend as c10d
+    from torch.distributed.elastic.rendezvous import static_tcp_rendezvous as static
 
-    originals = (dist.TCPStore, c10d.TCPStore)
-    dist.TCPStore = _bound_store(originals[0], bind_host)
-    c10d.TCPStore = _bound_store(originals[1], bind_host)
+    modules = (dist, c10d, static)
+    originals = [m.TCPStore for m in modules]
+    for module, original in zip(modules, originals):
+        module.TCPStore = _bound_store(original, bind_host)
     try:
         yield
     finally:
-        dist.TCPStore, c10d.TCPStore = originals
+        for module, original in zip(modules, originals):
+            module.TCPStore = original
 
 
 @contextlib.contextmanager
@@ -236,3 +244,33 @@ def launch(cfg, argv: list[str]) -> int:
     finally:
         lock.release()
     return 0
+
+
+def node_main(argv: list[str] | None = None) -> int:
+    """`python -m rnnscope.parallel.launch --bind ADDR [torchrun options] -m rnnscope train ...`:
+    torchrun for one node of a multi-node run, its stores listening on ADDR only (the address of
+    the private interface the nodes share; see docs/reliability.md)."""
+    import sys
+
+    from torch.distributed.run import main as torchrun_main
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) < 2 or argv[0] != "--bind":
+        print("usage: python -m rnnscope.parallel.launch --bind ADDR [torchrun options] "
+              "-m rnnscope train ...", file=sys.stderr)
+        return 2
+    bind = argv[1]
+    with _environment(**{LAUNCHER_PID: str(os.getpid())}), listening_on(bind), \
+            short_shutdown(SHUTDOWN_GRACE_S):
+        try:
+            torchrun_main(["--shutdown-timeout", str(SHUTDOWN_GRACE_S), *argv[2:]])
+        except Exception as exc:  # ChildFailedError and friends: torchrun printed the details
+            print(f"rnnscope node: error: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+                  if str(exc).strip() else f"rnnscope node: error: {type(exc).__name__}",
+                  file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(node_main())
