@@ -138,3 +138,23 @@ def test_paths_are_stored_absolute_and_a_run_moved_elsewhere_resumes(tmp_path, c
     assert code == 0, err
     lines = [json.loads(x) for x in (tmp_path / "moved" / "rel" / "metrics.jsonl").read_text().splitlines()]
     assert lines[-1]["step"] == 10
+    # every command that reads the run accepts where its data lives now
+    for argv in (["diagnose", "rel", "--data.csv", "series.csv", "--no-plots", "--json"],
+                 ["evaluate", "rel", "--data.csv", "series.csv"],
+                 ["predict", "rel", "--data.csv", "series.csv", "-o", "out.csv"]):
+        code, err = cli(capsys, *argv)
+        assert code == 0, (argv, err)
+
+
+def test_no_hint_to_resume_a_run_whose_strategy_cannot(tmp_path):
+    from rnnscope.train.setup import check_fresh
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "latest.pt").write_bytes(b"")
+    (tmp_path / "config.toml").write_text('[parallel]\nstrategy = "pipeline"\n')
+    with pytest.raises(UserError) as info:
+        check_fresh(tmp_path)
+    assert "--resume" not in str(info.value) and "cannot resume yet" in str(info.value)
+    (tmp_path / "config.toml").write_text('[parallel]\nstrategy = "data"\n')
+    with pytest.raises(UserError, match="continue it with --resume"):
+        check_fresh(tmp_path)

@@ -50,6 +50,15 @@ def resume_hint(run_dir: str | Path, strategy: str) -> str:
     return f"; continue with: {resume_command(run_dir)}" if resume_supported(strategy) else ""
 
 
+def saved_strategy(run_dir: str | Path) -> str:
+    """The --parallel.strategy a run directory's config.toml records ("none" when unreadable)."""
+    try:
+        table = tomllib.loads((Path(run_dir) / "config.toml").read_text())
+        return str(table.get("parallel", {}).get("strategy", "none"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError):
+        return "none"
+
+
 def _safe(section: str, key: str) -> bool:
     return (section, key) in SAFE_ON_RESUME or (section, None) in SAFE_ON_RESUME
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from rnnscope.errors import UserError
+from rnnscope.train.resume import resume_supported, saved_strategy
 
 
 def default_run_dir(root: str | Path = "runs") -> Path:
@@ -24,6 +25,10 @@ def check_fresh(run_dir: Path) -> None:
     """Refuse to start a new run on top of an old one (one that was stopped before its first
     checkpoint has nothing to continue: a new start replaces it)."""
     if (run_dir / "checkpoints" / "latest.pt").exists():
+        if not resume_supported(saved_strategy(run_dir)):  # never hint at a refused --resume
+            raise UserError(f"--train.run_dir {run_dir} already holds a run (of --parallel.strategy "
+                            f"{saved_strategy(run_dir)}, which cannot resume yet); choose another "
+                            "--train.run_dir")
         raise UserError(f"--train.run_dir {run_dir} already holds a run; continue it with "
                         f"--resume {run_dir} or choose another --train.run_dir")
 
