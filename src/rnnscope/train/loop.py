@@ -34,7 +34,8 @@ from rnnscope.train.metrics import MetricsLog, evaluate, loss_fn
 from rnnscope.train.model import SequenceModel, grad_norm, initialize, parameter_count
 from rnnscope.train.progress import Progress
 from rnnscope.train.restore import load_weights
-from rnnscope.train.resume import apply_optimizer_settings, check_not_finished, load_for_resume
+from rnnscope.train.resume import (apply_optimizer_settings, check_not_finished, load_for_resume,
+                                   resume_supported)
 from rnnscope.train.runfiles import RunLock, absolute_paths, write_atomic
 from rnnscope.train.setup import (build_optimizer, check_fresh, default_run_dir, diagnostics_hook,
                                   resolve_device)
@@ -242,11 +243,12 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                         best_val = score
                         checkpoint("best.pt", now=step >= total)
                     loss_sum, loss_count, samples, t_log = 0.0, 0, 0, now
+                stop_here = stop.requested and resume_supported(cfg.parallel.strategy)  # whole model here
                 if dist.is_main and (crossed(step_before, step, cfg.train.checkpoint_every) or step >= total
-                                     or stop.requested):
-                    checkpoint("latest.pt", now=step >= total or stop.requested)
+                                     or stop_here):
+                    checkpoint("latest.pt", now=step >= total or stop_here)
                 if dist.is_main:
-                    stop.check(step, checkpoint_dir(run_dir) / "latest.pt")
+                    stop.check(step, checkpoint_dir(run_dir) / "latest.pt" if stop_here else None)
                 if step >= total:
                     break
             else:
