@@ -18,10 +18,15 @@ The agent watches the workers: when one dies, it stops the others and, with
 `ctx.resume`); once restarts are used up, `launch` reports which worker failed and how, names the
 last checkpoint, and returns 1 (2 when every failure was a user error, which the worker printed).
 
-Across machines run torchrun yourself; rnnscope only reads what torchrun sets:
+Across machines start one torchrun per node through `node_main`, which keeps its stores on the
+private address you name (docs/reliability.md: who writes what, what is exposed):
 
-    torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29400 \
+    python -m rnnscope.parallel.launch --bind ADDR --nnodes 2 --node-rank K --nproc-per-node 4 \
+        --rdzv-backend static --master-addr ADDR0 --master-port 29400 --local-addr ADDR \
         -m rnnscope train --parallel.strategy data --data.batch_size 64
+
+Workers die with their launcher (`rnnscope.parallel.lifeline`), the launcher holds the run
+directory's lock for them, and a signal to it ends the run in one line (exit 128 + signal).
 """
 
 from __future__ import annotations
