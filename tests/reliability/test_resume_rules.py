@@ -158,3 +158,12 @@ def test_no_hint_to_resume_a_run_whose_strategy_cannot(tmp_path):
     (tmp_path / "config.toml").write_text('[parallel]\nstrategy = "data"\n')
     with pytest.raises(UserError, match="continue it with --resume"):
         check_fresh(tmp_path)
+
+
+def test_resuming_a_strategy_that_cannot_is_one_line_before_any_worker_starts(tmp_path, capsys):
+    run(tmp_path, "--train.max_steps", "5")
+    config = tmp_path / "run" / "config.toml"
+    config.write_text(config.read_text().replace('strategy = "none"', 'strategy = "pipeline"'))
+    code, err = cli(capsys, "train", "--resume", str(tmp_path / "run"), "--train.max_steps", "10")
+    assert code == 2 and err.count("\n") == 1 and "cannot continue a run yet" in err, err
+    assert "continue with" not in err

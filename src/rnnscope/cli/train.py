@@ -50,7 +50,7 @@ def _parallel(module: str, strategy: str):
 def resolve(args: argparse.Namespace):
     """The Config this command line asks for, with its run directory fixed."""
     from rnnscope.train.config import load_config
-    from rnnscope.train.resume import check_config_file
+    from rnnscope.train.resume import check_config_file, resume_supported
     from rnnscope.train.setup import default_run_dir
 
     overrides = overrides_from_args(args)
@@ -62,7 +62,11 @@ def resolve(args: argparse.Namespace):
             raise UserError(f"--resume {args.resume}: {config_file} does not exist; "
                             "give the directory of a run (it holds config.toml and checkpoints/)")
         check_config_file(config_file)  # empty or cut short: never train on silent defaults
-        return load_config(config_file, overrides + ["--train.run_dir", args.resume]), overrides
+        cfg = load_config(config_file, overrides + ["--train.run_dir", args.resume])
+        if not resume_supported(cfg.parallel.strategy):  # refused here, before any worker starts
+            raise UserError(f"--parallel.strategy {cfg.parallel.strategy} cannot continue a run yet "
+                            f"(resume: {args.resume}); start a new --train.run_dir")
+        return cfg, overrides
     cfg = load_config(args.config, overrides)
     if not cfg.train.run_dir:  # fixed here, so every parallel worker writes to the same place
         cfg.train.run_dir = str(default_run_dir())
@@ -71,6 +75,20 @@ def resolve(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume), then print the summary table."""
+    try:
+        return _run(args)
+    except UserError as exc:
+        rank = os.environ.get("RANK")
+        if rank is None:
+            raise  # not a torchrun worker: the CLI prints it
+        # workers share one stderr: one write per line, so that lines never run together
+        who = "rnnscope train" if rank == "0" else f"rnnscope train (rank {rank})"
+        sys.stderr.write(f"{who}: error: {exc}\n")
+        sys.stderr.flush()
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from rnnscope.train.loop import train
     from rnnscope.train.resume import resume_hint
     from rnnscope.train.stop import Interrupted
