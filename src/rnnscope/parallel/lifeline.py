@@ -16,10 +16,10 @@ import os
 import signal
 import sys
 
-log = logging.getLogger(__name__)
+from rnnscope.train.runfiles import LAUNCHER_PID  # set by rnnscope's launcher for its workers
 
+log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-LAUNCHER_PID = "RNNSCOPE_LAUNCHER_PID"  # set by rnnscope's launcher for its workers
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> bool:

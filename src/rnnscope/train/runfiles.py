@@ -19,7 +19,7 @@ from pathlib import Path
 from rnnscope.errors import UserError
 
 LOCK_FILE = ".lock"
-LAUNCHER_PID = "RNNSCOPE_LAUNCHER_PID"  # the same name as rnnscope.parallel.lifeline's
+LAUNCHER_PID = "RNNSCOPE_LAUNCHER_PID"  # the launcher's pid, in its workers' environment
 
 
 def fsync_dir(folder: Path) -> None:
