@@ -157,12 +157,16 @@ def short_shutdown(grace_s: int):
     """Inside the block, torchrun gives workers `grace_s` seconds between SIGTERM and SIGKILL on
     every path: --shutdown-timeout covers a signal to the agent, but when a worker fails the
     process context stops the others with a fixed 30 s, so a hung (stopped) peer would hold
-    the run 30 s past its collective timeout."""
+    the run 30 s past its collective timeout. Stopped workers are continued first, so that
+    they end on the signal instead of waiting for SIGKILL."""
     from torch.distributed.elastic.multiprocessing.api import PContext
 
     original = PContext.close
 
     def close(self, death_sig=None, timeout=grace_s, *args, **kwargs):
+        for pid in self.pids().values():  # a stopped worker could not act on the signal
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
         return original(self, death_sig, min(timeout, grace_s), *args, **kwargs)
 
     PContext.close = close
