@@ -60,5 +60,6 @@ def test_missing_broken_and_foreign_files_are_user_errors(tmp_path):
 
 def test_unsafe_pickles_are_refused(tmp_path):
     torch.save({"format": 1, "thing": object()}, tmp_path / "unsafe.pt")
-    with pytest.raises(UserError, match="cannot be read"):
+    with pytest.raises(UserError, match="cannot be read") as info:
         load_checkpoint(tmp_path / "unsafe.pt")
+    assert "\n" not in str(info.value) and "load object," in str(info.value)

@@ -80,14 +80,23 @@ def test_resume_gives_bitwise_the_uninterrupted_weights(tmp_path, extra):
 
 
 def test_divergence_stops_naming_step_and_quantity_and_keeps_the_last_good_checkpoint(tmp_path):
-    cfg = cfg_for(tmp_path, "--optim.lr", "1e30", "--train.checkpoint_every", "1", "--train.epochs", "5")
+    # README's example: lr 50 throws the weights so far that a later loss is inf
+    cfg = cfg_for(tmp_path, "--optim.lr", "50", "--train.checkpoint_every", "1", "--train.epochs", "5")
     with pytest.raises(DivergenceError, match=r"diverged at step (\d+): the (loss|gradient norm) is (nan|inf)"
                        r".*last good checkpoint is .*latest\.pt.*Lower --optim\.lr") as info:
         train(cfg)
     step = int(info.value.args[0].split("step ")[1].split(":")[0])
     kept = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
-    assert kept["step"] == step - 1
+    # the checkpoint of step - 1 holds the weights whose loss (at `step`) was inf: not kept
+    assert kept["step"] == step - 2
     assert all(torch.isfinite(t).all() for t in kept["model"].values())
+
+
+def test_a_first_step_that_diverges_keeps_no_checkpoint(tmp_path):
+    cfg = cfg_for(tmp_path, "--optim.lr", "1e30", "--train.checkpoint_every", "1", "--train.epochs", "5")
+    with pytest.raises(DivergenceError, match="diverged at step 2: .*no checkpoint was written before it"):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
 
 
 def test_classification_reports_accuracy(tmp_path):

@@ -23,6 +23,9 @@ def test_default_run_dir_never_reuses_a_name(tmp_path):
 def test_check_fresh_refuses_an_existing_run(tmp_path):
     check_fresh(tmp_path)  # an empty folder is fine
     (tmp_path / "metrics.jsonl").write_text("")
+    (tmp_path / "checkpoints").mkdir()
+    check_fresh(tmp_path)  # stopped before its first checkpoint: nothing to resume, a new start is fine
+    (tmp_path / "checkpoints" / "latest.pt").write_bytes(b"")
     with pytest.raises(UserError, match="--resume"):
         check_fresh(tmp_path)
 

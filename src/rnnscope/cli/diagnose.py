@@ -69,17 +69,21 @@ def run(args: argparse.Namespace) -> int:
         return _compare(args, overrides)
     if args.run_dir is None:
         raise UserError("give a RUN_DIR (a directory written by `rnnscope train`) or --compare-inits")
+    data_csv = None
+    if overrides[:1] == ["--data.csv"]:  # where the run's CSV lives now (it may have moved)
+        data_csv, overrides = overrides[1], overrides[2:]
     if overrides or args.config:
         given = args.config and "--config" or overrides[0]
-        raise UserError(f"{given} only applies with --compare-inits; a run is diagnosed with its own config")
-    return _diagnose(args)
+        raise UserError(f"{given} only applies with --compare-inits; a run is diagnosed with its own "
+                        "config (--data.csv may say where its CSV lives now)")
+    return _diagnose(args, data_csv)
 
 
-def _diagnose(args: argparse.Namespace) -> int:
+def _diagnose(args: argparse.Namespace, data_csv: str | None = None) -> int:
     from rnnscope.explain.run_diagnosis import diagnose_run
     from rnnscope.report import plots
 
-    result = diagnose_run(args.run_dir, args.checkpoint, args.epsilon)
+    result = diagnose_run(args.run_dir, args.checkpoint, args.epsilon, data_csv=data_csv)
     written: list[str] = []
     if not args.no_plots:
         out = Path(args.out) if args.out else Path(args.run_dir) / "diagnose"

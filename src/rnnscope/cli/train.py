@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from rnnscope.errors import UserError
@@ -37,6 +38,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 def resolve(args: argparse.Namespace):
     """The Config this command line asks for, with its run directory fixed."""
     from rnnscope.train.config import load_config
+    from rnnscope.train.resume import check_config_file
     from rnnscope.train.setup import default_run_dir
 
     overrides = overrides_from_args(args)
@@ -47,6 +49,7 @@ def resolve(args: argparse.Namespace):
         if not config_file.is_file():
             raise UserError(f"--resume {args.resume}: {config_file} does not exist; "
                             "give the directory of a run (it holds config.toml and checkpoints/)")
+        check_config_file(config_file)  # empty or cut short: never train on silent defaults
         return load_config(config_file, overrides + ["--train.run_dir", args.resume]), overrides
     cfg = load_config(args.config, overrides)
     if not cfg.train.run_dir:  # fixed here, so every parallel worker writes to the same place
@@ -56,7 +59,23 @@ def resolve(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume), then print the summary table."""
+    try:
+        return _run(args)
+    except UserError as exc:
+        rank = os.environ.get("RANK")
+        if rank is None:
+            raise  # not a torchrun worker: the CLI prints it
+        # workers share one stderr: one write per line, so that lines never run together
+        who = "rnnscope train" if rank == "0" else f"rnnscope train (rank {rank})"
+        sys.stderr.write(f"{who}: error: {exc}\n")
+        sys.stderr.flush()
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from rnnscope.train.loop import train
+    from rnnscope.train.resume import resume_hint
+    from rnnscope.train.stop import Interrupted
 
     cfg, overrides = resolve(args)
     distributed = None
@@ -67,11 +86,29 @@ def run(args: argparse.Namespace) -> int:
             from rnnscope.parallel.launch import launch
 
             return int(launch(cfg, argv))
+        from rnnscope.parallel.lifeline import die_with_parent
         from rnnscope.parallel.worker import from_env
 
+        die_with_parent()  # no orphans
         distributed = from_env(cfg)
     resume = bool(args.resume) or bool(getattr(distributed, "resume", False))  # torchrun restart
-    result = train(cfg, distributed=distributed, resume=resume)
+    try:
+        result = train(cfg, distributed=distributed, resume=resume)
+    except Interrupted as exc:  # Ctrl-C or SIGTERM: one line (the launcher's, for a worker)
+        if distributed is None:
+            print(f"rnnscope train: {exc}{resume_hint(cfg.train.run_dir)}",
+                  file=sys.stderr)
+        return exc.exit_code
+    except RuntimeError as exc:  # a worker whose peer died or hung: one line, the launcher says more
+        # autograd wraps an error raised in DDP's hook: "... running the callback: CommError: ..."
+        text = str(exc)
+        from rnnscope.parallel.comm import CommError
+
+        if distributed is None or not (isinstance(exc, CommError) or "CommError: " in text):
+            raise
+        text = text.rsplit("CommError: ", 1)[-1].strip().splitlines()[0]
+        print(f"rnnscope train (rank {distributed.rank}): error: {text}", file=sys.stderr)
+        return 1
     if distributed is None or distributed.is_main:
         print_summary(result)
     return 0

@@ -29,7 +29,8 @@ def run_batch(dataset, batch: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
     return dataset.x_train[:batch], dataset.y_train[:batch]
 
 
-def diagnose_run(run_dir: str | Path, checkpoint: str = "latest", epsilon: float | None = None) -> dict:
+def diagnose_run(run_dir: str | Path, checkpoint: str = "latest", epsilon: float | None = None,
+                 data_csv: str | None = None) -> dict:
     """Trace the run's checkpointed model on its own data, and read its training-time records.
 
     Returns {"run_dir", "step", "loss", "epsilon", "layers": [summary, …] (now),
@@ -49,6 +50,8 @@ def diagnose_run(run_dir: str | Path, checkpoint: str = "latest", epsilon: float
                             "is it a run directory of `rnnscope train`?")
         return _from_last_record(run_dir, records, epsilon, "no checkpoint yet")
     cfg, ckpt = load_run(run_dir, checkpoint)
+    if data_csv:  # the run's CSV, where it lives now
+        cfg.data.csv = data_csv
     epsilon = cfg.diagnostics.epsilon if epsilon is None else epsilon
     model = restore_model(cfg, ckpt)
     try:

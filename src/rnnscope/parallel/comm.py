@@ -24,7 +24,6 @@ reduce-scatter). A failed operation raises `CommError` naming the op, tag, size 
 from __future__ import annotations
 
 import datetime
-import pickle
 import threading
 import time
 
@@ -34,6 +33,7 @@ import torch.distributed as dist
 from rnnscope.costs.backends import BACKEND_ALGORITHMS
 from rnnscope.costs.collectives import collective_cost
 from rnnscope.parallel.ledger import Ledger, Record
+from rnnscope.parallel.objects import ObjectFormatError, decode, encode
 
 REDUCE_OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN,
               "avg": dist.ReduceOp.AVG}
@@ -246,8 +246,12 @@ class Communicator:
     # -- Python objects ----------------------------------------------------------------------
 
     def all_gather_object(self, obj: object, *, tag: str) -> list:
-        """Every rank's picklable `obj`, in rank order: two recorded all-gathers (sizes, bytes)."""
-        data = torch.frombuffer(bytearray(pickle.dumps(obj)), dtype=torch.uint8).to(self.device)
+        """Every rank's `obj`, in rank order: two recorded all-gathers (sizes, bytes).
+
+        `obj` travels as JSON plus raw tensor bytes (rnnscope.parallel.objects), never as a
+        pickle: what a peer sends can only decode to data. Tuples come back as lists.
+        """
+        data = torch.frombuffer(bytearray(encode(obj)), dtype=torch.uint8).to(self.device)
         size = torch.tensor([data.numel()], dtype=torch.int64, device=self.device)
         sizes = torch.empty(self.world_size, dtype=torch.int64, device=self.device)
         self.all_gather(sizes, size, tag=tag)
@@ -257,5 +261,9 @@ class Communicator:
         gathered = torch.empty(self.world_size * longest, dtype=torch.uint8, device=self.device)
         self.all_gather(gathered, padded, tag=tag)
         chunks = gathered.cpu().view(self.world_size, longest)
-        return [pickle.loads(chunks[k, : int(sizes[k])].numpy().tobytes())
-                for k in range(self.world_size)]
+        try:
+            return [decode(chunks[k, : int(sizes[k])].numpy().tobytes())
+                    for k in range(self.world_size)]
+        except ObjectFormatError as exc:
+            raise CommError(f"all_gather_object tag={tag!r} on rank {self.rank}: a peer sent "
+                            f"bytes that are not an rnnscope object ({exc})") from None

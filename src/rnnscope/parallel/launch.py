@@ -9,16 +9,24 @@ which runs, in this process, the same elastic agent as
 Every worker re-runs the train command, finds RANK in its environment and joins the group
 (`rnnscope.parallel.context.from_env`). Everything stays on 127.0.0.1: the rendezvous store,
 MASTER_ADDR, and gloo's sockets (GLOO_SOCKET_IFNAME=lo, gloo's own setting, for local runs only).
+torch's TCPStore listens on every interface whatever host it is given, so `listening_on` hands it
+a socket already bound to 127.0.0.1 (TCPStore's own `master_listen_fd`): no store of a local run
+can be reached from another machine.
 
 The agent watches the workers: when one dies, it stops the others and, with
 --parallel.max_restarts R > 0, starts them all again (they resume from the last checkpoint,
 `ctx.resume`); once restarts are used up, `launch` reports which worker failed and how, names the
 last checkpoint, and returns 1 (2 when every failure was a user error, which the worker printed).
 
-Across machines run torchrun yourself; rnnscope only reads what torchrun sets:
+Across machines start one torchrun per node through `node_main`, which keeps its stores on the
+private address you name (docs/reliability.md: who writes what, what is exposed):
 
-    torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29400 \
+    python -m rnnscope.parallel.launch --bind ADDR --nnodes 2 --node-rank K --nproc-per-node 4 \
+        --rdzv-backend static --master-addr ADDR0 --master-port 29400 --local-addr ADDR \
         -m rnnscope train --parallel.strategy data --data.batch_size 64
+
+Workers die with their launcher (`rnnscope.parallel.lifeline`), the launcher holds the run
+directory's lock for them, and a signal to it ends the run in one line (exit 128 + signal).
 """
 
 from __future__ import annotations
@@ -27,16 +35,22 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from pathlib import Path
 
 import torch
 
 from rnnscope.costs.layout import MODEL_STRATEGIES
 from rnnscope.errors import UserError
+from rnnscope.parallel.lifeline import LAUNCHER_PID
 from rnnscope.parallel.model_parallel import check_config
-from rnnscope.train.checkpoint import checkpoint_dir
+from rnnscope.train.checkpoint import checkpoint_dir, load_checkpoint
+from rnnscope.train.resume import resume_hint
 
 log = logging.getLogger(__name__)
+# seconds a worker has to end after SIGTERM before SIGKILL (torchrun's default is 30): enough to
+# finish a batch and write its checkpoint; a stopped or hung worker is killed after it
+SHUTDOWN_GRACE_S = 5
 
 
 def check_launch(cfg) -> None:
@@ -77,6 +91,7 @@ def torchrun_args(cfg, argv: list[str], run_dir: Path) -> list[str]:
     return ["--nnodes", "1", "--nproc-per-node", str(cfg.parallel.nproc),
             "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0",
             "--local-addr", "127.0.0.1", "--max-restarts", str(cfg.parallel.max_restarts),
+            "--shutdown-timeout", str(SHUTDOWN_GRACE_S),
             "--role", "rnnscope", "-m", "rnnscope", *command]
 
 
@@ -95,10 +110,91 @@ def _environment(**values: str):
                 os.environ[key] = value
 
 
+def _bound_store(make_store, bind_host: str):
+    """A TCPStore constructor whose server listens on `bind_host` only (clients are unchanged)."""
+    def make(*args, **kwargs):
+        names = ("host_name", "port", "world_size", "is_master", "timeout", "wait_for_workers",
+                 "multi_tenant", "master_listen_fd", "use_libuv")  # TCPStore's own order
+        given = dict(zip(names, args)) | kwargs
+        if not given.get("is_master") or given.get("master_listen_fd") is not None:
+            return make_store(*args, **kwargs)
+        family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                listener.bind((bind_host, int(given.get("port") or 0)))
+            except OSError as exc:  # torch's rendezvous then joins as a client (as TCPStore would)
+                raise RuntimeError(f"cannot listen on {bind_host}:{given.get('port')}: {exc}") from None
+            listener.listen(512)
+            given["port"] = listener.getsockname()[1]
+            given["master_listen_fd"] = listener.detach()
+            return make_store(**given)
+        finally:
+            listener.close()  # after detach() this closes nothing; on an error, the socket
+    return make
+
+
+@contextlib.contextmanager
+def listening_on(bind_host: str):
+    """Inside the block, every TCPStore server torch's launcher starts (the c10d rendezvous
+    store and the workers' MASTER_ADDR store) listens on `bind_host` only, e.g. 127.0.0.1."""
+    import torch.distributed as dist
+    from torch.distributed.elastic.rendezvous import c10d_rendezvous_backend as c10d
+    from torch.distributed.elastic.rendezvous import static_tcp_rendezvous as static
+
+    modules = (dist, c10d, static)
+    originals = [m.TCPStore for m in modules]
+    for module, original in zip(modules, originals):
+        module.TCPStore = _bound_store(original, bind_host)
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, originals):
+            module.TCPStore = original
+
+
+@contextlib.contextmanager
+def short_shutdown(grace_s: int):
+    """Inside the block, torchrun gives workers `grace_s` seconds between SIGTERM and SIGKILL on
+    every path: --shutdown-timeout covers a signal to the agent, but when a worker fails the
+    process context stops the others with a fixed 30 s, so a hung (stopped) peer would hold
+    the run 30 s past its collective timeout. Stopped workers are continued first, so that
+    they end on the signal instead of waiting for SIGKILL."""
+    from torch.distributed.elastic.multiprocessing.api import PContext
+
+    original = PContext.close
+
+    def close(self, death_sig=None, timeout=grace_s, *args, **kwargs):
+        for pid in self.pids().values():  # a stopped worker could not act on the signal
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
+        return original(self, death_sig, min(timeout, grace_s), *args, **kwargs)
+
+    PContext.close = close
+    try:
+        yield
+    finally:
+        PContext.close = original
+
+
 def _how(failure) -> str:
     if failure.exitcode < 0:
         return f"was killed by {failure.signal_name()}"
     return f"exited with status {failure.exitcode}"
+
+
+def last_checkpoint(run_dir: Path) -> str:
+    """"the last checkpoint is DIR/checkpoints/latest.pt (step N); continue with: ...", or "no
+    checkpoint was written"."""
+    latest = checkpoint_dir(run_dir) / "latest.pt"
+    if not latest.is_file():
+        return "no checkpoint was written"
+    try:
+        step = f" (step {load_checkpoint(latest)['step']})"
+    except (UserError, KeyError, TypeError):
+        step = ""
+    return f"the last checkpoint is {latest}{step}{resume_hint(run_dir)}"
 
 
 def describe_failure(exc, run_dir: Path, restarts: int) -> str:
@@ -112,9 +208,7 @@ def describe_failure(exc, run_dir: Path, restarts: int) -> str:
     others = [f"rank {rank} {_how(f)}" for rank, f in sorted(exc.failures.items())
               if rank != first_rank]
     stopped = f"; then {', '.join(others)}" if others else ""
-    latest = checkpoint_dir(run_dir) / "latest.pt"
-    kept = (f"the last checkpoint is {latest} (continue with --resume {run_dir})"
-            if latest.is_file() else "no checkpoint was written")
+    kept = last_checkpoint(run_dir)
     tried = f" after {restarts} restart(s)" if restarts else ""
     return (f"distributed training failed{tried}: {text}{stopped}; the launcher stopped every "
             f"worker; {kept}")
@@ -127,9 +221,11 @@ def launch(cfg, argv: list[str]) -> int:
         cfg: the resolved Config (its [parallel] section says how many workers and restarts).
         argv: the command line after `rnnscope`, e.g. `["train", "--parallel.nproc", "2"]`.
     """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
+    from rnnscope.train.runfiles import RunLock
     from rnnscope.train.setup import default_run_dir
 
     check_launch(cfg)
@@ -138,12 +234,51 @@ def launch(cfg, argv: list[str]) -> int:
     args = get_args_parser().parse_args(torchrun_args(cfg, argv, run_dir))
     log.info("starting %d workers (%s parallel) with torch.distributed.run; run directory %s",
              cfg.parallel.nproc, cfg.parallel.strategy, run_dir)
+    lock = RunLock(run_dir).acquire()  # held for every worker and restart (they see our pid)
     try:
-        with _environment(GLOO_SOCKET_IFNAME="lo"):
+        with _environment(GLOO_SOCKET_IFNAME="lo", **{LAUNCHER_PID: str(os.getpid())}), \
+                listening_on("127.0.0.1"), short_shutdown(SHUTDOWN_GRACE_S):
             run(args)
     except ChildFailedError as exc:
         message = describe_failure(exc, run_dir, cfg.parallel.max_restarts)
         log.error("rnnscope train: error: %s", message)
         user_errors = all(f.exitcode == 2 for f in exc.failures.values())
         return 2 if user_errors else 1
+    except SignalException as exc:  # Ctrl-C or SIGTERM: torchrun stopped the workers first
+        name = signal.Signals(exc.sigval).name
+        log.error("rnnscope train: stopped by %s; %s", name,
+                  last_checkpoint(run_dir))
+        return 128 + int(exc.sigval)
+    finally:
+        lock.release()
     return 0
+
+
+def node_main(argv: list[str] | None = None) -> int:
+    """`python -m rnnscope.parallel.launch --bind ADDR [torchrun options] -m rnnscope train ...`:
+    torchrun for one node of a multi-node run, its stores listening on ADDR only (the address of
+    the private interface the nodes share; see docs/reliability.md)."""
+    import sys
+
+    from torch.distributed.run import main as torchrun_main
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) < 2 or argv[0] != "--bind":
+        print("usage: python -m rnnscope.parallel.launch --bind ADDR [torchrun options] "
+              "-m rnnscope train ...", file=sys.stderr)
+        return 2
+    bind = argv[1]
+    with _environment(**{LAUNCHER_PID: str(os.getpid())}), listening_on(bind), \
+            short_shutdown(SHUTDOWN_GRACE_S):
+        try:
+            torchrun_main(["--shutdown-timeout", str(SHUTDOWN_GRACE_S), *argv[2:]])
+        except Exception as exc:  # ChildFailedError and friends: torchrun printed the details
+            print(f"rnnscope node: error: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+                  if str(exc).strip() else f"rnnscope node: error: {type(exc).__name__}",
+                  file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(node_main())

@@ -23,20 +23,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rnnscope.costs.layout import MODEL_STRATEGIES
 from rnnscope.data import batch_order, build_dataset
 from rnnscope.data.tasks import IGNORE
 from rnnscope.errors import UserError
-from rnnscope.train.checkpoint import checkpoint_dir, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from rnnscope.train.checkpoint import checkpoint_dir, rng_state, set_rng_state
 from rnnscope.train.config import Config, to_dict, to_toml
 from rnnscope.train.distributed import DistContext, SingleProcess
 from rnnscope.train.forecasting import validation_forecast
+from rnnscope.train.lastgood import LastGood
 from rnnscope.train.metrics import MetricsLog, evaluate, loss_fn
 from rnnscope.train.model import SequenceModel, grad_norm, initialize, parameter_count
 from rnnscope.train.precision import Precision
 from rnnscope.train.progress import Progress
+from rnnscope.train.restore import load_weights
+from rnnscope.train.resume import apply_optimizer_settings, check_not_finished, load_for_resume
+from rnnscope.train.runfiles import RunLock, absolute_paths, write_atomic
 from rnnscope.train.schedule import EarlyStop, LrSchedule
 from rnnscope.train.setup import (build_optimizer, check_fresh, default_run_dir, diagnostics_hook,
                                   resolve_device)
+from rnnscope.train.stop import SignalStop
 from rnnscope.train.tensorboard import TensorBoardLog
 from rnnscope.train.tbptt import tbptt_windows
 
@@ -119,7 +125,9 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
     # the run directory, and on resume the checkpoint to continue from
     run_dir = Path(cfg.train.run_dir) if cfg.train.run_dir else default_run_dir()
     cfg.train.run_dir = str(run_dir)
-    ckpt = load_checkpoint(checkpoint_dir(run_dir) / "latest.pt") if resume else None
+    absolute_paths(cfg)  # config.toml and checkpoints name the run's files from anywhere
+    run_lock = RunLock(run_dir).acquire() if dist.is_main else None  # one run per directory
+    ckpt = load_for_resume(run_dir, cfg) if resume else None
     if ckpt is None and dist.is_main:
         check_fresh(run_dir)
 
@@ -132,11 +140,13 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
     step, epoch, batches_done, best_val = 0, 0, 0, math.inf
     if ckpt is not None:
         try:
-            net.load_state_dict(ckpt["model"])
+            load_weights(net, ckpt["model"], f"the checkpoint in {run_dir}")
             optimizer.load_state_dict(dist.local_optimizer_state(ckpt["optimizer"]))
         except (RuntimeError, ValueError, KeyError) as exc:
-            raise UserError(f"the checkpoint in {run_dir} does not fit this config ({exc}); "
-                            "resume without changing --model or --data") from None
+            raise UserError(f"the checkpoint in {run_dir} does not fit this config "
+                            f"({str(exc).strip().splitlines()[0]}); resume without changing "
+                            "--model, --data or --optim.name") from None
+        apply_optimizer_settings(optimizer, cfg.optim)  # a resume's --optim.lr (momentum, decay) wins
         set_rng_state(ckpt["rng"])
         step, epoch, batches_done, best_val = ckpt["step"], ckpt["epoch"], ckpt["batches_done"], ckpt["best_val"]
 
@@ -144,18 +154,20 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
     tensorboard = TensorBoardLog(run_dir / "tensorboard" if cfg.train.tensorboard and dist.is_main else None)
     if dist.is_main:
         checkpoint_dir(run_dir).mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.toml").write_text(to_toml(cfg))
+        write_atomic(run_dir / "config.toml", to_toml(cfg))
         metrics.truncate_after(step)
 
-    def checkpoint(name: str) -> None:
-        save_checkpoint(checkpoint_dir(run_dir) / name, {
+    last_good = LastGood(checkpoint_dir(run_dir))  # written once the next step's loss is finite
+
+    def checkpoint(name: str, now: bool = False) -> None:
+        last_good.offer(name, {
             "model": net.state_dict(), "optimizer": dist.optimizer_state(optimizer), "step": step,
             "epoch": epoch, "batches_done": batches_done, "best_val": best_val, "rng": rng_state(),
             "config": to_dict(cfg), "normalization": dataset.normalization,
             "dataset": {"kind": dataset.kind, "every_step": dataset.every_step, "name": dataset.name,
                         "input_size": dataset.input_size, "output_size": dataset.output_size,
                         "input_names": dataset.input_names, "target_names": dataset.target_names},
-        })
+        }, now)
 
     # how long: epochs × batches × updates per batch, capped by max_steps
     T = dataset.x_train.shape[1]
@@ -166,6 +178,8 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
     total = cfg.train.epochs * batches_per_epoch * updates_per_batch  # 0 when epochs = 0
     if cfg.train.max_steps:
         total = min(total, cfg.train.max_steps) if total else cfg.train.max_steps
+    if ckpt is not None:
+        check_not_finished(step, total, run_dir)
     record_step = diagnostics_hook() if cfg.diagnostics.every > 0 and dist.is_main else None
     schedule, early_stop = LrSchedule(cfg.optim, optimizer, total), EarlyStop(cfg.train.patience)
 
@@ -174,6 +188,7 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
     first_loss_step = None
     t_start, samples_total = t_log, 0
     model.train()
+    stop = SignalStop().install()  # Ctrl-C, SIGTERM: finish the batch, checkpoint, Interrupted
     try:
         epochs = range(epoch, cfg.train.epochs) if cfg.train.epochs else itertools.count(epoch)
         for epoch in epochs:
@@ -209,6 +224,7 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                     loss_value = loss.item()
                     if not (math.isfinite(loss_value) and (math.isfinite(norm) or precision.overflow_expected())):
                         raise diverged(step + 1, loss_value, norm, run_dir, cfg)  # no step, no checkpoint
+                    last_good.confirm()  # this loss is finite: the pending checkpoint's weights are good
                     precision.step(optimizer)
                     step += 1
                     schedule.after_step(step)
@@ -243,24 +259,36 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                     score = val["loss"] if val["loss"] is not None else record["loss"]
                     if dist.is_main and score < best_val:
                         best_val = score
-                        checkpoint("best.pt")
+                        checkpoint("best.pt", now=step >= total)
                     schedule.after_validation(score)
                     if early_stop.should_stop(score):
                         total = step  # patience ran out: this is the last step
                     loss_sum, loss_count, samples, t_log = 0.0, 0, 0, now
-                if dist.is_main and (crossed(step_before, step, cfg.train.checkpoint_every) or step >= total):
-                    checkpoint("latest.pt")
+                # a stop checkpoints at once where each rank holds the whole model; a model split
+                # would need every rank's pieces (before_snapshot), so it keeps its last checkpoint
+                stop_here = stop.requested and cfg.parallel.strategy not in MODEL_STRATEGIES
+                if dist.is_main and (crossed(step_before, step, cfg.train.checkpoint_every) or step >= total
+                                     or stop_here):
+                    checkpoint("latest.pt", now=step >= total or stop_here)
+                if dist.is_main:
+                    stop.check(step, checkpoint_dir(run_dir) / "latest.pt" if stop_here else None)
                 if step >= total:
                     break
             else:
                 batches_done = 0  # the epoch ran to its end: the next one starts at its first batch
             if step >= total:
                 break
+    except Exception as exc:
+        stop.after_failure(exc)  # a peer that left after a stop signal: Interrupted, not a traceback
+        raise
     finally:
+        stop.restore()
         progress.close()
         tensorboard.close()
         dist.close(run_dir if dist.is_main else None)
         torch.set_flush_denormal(False)
+        if run_lock is not None:
+            run_lock.release()
 
     seconds = time.perf_counter() - t_start
     final_train = evaluate(net, dataset.kind, dataset.x_train.to(device), dataset.y_train.to(device))

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnscope.data.tasks import IGNORE
+from rnnscope.train.runfiles import write_atomic
 
 METRIC_FIELDS = ("step", "epoch", "loss", "val_loss", "grad_norm", "lr", "samples_per_s")
 
@@ -77,14 +78,16 @@ class MetricsLog:
         """On resume: drop lines past the checkpoint's step (they will be written again)."""
         if self.path is None or not self.path.exists():
             return
-        keep = []
-        for line in self.path.read_text().splitlines():
+        keep, lines = [], self.path.read_text().splitlines()
+        for line in lines:
             try:
                 if json.loads(line)["step"] <= step:
                     keep.append(line)
             except (json.JSONDecodeError, KeyError, TypeError):
                 pass  # a line cut short by a kill
-        self.path.write_text("".join(line + "\n" for line in keep))
+        if keep != lines or not self.path.read_text().endswith("\n"):
+            # atomically: a kill during the rewrite must not erase the history
+            write_atomic(self.path, "".join(line + "\n" for line in keep))
 
     def write(self, record: dict) -> None:
         """Append one record."""

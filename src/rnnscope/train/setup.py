@@ -22,8 +22,9 @@ def default_run_dir(root: str | Path = "runs") -> Path:
 
 
 def check_fresh(run_dir: Path) -> None:
-    """Refuse to start a new run on top of an old one."""
-    if (run_dir / "metrics.jsonl").exists() or (run_dir / "checkpoints").exists():
+    """Refuse to start a new run on top of an old one (one that was stopped before its first
+    checkpoint has nothing to continue: a new start replaces it)."""
+    if (run_dir / "checkpoints" / "latest.pt").exists():
         raise UserError(f"--train.run_dir {run_dir} already holds a run; continue it with "
                         f"--resume {run_dir} or choose another --train.run_dir")
 

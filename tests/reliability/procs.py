@@ -1,0 +1,133 @@
+"""Helpers for tests that start, signal and inspect real `rnnscope train` processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SMALL_DATA = ["--train.progress", "false", "--data.samples", "256", "--data.batch_size", "8",
+              "--model.hidden", "8", "--data.seq_len", "10"]
+
+
+def start(run_dir: Path | None, *args: str, strategy: str | None = "data", nproc: int = 2,
+          cwd: Path | None = None) -> subprocess.Popen:
+    """`rnnscope train ...` in the background (its own session, so a test can signal it alone)."""
+    argv = [sys.executable, "-m", "rnnscope", "train", *SMALL_DATA]
+    if strategy:
+        argv += ["--parallel.strategy", strategy, "--parallel.nproc", str(nproc)]
+    if run_dir is not None:
+        argv += ["--train.run_dir", str(run_dir)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([*argv, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=cwd, start_new_session=True)
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of `pid` (every thread's)."""
+    found = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return found
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and all its descendants."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children(p)
+    return out
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def worker_pids(launcher: int) -> dict[int, int]:
+    """rank -> pid of the launcher's workers (its children with RANK in their environment)."""
+    pids = {}
+    for pid in children(launcher):
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ranks = [e[5:] for e in env if e.startswith(b"RANK=")]
+        if ranks:
+            pids[int(ranks[0])] = pid
+    return pids
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+
+def _address(hex_addr: str) -> str:
+    host, port = hex_addr.split(":")
+    raw = bytes.fromhex(host)
+    if len(raw) == 4:
+        return f"{socket.inet_ntop(socket.AF_INET, raw[::-1])}:{int(port, 16)}"
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    return f"[{socket.inet_ntop(socket.AF_INET6, words)}]:{int(port, 16)}"
+
+
+def listening(pids: list[int]) -> list[str]:
+    """The addresses that TCP sockets of `pids` listen on (from /proc/net/tcp and tcp6)."""
+    inodes = set().union(*(_socket_inodes(p) for p in pids)) if pids else set()
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                found.append(_address(fields[1]))
+    return found
+
+
+def wait_for(predicate, timeout_s: float, what: str, proc: subprocess.Popen | None = None):
+    """Poll `predicate` until true; a process that ends first or a timeout fails the test."""
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the run ended before {what}: {err[-3000:]}")
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+FULL_MATRIX = os.environ.get("RNNSCOPE_FULL_FAULTS") == "1"
+
+
+def full_only(*values):
+    """A pytest.param that runs only in the full fault matrix (RNNSCOPE_FULL_FAULTS=1); the
+    default suite keeps a representative subset, fast enough for every run."""
+    import pytest
+
+    return pytest.param(*values, marks=pytest.mark.skipif(
+        not FULL_MATRIX, reason="full fault matrix only: set RNNSCOPE_FULL_FAULTS=1"))

@@ -1,0 +1,82 @@
+"""Nobody let in: local runs listen on loopback only, and no pickle crosses the wire."""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import signal
+import time
+
+import pytest
+import torch
+
+from procs import alive, listening, start, tree, wait_for, worker_pids
+from rnnscope.parallel.objects import ObjectFormatError, decode, encode
+
+
+def test_objects_round_trip_data_and_tensors_bit_for_bit():
+    obj = {"a": [1, 2.5, None, True, "x", (3, 4)], "nan": math.nan, "inf": -math.inf,
+           "t": torch.randn(3, 4), "i": torch.arange(5), "b": torch.tensor([True, False]),
+           "empty": torch.empty(0, 2), "h": torch.randn(2).to(torch.bfloat16)}
+    back = decode(encode(obj))
+    assert back["a"] == [1, 2.5, None, True, "x", [3, 4]]
+    assert math.isnan(back["nan"]) and back["inf"] == -math.inf
+    for key in ("t", "i", "b", "empty", "h"):
+        assert back[key].dtype == obj[key].dtype and torch.equal(back[key], obj[key]), key
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/rnnscope-pwned",))
+
+
+def test_a_pickle_from_a_peer_is_refused_and_never_run():
+    with pytest.raises(ObjectFormatError):
+        decode(pickle.dumps(Evil()))
+    with pytest.raises(ObjectFormatError, match="cannot be sent"):
+        encode(Evil())
+    with pytest.raises(ObjectFormatError, match="keys must be strings"):
+        encode({1: 2})
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(120)
+def test_a_local_parallel_run_listens_on_loopback_only(tmp_path):
+    proc = start(tmp_path / "run", "--train.max_steps", "150", "--train.checkpoint_every", "50")
+    seen: set[str] = set()
+    try:
+        # the stores exist from the start, gloo's sockets once the workers joined
+        def workers_listen():
+            seen.update(listening(tree(proc.pid)))
+            return len(seen) >= 4
+        wait_for(workers_listen, 60, "the stores and the workers' sockets", proc)
+        proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert seen and all(a.startswith("127.0.0.1:") for a in seen), seen
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(120)
+def test_workers_die_with_a_launcher_killed_by_sigkill(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = start(run_dir, "--train.max_steps", "1000000", "--train.checkpoint_every", "5")
+    workers: list[int] = []
+    try:
+        wait_for(lambda: (run_dir / "checkpoints" / "latest.pt").exists(), 60, "a checkpoint", proc)
+        workers = list(worker_pids(proc.pid).values())
+        assert len(workers) == 2
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        wait_for(lambda: not any(alive(p) for p in workers), 5, "the workers to die")
+        before = (run_dir / "checkpoints" / "latest.pt").stat().st_mtime_ns
+        time.sleep(1.0)
+        assert (run_dir / "checkpoints" / "latest.pt").stat().st_mtime_ns == before
+    finally:
+        for pid in tree(proc.pid) + workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
