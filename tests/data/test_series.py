@@ -152,3 +152,11 @@ def test_a_column_with_no_value_at_all_is_a_column_of_gaps(tmp_path):
         prepare(cfg_for(path))
     with pytest.raises(UserError, match=r"column 'v' has no value in the train rows, so its target statistics"):
         prepare(cfg_for(path, "--data.missing", "mask"))
+
+
+def test_season_given_or_from_the_step_and_an_explicit_integer_time_column(tmp_path):
+    path = write(tmp_path, ["hour,load"] + [f"{i},{i % 24}" for i in range(0, 200, 2)])  # every 2 hours
+    spec, p = prepare(cfg_for(path, "--data.time_column", "hour", "--data.season", "12"))
+    assert spec["time"] == {"name": "hour", "kind": "integer", "unit": "1", "start": 0, "step": 2}
+    assert spec["season"] == 12 and spec["inputs"] == ["load"]
+    assert prepare(cfg_for(path))[0]["season"] == 0  # an integer index has no obvious season
