@@ -74,7 +74,8 @@ def test_missing_cells_and_skipped_times_are_refused_by_default_with_the_options
     with pytest.raises(UserError, match=r"line 6, column 'y': the cell is empty .* \(2 such cells in the file\); "
                                         r"choose --data.missing drop, ffill, interpolate or mask"):
         prepare(cfg_for(daily(tmp_path, empty=(4, 9))))
-    with pytest.raises(UserError, match=r"the time column 'date' skips 2 time steps \(the first before line 5\)"):
+    with pytest.raises(UserError, match=r"s\.csv line 5: the time column 'date' skips 2 time steps in all "
+                                        r"\(the first just before this line\)"):
         prepare(cfg_for(daily(tmp_path, skip=(3, 4))))
 
 
@@ -152,3 +153,30 @@ def test_a_column_with_no_value_at_all_is_a_column_of_gaps(tmp_path):
         prepare(cfg_for(path))
     with pytest.raises(UserError, match=r"column 'v' has no value in the train rows, so its target statistics"):
         prepare(cfg_for(path, "--data.missing", "mask"))
+
+
+def test_season_given_or_from_the_step_and_an_explicit_integer_time_column(tmp_path):
+    path = write(tmp_path, ["hour,load"] + [f"{i},{i % 24}" for i in range(0, 200, 2)])  # every 2 hours
+    spec, p = prepare(cfg_for(path, "--data.time_column", "hour", "--data.season", "12"))
+    assert spec["time"] == {"name": "hour", "kind": "integer", "unit": "1", "start": 0, "step": 2}
+    assert spec["season"] == 12 and spec["inputs"] == ["load"]
+    assert prepare(cfg_for(path))[0]["season"] == 0  # an integer index has no obvious season
+
+
+def test_several_files_by_a_glob_are_one_series_in_name_order(tmp_path):
+    days = [f"{np.datetime64('2021-01-01') + i},{i % 5}" for i in range(60)]
+    write(tmp_path, ["date,v"] + days[:30], "part1.csv")
+    write(tmp_path, ["date,v"] + days[30:], "part2.csv")
+    spec, p = prepare(cfg_for(str(tmp_path / "part*.csv")))
+    assert p.x.shape == (60, 1) and spec["time"]["name"] == "date"
+    write(tmp_path, ["date,v"] + days[30:35] + ["2021-03-09,x"], "part3.csv")
+    with pytest.raises(UserError, match=r"part3\.csv line 7, column 'v': 'x' is not a number"):
+        prepare(cfg_for(str(tmp_path / "part*.csv")))
+    write(tmp_path, ["date,v"] + days[:5], "part3.csv")  # overlaps part1: time goes back
+    with pytest.raises(UserError, match=r"part3\.csv line 2, column 'date': the row goes back in time"):
+        prepare(cfg_for(str(tmp_path / "part*.csv")))
+    write(tmp_path, ["date,w"] + days[:5], "part3.csv")
+    with pytest.raises(UserError, match=r"part3\.csv has the columns date, w but .*part1\.csv has date, v"):
+        prepare(cfg_for(str(tmp_path / "part*.csv")))
+    with pytest.raises(UserError, match=r"no file matches this pattern"):
+        prepare(cfg_for(str(tmp_path / "nothing*.csv")))

@@ -23,11 +23,11 @@ def refuse(path, names: list[str], values: np.ndarray, line_of, time_name: str, 
     options = "choose --data.missing drop, ffill, interpolate or mask (or fill the cells)"
     if gap_rows.any():  # whole rows the time index says are absent
         first = int(np.flatnonzero(gap_rows)[0])
-        raise UserError(f"{path}: the time column {time_name!r} skips {int(gap_rows.sum())} time steps "
-                        f"(the first before line {line_of(first)}); {options}")
+        raise UserError(f"{line_of(first)}: the time column {time_name!r} skips {int(gap_rows.sum())} time "
+                        f"steps in all (the first just before this line); {options}")
     missing = np.isnan(values)
     row, col = (int(i) for i in np.argwhere(missing)[0])
-    raise UserError(f"{path} line {line_of(row)}, column {names[col]!r}: the cell is empty or marks a "
+    raise UserError(f"{line_of(row)}, column {names[col]!r}: the cell is empty or marks a "
                     f"missing value ({int(missing.sum())} such cells in the file); {options}")
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnscope.data import gaps
-from rnnscope.data.table import Table, data_line, numeric_column, pick, read_table, source_files
+from rnnscope.data.table import Table, concatenate, locate, numeric_column, pick, read_table, source_files
 from rnnscope.data.timeindex import TimeIndex, build_index, find_time_column, stamp
 from rnnscope.errors import UserError
 
@@ -88,10 +88,8 @@ def read_series(data_cfg, spec: dict | None = None, table: Table | None = None):
     """(table, index, input names, target names, column names, values (R, C)) on the time grid."""
     if table is None:
         paths = source_files(data_cfg.csv)
-        if len(paths) > 1:
-            raise UserError(f"--data.csv {data_cfg.csv} matches {len(paths)} files; give one file "
-                            "(several files are not supported yet: concatenate them)")
-        table = read_table(paths[0])
+        tables = [read_table(path) for path in paths]
+        table = tables[0] if len(tables) == 1 else concatenate(tables, data_cfg.csv)
     if spec is None:
         taken = set(data_cfg.column) | set(data_cfg.target)
         found = find_time_column(table, data_cfg.time_column, taken)
@@ -181,10 +179,10 @@ def _select(values: np.ndarray, names: list[str], columns: list[str]) -> np.ndar
 
 
 def _line_of(table: Table, index: TimeIndex):
-    """Grid row -> the file line holding it (the line before a gap row)."""
-    def line_of(row: int) -> int:
-        file_row = int(np.searchsorted(index.positions, row, side="right")) - 1
-        return data_line(table.path, max(file_row, 0)) + (0 if index.positions[max(file_row, 0)] == row else 1)
+    """Grid row -> `file line N` of the file row holding it (for a gap row: the next file row)."""
+    def line_of(row: int) -> str:
+        file_row = int(np.searchsorted(index.positions, row, side="left"))
+        return locate(table, min(file_row, table.rows - 1))
     return line_of
 
 

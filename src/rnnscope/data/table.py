@@ -42,6 +42,7 @@ class Table:
     integer: set[str] = field(default_factory=set)  # numeric columns whose cells are all integers
     times: dict[str, np.ndarray] = field(default_factory=dict)  # int64 (R,) seconds since 1970
     text: dict[str, object] = field(default_factory=dict)  # pyarrow string arrays (labels, odd dates)
+    parts: list[tuple[Path, int]] = field(default_factory=list)  # (file, its first row) when several
 
 
 def source_files(spec: str, option: str = "--data.csv") -> list[Path]:
@@ -230,6 +231,41 @@ def data_line(path: Path, row: int) -> int:
     return row + 2
 
 
+def locate(table: Table, row: int) -> str:
+    """`file line N` of data row `row` (0-based) of a table read from one file or several."""
+    if not table.parts:
+        return f"{table.path} line {data_line(table.path, row)}"
+    path, start = next((p, s) for p, s in reversed(table.parts) if s <= row)
+    return f"{path} line {data_line(path, row - start)}"
+
+
+def concatenate(tables: list[Table], spec: str) -> Table:
+    """Several files with the same header as one series, in the given (name) order."""
+    import pyarrow as pa
+
+    first = tables[0]
+    for name in first.names:  # a value column with text in one file: name that file's bad cell
+        if any(name in t.numeric for t in tables) and any(name in t.text for t in tables):
+            for t in tables:
+                if name in t.text:
+                    numeric_column(t, name, "--data.csv")
+    for other in tables[1:]:
+        kinds = [(n in t.numeric, n in t.times) for t in (first, other) for n in t.names]
+        if other.names != first.names or kinds[: len(first.names)] != kinds[len(first.names) :]:
+            raise UserError(f"{other.path} has the columns {', '.join(other.names)} but {first.path} has "
+                            f"{', '.join(first.names)} (or their kinds differ); every file of {spec} needs the "
+                            "same header and the same kind of values per column")
+    table = Table(Path(spec), first.names, sum(t.rows for t in tables))
+    table.integer = set.intersection(*(t.integer for t in tables))
+    table.numeric = {n: np.concatenate([t.numeric[n] for t in tables]) for n in first.numeric}
+    table.times = {n: np.concatenate([t.times[n] for t in tables]) for n in first.times}
+    table.text = {n: pa.chunked_array([c for t in tables for c in t.text[n].chunks], first.text[n].type)
+                  for n in first.text}
+    starts = np.cumsum([0] + [t.rows for t in tables[:-1]])
+    table.parts = [(t.path, int(s)) for t, s in zip(tables, starts)]
+    return table
+
+
 def _check_header(path: Path, names: list[str], rows: int) -> None:
     """A header row that is really data, empty or repeated names, formula-like names."""
     if rows == 0:
@@ -281,13 +317,13 @@ def numeric_column(table: Table, name: str, option: str) -> np.ndarray:
             raise UserError(f"{table.path} column {name!r} ({option}) holds text such as {first!r}, "
                             "not numbers; choose numeric columns")
         row, cell = bad
-        raise UserError(f"{table.path} line {data_line(table.path, row)}, column {name!r}: {cell!r} is "
+        raise UserError(f"{locate(table, row)}, column {name!r}: {cell!r} is "
                         "not a number; write it as a plain number (1000, 16, 2.5), leave the cell empty "
                         "for a gap, or leave the column out with --data.column")
     infinite = np.isinf(values)
     if infinite.any():
         row = int(np.flatnonzero(infinite)[0])
-        raise UserError(f"{table.path} line {data_line(table.path, row)}, column {name!r}: {values[row]} is "
+        raise UserError(f"{locate(table, row)}, column {name!r}: {values[row]} is "
                         "not a finite number (or too large for float64); fix the value or leave the cell empty")
     return values
 

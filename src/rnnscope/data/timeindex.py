@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnscope.data.table import Table, data_line, first_text
+from rnnscope.data.table import Table, first_text, locate
 from rnnscope.errors import UserError
 
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%m/%d/%Y", "%Y-%m", "%Y-%m-%d %H:%M", "%Y%m%d")
@@ -187,7 +187,7 @@ def build_index(table: Table, found: tuple[str, str, np.ndarray] | None) -> Time
     if (d <= 0).any():
         i = int(np.flatnonzero(d <= 0)[0]) + 1
         what = "repeats the time of the row before" if d[i - 1] == 0 else "goes back in time"
-        raise UserError(f"{table.path} line {data_line(table.path, i)}, column {name!r}: the row {what}; "
+        raise UserError(f"{locate(table, i)}, column {name!r}: the row {what}; "
                         f"sort the file by {name} and keep one row per time")
     if len(d) == 0:
         return TimeIndex(name, kind, unit, int(values[0]), 1, np.zeros(1, dtype=np.int64))
@@ -195,7 +195,7 @@ def build_index(table: Table, found: tuple[str, str, np.ndarray] | None) -> Time
     uneven = d % step != 0
     if uneven.any():
         i = int(np.flatnonzero(uneven)[0]) + 1
-        raise UserError(f"{table.path} line {data_line(table.path, i)}, column {name!r}: this row comes "
+        raise UserError(f"{locate(table, i)}, column {name!r}: this row comes "
                         f"{step_text(unit, int(d[i - 1]))} after the one before, not a multiple of the step "
                         f"({step_text(unit, step)}); the time index must be evenly spaced (resample the file)")
     positions = (values - values[0]) // step

@@ -69,8 +69,8 @@ class DataConfig:
     copy_length: int = _f(3, "copy task: pattern length to recall")
     batch_size: int = _f(32, "sequences per batch (the global batch when parallel)")
     test_fraction: float = _f(0.2, "CSV: share of the last rows held out as the test split (after validation)")
-    time_column: str = _f("", "CSV: the time index column (default: detected, a date column or an evenly "
-                          "spaced increasing integer such as a year; none for no time index)")
+    time_column: str = _f("", "CSV: the time index column (default: detected, a date column, or a first "
+                          "column of evenly spaced increasing integers such as years; none: no time index)")
     missing: str = _f("error", "CSV: what to do with empty cells and skipped times",
                       ("error", "drop", "ffill", "interpolate", "mask"))
     season: int = _f(0, "CSV: seasonal period in rows for the seasonal-naive baseline (0 = from the time step)")
