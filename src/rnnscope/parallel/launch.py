@@ -35,6 +35,8 @@ from rnnscope.errors import UserError
 
 log = logging.getLogger(__name__)
 
+MAX_WORKERS_PER_CORE = 4  # past it, start-up alone outlasts the rendezvous (64 workers on 2 cores)
+
 
 def check_launch(cfg) -> None:
     """Refuse impossible parallel settings before starting anyone, showing the arithmetic."""
@@ -53,12 +55,20 @@ def check_launch(cfg) -> None:
         from rnnscope.parallel.model_parallel import check_config
 
         check_config(cfg, n)  # the workers check again; here it costs no start-up
+    if p.backend == "nccl" and (cfg.train.device == "cpu" or not torch.cuda.is_available()):
+        where = "--train.device cpu" if cfg.train.device == "cpu" else "this machine, where torch sees no CUDA device"
+        raise UserError(f"--parallel.backend nccl carries CUDA tensors only, and training runs on CPU "
+                        f"({where}); use --parallel.backend gloo or auto")
     wants_cuda = p.backend == "nccl" or cfg.train.device == "cuda" or (
         cfg.train.device == "auto" and torch.cuda.is_available())
     if wants_cuda and torch.cuda.device_count() < n:
         raise UserError(f"--parallel.nproc {n} workers on CUDA need {n} GPUs, torch sees "
                         f"{torch.cuda.device_count()}; lower --parallel.nproc or train on cpu")
     cores = os.cpu_count() or 1
+    if not wants_cuda and n > MAX_WORKERS_PER_CORE * cores:
+        raise UserError(f"--parallel.nproc {n} workers on {cores} CPU cores: at most "
+                        f"{MAX_WORKERS_PER_CORE} per core ({MAX_WORKERS_PER_CORE * cores}) start and meet in "
+                        f"time; lower --parallel.nproc")
     if n > cores:
         log.warning("%d workers on %d CPU cores: oversubscribed, steps will be slower", n, cores)
 
@@ -77,6 +87,16 @@ def torchrun_args(cfg, argv: list[str], run_dir: Path) -> list[str]:
             "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0",
             "--local-addr", "127.0.0.1", "--max-restarts", str(cfg.parallel.max_restarts),
             "--role", "rnnscope", "-m", "rnnscope", *command]
+
+
+def worker_threads(cfg) -> str:
+    """OMP_NUM_THREADS for each worker: the user's own when set, else --train.threads, else the
+    cores shared out (torchrun sets 1 and prints a banner about it when the variable is missing)."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return os.environ["OMP_NUM_THREADS"]
+    if cfg.train.threads > 0:
+        return str(cfg.train.threads)
+    return str(max(1, (os.cpu_count() or 1) // cfg.parallel.nproc))
 
 
 @contextlib.contextmanager
@@ -138,7 +158,7 @@ def launch(cfg, argv: list[str]) -> int:
     log.info("starting %d workers (%s parallel) with torch.distributed.run; run directory %s",
              cfg.parallel.nproc, cfg.parallel.strategy, run_dir)
     try:
-        with _environment(GLOO_SOCKET_IFNAME="lo"):
+        with _environment(GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS=worker_threads(cfg)):
             run(args)
     except ChildFailedError as exc:
         message = describe_failure(exc, run_dir, cfg.parallel.max_restarts)
