@@ -98,10 +98,10 @@ OS_FIXES = {
 
 def _quiet_broken_pipe() -> int:
     """stdout's reader went away (`| head`): point stdout at /dev/null so the interpreter's last
-    flush has nowhere to fail, and end as a program killed by SIGPIPE would (128 + 13)."""
+    flush has nowhere to fail, and end with status 1, as Python's documentation and rich do."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    return 141
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
