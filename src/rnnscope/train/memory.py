@@ -122,8 +122,8 @@ def estimate(cfg) -> Estimate:
     # per layer h_t (forward) and δ_t (backward), each gate's; above the first, the error passed down
     buffers = 2 * gates * m.layers + (m.layers - 1)
     activations = FLOAT * t * B * (buffers * m.hidden + m.hidden + inputs + 2 * outputs)  # + readout
-    n_eval = min(max(n_train, n_val), EVAL_BATCH)  # no graph: a layer's output lives until the next one's
-    evaluation = FLOAT * n_eval * T * (2 * gates * m.hidden + inputs + outputs)
+    n_eval = min(max(n_train, n_val), EVAL_BATCH)  # no graph: a layer's input, output and the readout's
+    evaluation = FLOAT * n_eval * T * (3 * gates * m.hidden + inputs + outputs)
     return Estimate(parameters=P, weights=weights, activations=activations, evaluation=evaluation,
                     data=task_data_bytes(d), processes=processes)
 
