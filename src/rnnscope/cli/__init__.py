@@ -72,12 +72,12 @@ def unknown_command(argv: list[str]) -> str | None:
 
 def os_error_message(exc: OSError) -> str:
     """One line for an operating-system error: the path, what went wrong, what to do."""
-    path = f" {exc.filename}" if exc.filename is not None else ""
-    if exc.filename2 is not None:
-        path += f" -> {exc.filename2}"
     reason = exc.strerror or str(exc)
     fix = OS_FIXES.get(exc.errno, "check the path and try again")
-    return f"cannot use{path}: {reason}; {fix}"
+    if exc.filename is None:  # a failed write() names no file
+        return f"a write or read failed: {reason}; {fix}"
+    path = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+    return f"cannot use {path}: {reason}; {fix}"
 
 
 # errno -> what the user can do about it
@@ -85,7 +85,7 @@ OS_FIXES = {
     errno.EACCES: "check its permissions, or choose a path you can write to (e.g. --train.run_dir)",
     errno.EPERM: "check its permissions, or choose a path you can write to (e.g. --train.run_dir)",
     errno.EROFS: "the file system is read-only: choose a writable place (e.g. --train.run_dir /tmp/run)",
-    errno.ENOSPC: "the disk is full: free some space or write elsewhere (the last complete checkpoint is kept)",
+    errno.ENOSPC: "the disk is full: free some space or write elsewhere (e.g. --train.run_dir)",
     errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere",
     errno.ENOENT: "check that the path and the folder it is in exist",
     errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",

@@ -69,13 +69,11 @@ def resolve(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     """Train (or resume), then print the summary table."""
     from rnnscope.train.loop import train
-    from rnnscope.train.memory import check_memory
 
     cfg, overrides = resolve(args)
     if cfg.parallel.nproc > 1 and cfg.parallel.strategy == "none":
         raise UserError(f"--parallel.nproc {cfg.parallel.nproc} needs a --parallel.strategy to split the "
                         "work (data, pipeline or tensor); without one a single process trains")
-    check_memory(cfg)  # every worker's share, before any of them starts
     distributed = None
     if cfg.parallel.strategy != "none":
         if "RANK" not in os.environ:  # the launcher: start torchrun on the same command

@@ -149,9 +149,11 @@ def launch(cfg, argv: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
+    from rnnscope.train.memory import check_memory
     from rnnscope.train.setup import default_run_dir
 
     check_launch(cfg)
+    check_memory(cfg)  # every worker's share, before any of them starts
     # one run directory for every worker and every restart, fixed before anyone starts
     run_dir = Path(cfg.train.run_dir) if cfg.train.run_dir else default_run_dir()
     args = get_args_parser().parse_args(torchrun_args(cfg, argv, run_dir))
