@@ -137,12 +137,15 @@ def test_train_refuses_before_allocating(tmp_path, monkeypatch):
     assert not (tmp_path / "r").exists()  # refused before the run directory, the data or the model
 
 
-def test_a_config_between_free_and_total_memory_only_warns(caplog):
+def test_what_is_available_now_is_the_limit():
     cfg = load_config(None, ["--model.hidden", "4000"])
     need = estimate(cfg).total
-    check_memory(cfg, (need + 1, need - 1))
-    assert "only" in caplog.text and "available now" in caplog.text
-    check_memory(cfg, (None, None))  # a machine that does not say: nothing refused
+    check_memory(cfg, (need + 1, need + 1))  # fits
+    with pytest.raises(UserError, match=r"available now; lower .*--model.hidden \(now 4000\)"):
+        check_memory(cfg, (2 * need, need - 1))  # the machine has it, but others hold it
+    with pytest.raises(UserError, match=r"but this machine has [\d.]+ [MG]iB of memory; lower"):
+        check_memory(cfg, (need - 1, None))  # no MemAvailable: the total is the limit
+    check_memory(cfg, (None, None))  # a machine that says nothing: nothing refused
 
 
 def test_parameter_count_matches_the_model():

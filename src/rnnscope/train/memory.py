@@ -152,7 +152,10 @@ def machine_memory() -> tuple[int | None, int | None]:
 
 
 def check_memory(cfg, memory: tuple[int | None, int | None] | None = None) -> Estimate:
-    """Refuse a config whose estimate exceeds the machine's memory; warn when it exceeds what is free.
+    """Refuse a config whose estimate exceeds the memory this machine can give now.
+
+    What can be given is MemAvailable (other processes keep the rest), or the total when the
+    machine does not say; a machine that says neither refuses nothing.
 
     Args:
         cfg: the resolved Config.
@@ -160,13 +163,14 @@ def check_memory(cfg, memory: tuple[int | None, int | None] | None = None) -> Es
     """
     est = estimate(cfg)
     total, available = memory if memory is not None else machine_memory()
-    if total is not None and est.total > total:
-        free = f", {gib(available)} available now" if available is not None else ""
-        raise UserError(f"this config needs about {est.describe()}, but this machine has "
-                        f"{gib(total)} of memory{free}; lower {biggest_knob(cfg, est)}")
-    if available is not None and est.total > available:
-        log.warning("this config needs about %s; only %s of memory is available now (of %s): "
-                    "it may swap or be killed", gib(est.total), gib(available), gib(total or 0))
+    limit = available if available is not None else total
+    if limit is not None and est.total > limit:
+        has = f"{gib(total)} of memory, {gib(available)} available now" if None not in (total, available) \
+            else f"{gib(limit)} of memory"
+        raise UserError(f"this config needs about {est.describe()}, but this machine has {has}; "
+                        f"lower {biggest_knob(cfg, est)}")
+    if total is not None and est.total > total / 2:
+        log.info("this config needs about %s of this machine's %s", gib(est.total), gib(total))
     return est
 
 
@@ -185,9 +189,10 @@ def biggest_knob(cfg, est: Estimate) -> str:
         knobs = [f"--data.copy_symbols (now {d.copy_symbols})", f"--data.samples (now {d.samples})"]
     elif largest == "data" and d.task == "sine" and d.horizon > d.seq_len:
         knobs = [f"--data.horizon (now {d.horizon})", f"--data.samples (now {d.samples})"]
+    elif largest == "evaluation":  # its batch is at most 256 sequences, whatever --data.samples says
+        knobs = [f"--data.seq_len (now {d.seq_len})", f"--model.hidden (now {m.hidden})"]
     else:
-        knobs = [f"--data.samples (now {d.samples})", f"--data.seq_len (now {d.seq_len})",
-                 f"--model.hidden (now {m.hidden})"]
+        knobs = [f"--data.samples (now {d.samples})", f"--data.seq_len (now {d.seq_len})"]
     if est.processes > 1:
         knobs.insert(0, f"--parallel.nproc (now {est.processes})")
     return ", ".join(knobs[:-1]) + " or " + knobs[-1]
