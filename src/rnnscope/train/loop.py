@@ -99,7 +99,8 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
 
     Raises DivergenceError (a UserError) when the loss or a gradient becomes NaN or inf.
     """
-    check_memory(cfg)  # before anything is allocated: refuse what cannot fit
+    if distributed is None:  # a worker: the launcher checked for all of them before starting any
+        check_memory(cfg)  # before anything is allocated: refuse what cannot fit
     dist = distributed if distributed is not None else SingleProcess()
     device = getattr(dist, "device", None) or resolve_device(cfg.train.device)
     if cfg.train.threads > 0:
