@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 # finish a batch and write its checkpoint; a stopped or hung worker is killed after it
 SHUTDOWN_GRACE_S = 5
 
+MAX_WORKERS_PER_CORE = 4  # past it, start-up alone outlasts the rendezvous (64 workers on 2 cores)
+
 
 def check_launch(cfg) -> None:
     """Refuse impossible parallel settings before starting anyone, showing the arithmetic."""
@@ -68,12 +70,20 @@ def check_launch(cfg) -> None:
             f"multiple of {n}, such as {below or n} or {below + n}")
     if p.strategy in MODEL_STRATEGIES:
         check_config(cfg, n)  # the workers check again; here it costs no start-up
+    if p.backend == "nccl" and (cfg.train.device == "cpu" or not torch.cuda.is_available()):
+        where = "--train.device cpu" if cfg.train.device == "cpu" else "this machine, where torch sees no CUDA device"
+        raise UserError(f"--parallel.backend nccl carries CUDA tensors only, and training runs on CPU "
+                        f"({where}); use --parallel.backend gloo or auto")
     wants_cuda = p.backend == "nccl" or cfg.train.device == "cuda" or (
         cfg.train.device == "auto" and torch.cuda.is_available())
     if wants_cuda and torch.cuda.device_count() < n:
         raise UserError(f"--parallel.nproc {n} workers on CUDA need {n} GPUs, torch sees "
                         f"{torch.cuda.device_count()}; lower --parallel.nproc or train on cpu")
     cores = os.cpu_count() or 1
+    if not wants_cuda and n > MAX_WORKERS_PER_CORE * cores:
+        raise UserError(f"--parallel.nproc {n} workers on {cores} CPU cores: at most "
+                        f"{MAX_WORKERS_PER_CORE} per core ({MAX_WORKERS_PER_CORE * cores}) start and meet in "
+                        f"time; lower --parallel.nproc")
     if n > cores:
         log.warning("%d workers on %d CPU cores: oversubscribed, steps will be slower", n, cores)
 
@@ -93,6 +103,16 @@ def torchrun_args(cfg, argv: list[str], run_dir: Path) -> list[str]:
             "--local-addr", "127.0.0.1", "--max-restarts", str(cfg.parallel.max_restarts),
             "--shutdown-timeout", str(SHUTDOWN_GRACE_S),
             "--role", "rnnscope", "-m", "rnnscope", *command]
+
+
+def worker_threads(cfg) -> str:
+    """OMP_NUM_THREADS for each worker: the user's own when set, else --train.threads, else the
+    cores shared out (torchrun sets 1 and prints a banner about it when the variable is missing)."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return os.environ["OMP_NUM_THREADS"]
+    if cfg.train.threads > 0:
+        return str(cfg.train.threads)
+    return str(max(1, (os.cpu_count() or 1) // cfg.parallel.nproc))
 
 
 @contextlib.contextmanager
@@ -225,10 +245,12 @@ def launch(cfg, argv: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
+    from rnnscope.train.memory import check_memory
     from rnnscope.train.runfiles import RunLock
     from rnnscope.train.setup import default_run_dir
 
     check_launch(cfg)
+    check_memory(cfg)  # every worker's share, before any of them starts
     # one run directory for every worker and every restart, fixed before anyone starts
     run_dir = Path(cfg.train.run_dir) if cfg.train.run_dir else default_run_dir()
     args = get_args_parser().parse_args(torchrun_args(cfg, argv, run_dir))
@@ -236,7 +258,8 @@ def launch(cfg, argv: list[str]) -> int:
              cfg.parallel.nproc, cfg.parallel.strategy, run_dir)
     lock = RunLock(run_dir).acquire()  # held for every worker and restart (they see our pid)
     try:
-        with _environment(GLOO_SOCKET_IFNAME="lo", **{LAUNCHER_PID: str(os.getpid())}), \
+        with _environment(GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS=worker_threads(cfg),
+                          **{LAUNCHER_PID: str(os.getpid())}), \
                 listening_on("127.0.0.1"), short_shutdown(SHUTDOWN_GRACE_S):
             run(args)
     except ChildFailedError as exc:

@@ -191,6 +191,11 @@ def closest_hint(key: str) -> str:
     return "valid sections: " + ", ".join(f.name for f in dataclasses.fields(Config))
 
 
+INT64_MAX = 2**63 - 1
+FLOAT32_MAX = 3.4028234663852886e38  # the weights and optimizer arithmetic are float32
+MAX_THREADS = 1024  # torch.set_num_threads(20000) fails in libgomp, 100000 segfaults
+
+
 def _convert(key: str, value, kind, source: str):
     """Turn a TOML value or a command-line string into the field's type, or raise a UserError."""
     want = getattr(kind, "__name__", str(kind))
@@ -207,13 +212,21 @@ def _convert(key: str, value, kind, source: str):
                 if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError(text)
                 return text.lower() in ("true", "1", "yes")
-            return kind(text)
+            value = kind(text)
         except ValueError:
             raise UserError(f"{key} from {source} must be {want}, got {value!r}") from None
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer past 1.8e308
+            raise UserError(f"{key} from {source} is too large: {str(value)[:20]}... "
+                            f"({len(str(value))} digits); use a value below 3.4e38") from None
     if type(value) is not kind:
         raise UserError(f"{key} from {source} must be {want}, got {value!r} ({type(value).__name__})")
+    if kind is int and not -INT64_MAX <= value <= INT64_MAX:  # torch and numpy take 64-bit integers
+        digits = str(value) if len(str(value)) <= 24 else f"{str(value)[:20]}... ({len(str(value))} digits)"
+        raise UserError(f"{key} from {source} is too large: {digits}; "
+                        f"integers must lie within ±{INT64_MAX} (2**63 - 1)")
     return value
 
 
@@ -248,18 +261,39 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def _read_toml(path: Path) -> dict:
+    """The TOML table in `path`; a missing, unreadable or non-UTF-8 file is a UserError."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"config file {path} does not exist; check the --config path") from None
+    except IsADirectoryError:
+        raise UserError(f"config file {path} is a directory; give a .toml file") from None
+    except OSError as exc:
+        raise UserError(f"config file {path} cannot be read ({exc.strerror}); "
+                        "check its permissions or give another --config") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError(f"config file {path} is UTF-16 text; TOML is UTF-8: save it as UTF-8")
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark is harmless: drop it
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x}); "
+                        "give a TOML file, saved as UTF-8") from None
+    if "\0" in text:
+        raise UserError(f"config file {path} holds NUL bytes: it is a binary file, not TOML; "
+                        "check the --config path")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config file {path} is not valid TOML: {exc}") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """A Config from defaults, then a TOML file, then `--section.key value` overrides; validated."""
     cfg = Config()
     if path is not None:
         path = Path(path)
-        try:
-            with path.open("rb") as f:
-                table = tomllib.load(f)
-        except FileNotFoundError:
-            raise UserError(f"config file {path} does not exist; check the --config path") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"config file {path} is not valid TOML: {exc}") from None
+        table = _read_toml(path)
         for section, values in table.items():
             if not isinstance(values, dict):
                 raise UserError(f"{path}: top-level key {section!r} must be a [section]; {closest_hint(section)}")
@@ -281,11 +315,14 @@ def validate(cfg: Config) -> None:
             raise UserError(f"--{section}.{name} must be one of {', '.join(choices)}; got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
             raise UserError(f"--{section}.{name} must be a finite number, got {value}")
+        if isinstance(value, float) and abs(value) > FLOAT32_MAX:  # float32 weights cannot take it
+            raise UserError(f"--{section}.{name} {value:g} is beyond float32's range (±3.4e38); "
+                            "use a smaller value")
     positive = ["model.hidden", "model.layers", "data.seq_len", "data.horizon", "data.stride",
                 "data.samples", "data.batch_size", "data.copy_symbols", "data.copy_length",
                 "train.log_every", "train.checkpoint_every", "parallel.nproc", "parallel.chunk",
                 "parallel.timeout_s", "parallel.check_every"]
-    non_negative = ["train.epochs", "train.max_steps", "train.tbptt_k1", "train.tbptt_k2", "train.threads",
+    non_negative = ["train.seed", "train.epochs", "train.max_steps", "train.tbptt_k1", "train.tbptt_k2", "train.threads",
                     "optim.clip", "optim.weight_decay", "optim.momentum", "data.noise",
                     "parallel.max_restarts", "parallel.data_degree", "diagnostics.every",
                     "diagnostics.epsilon", "parallel.bucket_mb"]
@@ -295,6 +332,16 @@ def validate(cfg: Config) -> None:
         low = 1 if key in positive else 0
         if value < low:
             raise UserError(f"--{key} must be ≥ {low}, got {value}")
+    # upper limits: past them numpy, torch or the OS fail with a crash instead of a message
+    limits = {"train.seed": (2**32 - 1, "numpy's seeds are 32-bit"),
+              "train.threads": (MAX_THREADS, "the OS refuses to start that many threads; 0 uses one per core"),
+              "parallel.timeout_s": (7 * 86400, "a week; a collective that waits longer has hung"),
+              "parallel.bucket_mb": (1048576.0, "1 TiB, past any gradient here")}
+    for key, (high, why) in limits.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value > high:
+            raise UserError(f"--{key} must be ≤ {high} ({why}), got {value}")
     if not cfg.optim.lr > 0:
         raise UserError(f"--optim.lr must be > 0, got {cfg.optim.lr}")
     if not 0 <= cfg.data.val_fraction < 1:

@@ -32,6 +32,7 @@ from rnnscope.train.config import Config, to_dict, to_toml
 from rnnscope.train.distributed import DistContext, SingleProcess
 from rnnscope.train.forecasting import validation_forecast
 from rnnscope.train.lastgood import LastGood
+from rnnscope.train.memory import check_memory
 from rnnscope.train.metrics import MetricsLog, evaluate, loss_fn
 from rnnscope.train.model import SequenceModel, grad_norm, initialize, parameter_count
 from rnnscope.train.precision import Precision
@@ -41,7 +42,7 @@ from rnnscope.train.resume import apply_optimizer_settings, check_not_finished, 
 from rnnscope.train.runfiles import RunLock, absolute_paths, write_atomic
 from rnnscope.train.schedule import EarlyStop, LrSchedule
 from rnnscope.train.setup import (build_optimizer, check_fresh, default_run_dir, diagnostics_hook,
-                                  resolve_device)
+                                  resolve_device, restores_torch_settings)
 from rnnscope.train.stop import SignalStop
 from rnnscope.train.tensorboard import TensorBoardLog
 from rnnscope.train.tbptt import tbptt_windows
@@ -105,18 +106,21 @@ def model_for(cfg: Config, dataset) -> SequenceModel:
     return model
 
 
+@restores_torch_settings
 def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool = False) -> TrainResult:
     """Train from a resolved Config; with resume=True continue cfg.train.run_dir's latest checkpoint.
 
     Raises DivergenceError (a UserError) when the loss or a gradient becomes NaN or inf.
     """
+    if distributed is None:  # a worker: the launcher checked for all of them before starting any
+        check_memory(cfg)  # before anything is allocated: refuse what cannot fit
     dist = distributed if distributed is not None else SingleProcess()
     device = getattr(dist, "device", None) or resolve_device(cfg.train.device)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)  # small recurrent matmuls: threads cost more than they give
     # vanishing error terms (σ' ≤ 0.25 per step) fall below float32's smallest normal number
     # within ~60 steps; as subnormals they cost ~10x per step on CPU (T = 100, H = 128, 2 layers).
-    # torch cannot say whether flushing was on: it is switched off again (its default) at the end
+    # torch cannot say whether flushing was on: restores_torch_settings switches it off at the end
     torch.set_flush_denormal(cfg.train.flush_denormal)
     seed = cfg.train.seed
     random.seed(seed)
@@ -286,7 +290,6 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
         progress.close()
         tensorboard.close()
         dist.close(run_dir if dist.is_main else None)
-        torch.set_flush_denormal(False)
         if run_lock is not None:
             run_lock.release()
 

@@ -24,6 +24,9 @@ class ConfigArgumentParser(argparse.ArgumentParser):
                 name = token[2:].partition("=")[0]
                 own = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
                 match = difflib.get_close_matches(f"--{name}", own, n=1, cutoff=0.6)
+                if name in all_keys():  # a real config key, but not one this command takes
+                    self.error(f"--{name} is a train option, not one of {self.prog}'s; "
+                               f"{self._config_options_taken(own)}see {self.prog} --help")
                 if "." in name:  # a config key: the config's own hint knows its aliases
                     hint = closest_hint(name).replace("did you mean ", "did you mean --")
                 else:
@@ -31,9 +34,21 @@ class ConfigArgumentParser(argparse.ArgumentParser):
                 self.error(f"unknown option {token}; {hint}")
         return namespace, extras
 
+    @staticmethod
+    def _config_options_taken(own: list[str]) -> str:
+        """'it takes --data.csv; ' or 'it takes the [model] and [data] options; ' or ''."""
+        keys = [o for o in own if "." in o]
+        if not keys:
+            return ""
+        if len(keys) <= 3:
+            return f"of those it takes {', '.join(keys)}; "
+        sections = dict.fromkeys(k[2:].split(".")[0] for k in keys)
+        return f"it takes the {', '.join(f'[{s}]' for s in sections)} options; "
+
     def error(self, message: str):
         """One line, no usage block: the message already says what to do."""
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        see = "" if "--help" in message else f" (see {self.prog} --help)"
+        self.exit(2, f"{self.prog}: error: {message}{see}\n")
 
 
 def use_config_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 from pathlib import Path
 
 import torch
@@ -65,3 +66,20 @@ def denormals_flushed(enabled: bool):
         yield
     finally:
         torch.set_flush_denormal(False)
+
+
+def restores_torch_settings(train_fn):
+    """Decorate train(): whichever way it ends (returned, raised before or inside its loop), the
+    process-wide settings it changes are put back: flushing subnormals off (torch's default: torch
+    cannot report whether it was on before) and the number of CPU threads as it was."""
+
+    @functools.wraps(train_fn)
+    def wrapper(*args, **kwargs):
+        threads = torch.get_num_threads()
+        try:
+            return train_fn(*args, **kwargs)
+        finally:
+            torch.set_flush_denormal(False)
+            torch.set_num_threads(threads)
+
+    return wrapper
