@@ -9,7 +9,8 @@ gradient flow ‖∂L/∂h_t‖ and the memory horizon, `rnnscope diagnose RUN_D
 
     python benchmarks/gated_showcase.py                          # elman, lstm, gru × T = 100, 200
     python benchmarks/gated_showcase.py --cells lstm --seq-lens 100 --steps 300
-    python benchmarks/gated_showcase.py --out runs/showcase --json showcase.json
+    python benchmarks/gated_showcase.py --out runs/showcase --json showcase.json --plots docs/img
+    python benchmarks/gated_showcase.py --diagnose-only showcase.json --plots docs/img
 
 Prints a table and writes JSON (one entry per run, written after every run, so a long sweep
 that is stopped keeps what it finished). Minutes are wall time on whatever machine runs it.
@@ -68,12 +69,29 @@ def train_one(cell: str, seq_len: int, args: argparse.Namespace) -> dict:
     }
 
 
-def diagnose_row(row: dict) -> dict:
-    """The row with the diagnosis of its run's final checkpoint: gradient flow and memory horizon."""
+def diagnose_row(row: dict) -> tuple[dict, dict]:
+    """The row with the diagnosis of its run's final checkpoint (gradient flow, memory horizon),
+    and the layer summary it came from."""
     layer = diagnose_run(row["run_dir"])["layers"][0]
     flow, horizon = layer["gradient_flow"], layer["horizon"]
     return {**row, "growth_per_step": flow["growth_per_step"], "span": flow["span"],
-            "gradient": flow["verdict"], "horizon": horizon["horizon"]}
+            "gradient": flow["verdict"], "horizon": horizon["horizon"]}, layer
+
+
+def plot(rows: list[dict], layers: list[dict], out: Path) -> list[Path]:
+    """One PNG per sequence length: ‖∂L/∂h_t‖ and the memory horizon of every cell, side by side."""
+    from rnnscope.report.gate_plots import plot_flow_and_horizon
+
+    written = []
+    for seq_len in dict.fromkeys(r["T"] for r in rows):
+        picked = [(r, layer) for r, layer in zip(rows, layers) if r["T"] == seq_len]
+        label = lambda r: f"{r['cell']} (val loss {r['val_loss']:.3g})"  # noqa: E731
+        written.append(plot_flow_and_horizon(
+            {label(r): layer["gradient_flow"]["norms"] for r, layer in picked},
+            {label(r): layer["horizon"]["relative"] for r, layer in picked}, picked[0][1]["horizon"]["epsilon"],
+            out / f"gated_showcase_T{seq_len}.png",
+            f"The adding problem, T = {seq_len}: after {picked[0][0]['steps']} steps of training"))
+    return written
 
 
 def table(rows: list[dict]) -> Table:
@@ -104,6 +122,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/gated_showcase", help="where the runs are written")
     parser.add_argument("--json", default=None, help="write the rows here as JSON (after every run)")
+    parser.add_argument("--plots", metavar="DIR", default=None,
+                        help="write gated_showcase_T<T>.png here: gradient flow and horizon side by side")
     parser.add_argument("--diagnose-only", metavar="JSON", default=None,
                         help="train nothing: diagnose the runs of an earlier sweep's JSON again")
     args = parser.parse_args()
@@ -120,10 +140,13 @@ def main() -> None:
                               f"{rows[-1]['steps']} steps, {rows[-1]['minutes']:.1f} min")
                 if args.json:
                     Path(args.json).write_text(json.dumps(rows, indent=2))
-    rows = [diagnose_row(row) for row in rows]
+    rows, layers = map(list, zip(*[diagnose_row(row) for row in rows]))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     console.print(table(rows))
+    if args.plots:
+        for path in plot(rows, layers, Path(args.plots)):
+            console.print(f"wrote {path}")
     print(json.dumps(rows))
 
 
