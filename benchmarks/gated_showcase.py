@@ -102,8 +102,8 @@ def table(rows: list[dict]) -> Table:
         out.add_column(column, justify="right")
     for r in rows:
         diagnosed = "horizon" in r
-        out.add_row(r["cell"], str(r["T"]), str(r["steps"]), f"{r['minutes']:.1f}", f"{r['val_loss']:.4f}",
-                    f"{r['constant_loss']:.4f}", f"{r['ratio']:.3f}",
+        out.add_row(r["cell"], str(r["T"]), str(r["steps"]), f"{r['minutes']:.1f}", f"{r['val_loss']:.3g}",
+                    f"{r['constant_loss']:.4f}", f"{r['ratio']:.3g}",
                     f"{float(r['growth_per_step']):.3g}" if diagnosed else "–",
                     f"{float(r['span']):.2g}" if diagnosed else "–",
                     f"{r['horizon']}/{r['T'] - 1}" if diagnosed else "–")
@@ -129,7 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     seq_lens = [int(t) for t in args.seq_lens.split(",") if t.strip()]
-    console, rows = Console(), []
+    console, rows = Console(width=140), []  # the table's ten columns, unfolded even in a log file
     if args.diagnose_only:
         rows = json.loads(Path(args.diagnose_only).read_text())
     else:

@@ -98,7 +98,8 @@ def gradient_row(summary: dict) -> Row:
     if summary["activation"] == "lstm":
         cure = "; start the forget gates nearer 1 (--model.forget_bias 1 to 3) so ∂L/∂c_t survives × f_t"
     elif summary["activation"] == "gru":
-        cure = "; the update gates z_t are mostly near 0 (h replaced at every step): try --model.init orthogonal"
+        cure = ("; h goes back × z_t directly, so see the carry gate row: update gates far from 1 "
+                "replace h at every step; try --model.init orthogonal")
     advice = {
         "vanishing": "the early time steps get (almost) no learning signal"
         + (": σ'(z) ≤ 0.25 shrinks it at every step back" if summary["activation"] == "sigmoid" else "")
@@ -144,6 +145,8 @@ def carry_row(summary: dict) -> Row:
     finding = (f"{c['name']} {c['gate']}: mean {c['mean']:.2f}; {_pct(c['carrying_fraction'])} above "
                f"{c['carrying_above']:g} (carrying), {_pct(c['forgetting_fraction'])} below {c['forgetting_below']:g} "
                "(forgetting)")
+    carriers = sum(m > c["carrying_above"] for m in c["unit_means"])
+    finding += f"; {carriers} of {len(c['unit_means'])} units carry on average (mean above {c['carrying_above']:g})"
     if c["forgetting_fraction"] > MOSTLY_FORGETTING:
         advice = ("most of the cell state is dropped at every step: raise --model.forget_bias (1 to 3)"
                   if summary["cell"] == "lstm" else "h is replaced at most steps, so little is carried back")
