@@ -122,3 +122,19 @@ def test_summary_of_a_gated_model_is_json_ready_with_every_gate(cell):
         assert (s["cell_gradient_flow"] is None) is (cell == "gru")
         assert len(s["horizon"]["relative"]) <= 7 and s["dead"]["hidden"] == 5
     json.dumps(layers, allow_nan=False)
+
+
+def test_probe_estimate_of_the_horizon_is_near_the_exact_one(monkeypatch):
+    import rnnscope.diagnostics.gated_flow as gated_flow
+    import rnnscope.nn
+
+    torch.manual_seed(3)
+    model = rnnscope.nn.LSTM(2, 20, batch_first=True)  # N = 40 state numbers
+    trace, _ = traced_pass(model, torch.randn(4, 30, 2), torch.randn(4, 30, 20))
+    layer = trace.layer("layer0")
+    exact = gated_horizon(layer, max_samples=4)
+    monkeypatch.setattr(gated_flow, "EXACT_MAX", 8)  # force the probes
+    estimate = gated_horizon(layer, max_samples=4)
+    assert len(estimate.relative) == len(exact.relative) == 30
+    for e, x in zip(estimate.relative, exact.relative):
+        assert abs(math.log(e / x)) < math.log(1.5), (e, x)  # within a factor 1.5 at every k

@@ -16,7 +16,8 @@ forward pass). With a_t = x_t W_ihᵀ + b + h_{t-1} W_hhᵀ, W_k the H rows of W
                         + ((1 − z)(1 − n²)) ⊙ (r ⊙ W_n + (hn σ'_r) ⊙ W_r)
 
 `relative[k]` is ‖∂s_T/∂s_{T-k}‖_F / ‖I‖_F (see `horizon`); a test checks the chain against
-autograd through the engine.
+autograd through the engine. Above EXACT_MAX state numbers the norms are estimated with random
+probe vectors (`_chain`), which a test checks against the exact ones.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from rnnscope.diagnostics.horizon import DEFAULT_EPSILON, Horizon, horizon_of_ch
 from rnnscope.engine.gated import GATES
 from rnnscope.engine.trace import GatedLayerTrace
 
+EXACT_MAX = 64  # state sizes N up to this get the exact chain of (N, N) Jacobians
+PROBES = 32  # above, ‖J_k‖_F is estimated from this many probe vectors (relative spread ≈ √(2/m) at worst)
 
 def hidden_flow(layer: GatedLayerTrace) -> GradientFlow:
     """‖∂L/∂h_t‖ per step; direct_share: how much of it arrived at step t, not from step t+1."""
@@ -80,11 +83,19 @@ def step_jacobians(layer: GatedLayerTrace, t: int, max_samples: int = 16) -> tor
     return torch.cat([top, bottom], dim=1)  # (S, 2H, 2H)
 
 
-def _chain(layer: GatedLayerTrace, max_samples: int):
-    """Yield J_k = ∂s_T/∂s_{T-k} for k = 0 … T-1."""
+def _chain(layer: GatedLayerTrace, max_samples: int, probes: int | None = None):
+    """Yield J_k = ∂s_T/∂s_{T-k} for k = 0 … T-1, (S, N, N); with `probes` = m, V·J_k instead, (S, m, N).
+
+    V's rows are Gaussian / √m, so ‖V·J‖_F² is an unbiased estimate of ‖J‖_F² (E[VᵀV] = I) at
+    m·N² instead of N³ per step (a fixed seed: the same layer gives the same estimate).
+    """
     S = min(max_samples, layer.x.shape[1])
     N = layer.W_hh.shape[1] * (2 if layer.cell == "lstm" else 1)
-    J = torch.eye(N, dtype=torch.float64).expand(S, N, N).clone()  # (S, N, N) J_0 = I
+    if probes is None:
+        J = torch.eye(N, dtype=torch.float64).expand(S, N, N).clone()  # (S, N, N) J_0 = I
+    else:
+        generator = torch.Generator().manual_seed(0)
+        J = torch.randn(S, probes, N, generator=generator, dtype=torch.float64) / probes**0.5  # (S, m, N) V·J_0
     yield J
     for k in range(1, layer.steps):
         J = J @ step_jacobians(layer, layer.steps - k, max_samples)  # step t = T − k
@@ -97,5 +108,11 @@ def gated_jacobian_chain(layer: GatedLayerTrace, max_samples: int = 16) -> torch
 
 
 def gated_horizon(layer: GatedLayerTrace, epsilon: float = DEFAULT_EPSILON, max_samples: int = 16) -> Horizon:
-    """How far back the state s_T = (h_T, c_T) (LSTM) or h_T (GRU) still depends on s_{T-k}."""
-    return horizon_of_chain(layer.name, _chain(layer, max_samples), layer.steps, epsilon)
+    """How far back the state s_T = (h_T, c_T) (LSTM) or h_T (GRU) still depends on s_{T-k}.
+
+    Exact up to EXACT_MAX state numbers; above, the Frobenius norms are estimated with PROBES
+    random probe vectors (N³ per step would make a record of a 128-unit LSTM take seconds).
+    """
+    N = layer.W_hh.shape[1] * (2 if layer.cell == "lstm" else 1)
+    probes = None if N <= EXACT_MAX else PROBES
+    return horizon_of_chain(layer.name, _chain(layer, max_samples, probes), layer.steps, epsilon)

@@ -31,14 +31,14 @@ CARRYING_ABOVE = 0.9  # above this it keeps it: 0.9^10 ≈ 0.35 of it survives t
 GATE_BINS = 40  # histogram bins over the gate's range ([0, 1] for σ, [-1, 1] for tanh)
 
 
-def gate_activation(cell: str, gate: str) -> str:
+def gate_activation(gate: str) -> str:
     """The activation of a gate: tanh for LSTM's g and GRU's n, σ for every other gate."""
     return "tanh" if gate in ("g", "n") else "sigmoid"
 
 
 def gate_saturation(layer: GatedLayerTrace, gate: str) -> Saturation:
     """The derivative-ratio rule on one gate's weighted sums a_t (T·B·H of them)."""
-    name = gate_activation(layer.cell, gate)
+    name = gate_activation(gate)
     a = layer.preactivations[gate].detach()  # (T, B, H)
     ratio = derivative_ratio(get_activation(name), a)  # (T, B, H)
     limits = thresholds(name)
@@ -95,17 +95,21 @@ def carry_gate(layer: GatedLayerTrace) -> CarryGate:
 
 def gate_histogram(layer: GatedLayerTrace, gate: str, bins: int = GATE_BINS) -> dict:
     """Histogram of a gate's values over its range: {"edges": bins + 1 floats, "counts": bins ints}."""
-    low = -1.0 if gate_activation(layer.cell, gate) == "tanh" else 0.0
+    low = -1.0 if gate_activation(gate) == "tanh" else 0.0
     values = layer.gates[gate].detach().float().flatten().clamp(low, 1.0)
     counts = torch.histc(values, bins=bins, min=low, max=1.0)
     edges = torch.linspace(low, 1.0, bins + 1, dtype=torch.float64)
     return {"edges": [round(float(e), 6) for e in edges], "counts": [int(c) for c in counts]}
 
 
-def gates_summary(layer: GatedLayerTrace) -> dict:
-    """Per gate: its words, activation, saturation and histogram, keyed by torch's letter."""
+def gates_summary(layer: GatedLayerTrace, per_gate: dict[str, Saturation] | None = None) -> dict:
+    """Per gate: its words, activation, saturation and histogram, keyed by torch's letter.
+
+    `per_gate` (gate -> gate_saturation) is computed here when not given.
+    """
+    per_gate = per_gate or {gate: gate_saturation(layer, gate) for gate in GATES[layer.cell]}
     return {
-        gate: {"name": GATE_NAMES[layer.cell][gate], **gate_saturation(layer, gate).as_dict(),
+        gate: {"name": GATE_NAMES[layer.cell][gate], **per_gate[gate].as_dict(),
                "histogram": gate_histogram(layer, gate)}
         for gate in GATES[layer.cell]
     }

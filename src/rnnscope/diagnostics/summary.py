@@ -8,6 +8,7 @@ from rnnscope.diagnostics.gates import all_gates_saturation, carry_gate, gate_sa
 from rnnscope.diagnostics.gradient_flow import gradient_flow
 from rnnscope.diagnostics.horizon import memory_horizon
 from rnnscope.diagnostics.saturation import saturation, z_histogram
+from rnnscope.engine.gated import GATES
 from rnnscope.engine.trace import GatedLayerTrace, LayerTrace, Trace
 
 
@@ -45,7 +46,7 @@ def summarize_gated_layer(layer: GatedLayerTrace, epsilon: float = 1e-3, max_sam
     "cell_gradient_flow" is ‖∂L/∂c_t‖ per step (LSTM; None for GRU); the horizon is that of the
     state (h, c) for LSTM.
     """
-    per_gate = {gate: gate_saturation(layer, gate) for gate in layer.gates}
+    per_gate = {gate: gate_saturation(layer, gate) for gate in GATES[layer.cell]}
     cell = cell_flow(layer)
     return {
         "layer": layer.name,
@@ -55,7 +56,7 @@ def summarize_gated_layer(layer: GatedLayerTrace, epsilon: float = 1e-3, max_sam
         "batch": int(layer.x.shape[1]),
         "hidden": int(layer.W_hh.shape[1]),
         "saturation": all_gates_saturation(layer, per_gate),
-        "gates": gates_summary(layer),
+        "gates": gates_summary(layer, per_gate),
         "carry": carry_gate(layer).as_dict(),
         "dead": dead_units(layer, epsilon).as_dict(),
         "gradient_flow": hidden_flow(layer).as_dict(),
