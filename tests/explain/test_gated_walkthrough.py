@@ -86,6 +86,8 @@ def test_cli_prints_tables_and_json(cell, capsys):
     assert len(result["forward"]) == 2 and result["weights"][{"lstm": "f", "gru": "z"}[cell]]["b"] == 3.0
 
 
-def test_cli_refuses_forget_bias_for_elman_topics(capsys):
+def test_cli_refuses_options_of_the_other_topics(capsys):
     assert main(["explain", "bptt", "--forget-bias", "1"]) == 2
     assert "--forget-bias is for `rnnscope explain lstm` or `gru`, not bptt" in capsys.readouterr().err
+    assert main(["explain", "lstm", "--hidden", "3", "--w-h", "2"]) == 2
+    assert "--hidden, --w-h apply to the Elman topics" in capsys.readouterr().err

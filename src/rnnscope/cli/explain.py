@@ -79,6 +79,13 @@ def _compute(args: argparse.Namespace) -> tuple[dict, str]:
     if args.topic in ("lstm", "gru"):
         from rnnscope.explain.gated_walkthrough import GatedSetting, gated_walkthrough
 
+        elman_only = {"--hidden": args.hidden != 1, "--w-x": args.w_x is not None, "--w-h": args.w_h is not None,
+                      "--b": args.b is not None, "--epochs": args.epochs != 1, "--readout": args.readout is not None,
+                      "--activation": args.activation != "sigmoid", "--z": args.z is not None}
+        given = [name for name, set_ in elman_only.items() if set_]
+        if given:
+            raise UserError(f"{', '.join(given)} apply to the Elman topics; `rnnscope explain {args.topic}` takes "
+                            "--sequence, --target, --forget-bias and --json")
         setting = GatedSetting(cell=args.topic, target=args.target, carry_bias=args.forget_bias)
         if args.sequence is not None:
             setting.sequence = args.sequence
