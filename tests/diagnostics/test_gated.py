@@ -138,3 +138,24 @@ def test_probe_estimate_of_the_horizon_is_near_the_exact_one(monkeypatch):
     assert len(estimate.relative) == len(exact.relative) == 30
     for e, x in zip(estimate.relative, exact.relative):
         assert abs(math.log(e / x)) < math.log(1.5), (e, x)  # within a factor 1.5 at every k
+
+
+def test_verdict_rows_name_a_forgetting_lstm_and_a_remembering_one():
+    from rnnscope.diagnostics.advice import rows_for
+
+    x = torch.randn(40, 2, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    verdicts = {}
+    for forget_bias in (-8.0, 8.0):
+        W_ih = torch.full((4, 1), 0.5, dtype=torch.float64, requires_grad=True)
+        W_hh = torch.full((4, 1), 0.5, dtype=torch.float64, requires_grad=True)
+        b = torch.tensor([0.0, forget_bias, 0.0, 0.0], dtype=torch.float64)
+        with Trace() as trace:
+            out, _, _ = lstm_layer(x, torch.zeros(2, 1, dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64),
+                                   W_ih, W_hh, b, None)
+            out[-1].sum().backward()
+        (summary,) = summarize(trace)
+        verdicts[forget_bias] = {row.check: row.verdict for row in rows_for(summary)}
+    assert verdicts[-8.0]["carry gate"] == "mostly forgetting"
+    assert verdicts[-8.0]["cell-state error"] == "vanishing" and verdicts[-8.0]["memory horizon"] == "short memory"
+    assert verdicts[8.0]["carry gate"] == "ok" and verdicts[8.0]["memory horizon"] == "remembers all"
+    assert verdicts[8.0]["gate saturation"] == "ok"  # the forget gate's σ(8) is carrying, not a problem

@@ -155,8 +155,6 @@ def _compare(args: argparse.Namespace, overrides: list[str]) -> int:
         raise UserError("--schemes and --scales need at least one value each")
     if biases is None and cfg.model.cell == "lstm":
         biases = FORGET_BIASES
-    if biases is not None and cfg.model.cell != "lstm":
-        raise UserError(f"--forget-biases is for --model.cell lstm, got --model.cell {cfg.model.cell}")
     results = compare_inits(cfg, schemes, args.scales, args.epsilon, forget_biases=biases)
     written: list[str] = []
     if not args.no_plots:

@@ -15,7 +15,8 @@ from rnnscope.engine.trace import GatedLayerTrace, LayerTrace, Trace
 def summarize_layer(layer: LayerTrace | GatedLayerTrace, epsilon: float = 1e-3, max_samples: int = 16) -> dict:
     """Saturation, dead units, gradient flow, memory horizon and the z histogram of one layer.
 
-    A gated layer's summary (`summarize_gated_layer`) has the same keys, and per-gate ones besides.
+    A gated layer's summary (`summarize_gated_layer`) has the same keys but z_histogram (a
+    histogram per gate instead), and per-gate ones besides.
 
     Args:
         layer: a LayerTrace with its backward fields filled (backward ran inside the Trace).
