@@ -5,6 +5,11 @@ plain advice, and PNG plots.
     rnnscope diagnose runs/20260101-120000 --json          # the same as data
     rnnscope diagnose --compare-inits runs/20260101-120000 # the run's model at init, per scheme and scale
     rnnscope diagnose --compare-inits --model.activation tanh --data.task adding --data.seq_len 200
+    rnnscope diagnose --compare-inits --model.cell lstm --data.task adding --forget-biases 0,1,3
+
+LSTM and GRU runs are diagnosed per gate (saturation by each gate's own activation, the forget or
+update gate between forgetting and carrying), with ‖∂L/∂c_t‖ beside ‖∂L/∂h_t‖ and the horizon of
+the state (h, c).
 
 Training records diagnostics when started with `--diagnostics.every N` (diagnostics.jsonl); the
 gradient-flow plot then shows how ‖∂L/∂h_t‖ changed over training.
@@ -31,6 +36,9 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+FORGET_BIASES = (0.0, 1.0, 3.0)  # --compare-inits for LSTM: none, Jozefowicz et al.'s 1, and more
+
+
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the `diagnose` parser."""
     parser = subparsers.add_parser(
@@ -46,10 +54,14 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="dead-unit and memory-horizon threshold (default: the run's --diagnostics.epsilon, 1e-3)")
     parser.add_argument("--compare-inits", action="store_true",
                         help="trace the model at initialization under every --schemes × --scales, side by side")
-    parser.add_argument("--schemes", type=_names, default=("default", "xavier", "orthogonal", "identity"),
-                        help="--compare-inits: initializations to compare (default default,xavier,orthogonal,identity)")
+    parser.add_argument("--schemes", type=_names, default=None,
+                        help="--compare-inits: initializations to compare (default default,xavier,orthogonal,identity; "
+                        "for LSTM and GRU without identity)")
     parser.add_argument("--scales", type=_floats, default=(0.5, 1.0, 3.0, 10.0),
                         help="--compare-inits: weight scale factors to compare (default 0.5,1,3,10)")
+    parser.add_argument("--forget-biases", type=_floats, default=None,
+                        help="--compare-inits with --model.cell lstm: forget-gate biases to compare "
+                        "(default 0,1,3; Jozefowicz et al. 2015 advise 1)")
     parser.add_argument("--config", metavar="FILE.toml",
                         help="--compare-inits without RUN_DIR: the model and data of this config file")
     parser.add_argument("--out", metavar="DIR",
@@ -89,7 +101,14 @@ def _diagnose(args: argparse.Namespace, data_csv: str | None = None) -> int:
         out = Path(args.out) if args.out else Path(args.run_dir) / "diagnose"
         now = {"step": result["step"] if result["step"] is not None else 0, "layers": result["layers"]}
         records = result["records"] or [now]
-        written.append(str(plots.plot_activation_usage(result["layers"], out / "activation_usage.png")))
+        gated = [layer for layer in result["layers"] if layer.get("cell")]
+        if gated:  # LSTM, GRU: per gate, and the errors along h and c
+            from rnnscope.report import gate_plots
+
+            written.append(str(gate_plots.plot_gate_usage(gated, out / "gate_usage.png")))
+            written.append(str(gate_plots.plot_state_gradients(gated, out / "state_gradients.png")))
+        else:
+            written.append(str(plots.plot_activation_usage(result["layers"], out / "activation_usage.png")))
         written.append(str(plots.plot_gradient_flow(records, out / "gradient_flow.png")))
         curves = {}
         if result["records"]:
@@ -120,7 +139,7 @@ def _diagnose(args: argparse.Namespace, data_csv: str | None = None) -> int:
 
 
 def _compare(args: argparse.Namespace, overrides: list[str]) -> int:
-    from rnnscope.explain.compare_inits import compare_inits
+    from rnnscope.explain.compare_inits import SCHEMES, compare_inits
     from rnnscope.report import plots
     from rnnscope.train.config import load_config
 
@@ -133,9 +152,14 @@ def _compare(args: argparse.Namespace, overrides: list[str]) -> int:
         cfg = load_config(config_file, overrides)
     else:
         cfg = load_config(args.config, overrides)
-    if not args.schemes or not args.scales:
+    schemes, biases = args.schemes, args.forget_biases
+    if schemes is None:  # W_hh = I (identity) is an Elman scheme
+        schemes = tuple(s for s in SCHEMES if cfg.model.cell == "elman" or s != "identity")
+    if not schemes or not args.scales:
         raise UserError("--schemes and --scales need at least one value each")
-    results = compare_inits(cfg, args.schemes, args.scales, args.epsilon)
+    if biases is None and cfg.model.cell == "lstm":
+        biases = FORGET_BIASES
+    results = compare_inits(cfg, schemes, args.scales, args.epsilon, forget_biases=biases)
     written: list[str] = []
     if not args.no_plots:
         out = Path(args.out) if args.out else (Path(args.run_dir) / "diagnose" if args.run_dir else Path("diagnose-inits"))

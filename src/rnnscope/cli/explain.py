@@ -1,10 +1,12 @@
-"""`rnnscope explain [bptt|sigmoid|forgetting]`: the chapter's figures, number by number.
+"""`rnnscope explain [bptt|sigmoid|forgetting|lstm|gru]`: the chapter's figures, number by number.
 
     rnnscope explain                                   # figure 5-3: one sigmoid neuron, 3 steps, MSE
     rnnscope explain --sequence 1,0.5,-0.5,0.8 --epochs 5 --time-reduction mean
     rnnscope explain --hidden 2 --readout linear       # vectors and matrices, compactly
     rnnscope explain sigmoid --z=-5,-2.2,0,2.2         # figure 5-4 (write --z=-5,… for negatives)
     rnnscope explain forgetting --h1 0.0007 --w-h 4.6  # figure 5-5
+    rnnscope explain lstm                              # one LSTM unit, 3 steps: the error goes back × f_t
+    rnnscope explain gru --sequence 0.5,-0.2,0.9,0.3   # one GRU unit: × z_t along h
     rnnscope explain --json                            # the same numbers as data
 """
 
@@ -15,7 +17,7 @@ import json
 
 from rnnscope.errors import UserError
 
-TOPICS = ("bptt", "sigmoid", "forgetting")
+TOPICS = ("bptt", "sigmoid", "forgetting", "lstm", "gru")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -36,7 +38,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("topic", nargs="?", default="bptt", choices=TOPICS,
                         help="bptt: figure 5-3, the weight adjustment process (default); sigmoid: figure "
-                        "5-4, the S-curve's facts; forgetting: figure 5-5, 'forgotten' history")
+                        "5-4, the S-curve's facts; forgetting: figure 5-5, 'forgotten' history; lstm, gru: "
+                        "one gated unit over the same steps, and why its error survives")
     parser.add_argument("--sequence", type=_floats, default=None,
                         help="inputs, comma-separated: x_1…x_T for bptt (default 0.5,-0.2,0.9); x_2…x_T "
                         "for forgetting (default zeros). Write --sequence=-1,2 when it starts with a minus")
@@ -64,6 +67,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "tanh, its own thresholds ±1.1, ±2.75); write --z=-5,0,5")
     parser.add_argument("--h1", type=float, default=0.0007, help="forgetting: the small h_1 (default 0.0007)")
     parser.add_argument("--steps", type=int, default=5, help="forgetting: time steps in all (default 5)")
+    parser.add_argument("--forget-bias", type=float, default=None,
+                        help="lstm: the forget gate's bias (default 1.0); gru: the update gate's")
     parser.add_argument("--json", action="store_true", help="print the same numbers as JSON instead of tables")
     return parser
 
@@ -71,6 +76,22 @@ def register(subparsers) -> argparse.ArgumentParser:
 def _compute(args: argparse.Namespace) -> tuple[dict, str]:
     """The result dict of the chosen topic and the name of its renderer."""
     from rnnscope.explain import ForgettingSetting, Setting, curve_facts, forgetting, walkthrough
+    if args.topic in ("lstm", "gru"):
+        from rnnscope.explain.gated_walkthrough import GatedSetting, gated_walkthrough
+
+        elman_only = {"--hidden": args.hidden != 1, "--w-x": args.w_x is not None, "--w-h": args.w_h is not None,
+                      "--b": args.b is not None, "--epochs": args.epochs != 1, "--readout": args.readout is not None,
+                      "--activation": args.activation != "sigmoid", "--z": args.z is not None}
+        given = [name for name, set_ in elman_only.items() if set_]
+        if given:
+            raise UserError(f"{', '.join(given)} apply to the Elman topics; `rnnscope explain {args.topic}` takes "
+                            "--sequence, --target, --forget-bias and --json")
+        setting = GatedSetting(cell=args.topic, target=args.target, carry_bias=args.forget_bias)
+        if args.sequence is not None:
+            setting.sequence = args.sequence
+        return gated_walkthrough(setting), "gated"
+    if args.forget_bias is not None:
+        raise UserError(f"--forget-bias is for `rnnscope explain lstm` or `gru`, not {args.topic}")
     if args.topic == "sigmoid":
         return curve_facts(args.z, args.activation), "curve"
     weights = {k: v for k, v in (("w_x", args.w_x), ("w_h", args.w_h), ("b", args.b)) if v is not None}
@@ -99,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console
 
-    from rnnscope.explain import render
+    from rnnscope.explain import gated_render, render
 
     renderer = {"walkthrough": render.render_walkthrough, "curve": render.render_curve,
-                "forgetting": render.render_forgetting}[kind]
+                "forgetting": render.render_forgetting, "gated": gated_render.render_gated}[kind]
     renderer(result, Console())
     return 0

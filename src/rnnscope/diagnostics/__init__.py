@@ -5,9 +5,13 @@ gradients, forgotten history. Every number is read from the engine's Trace.
     trace, loss = traced_pass(model, inputs, targets)
     for layer in summarize(trace):
         print(layer["layer"], layer["gradient_flow"]["verdict"], layer["horizon"]["horizon"])
+
+LSTM and GRU layers are summarized per gate (`gates`, `gated_flow`): docs/diagnostics.md.
 """
 
 from rnnscope.diagnostics.dead import DeadUnits, dead_units
+from rnnscope.diagnostics.gated_flow import cell_flow, gated_horizon, hidden_flow
+from rnnscope.diagnostics.gates import carry_gate, gate_saturation
 from rnnscope.diagnostics.gradient_flow import GradientFlow, gradient_flow
 from rnnscope.diagnostics.horizon import Horizon, memory_horizon
 from rnnscope.diagnostics.probe import find_rnn, traced_pass
@@ -23,9 +27,14 @@ __all__ = [
     "SATURATED_RATIO",
     "SLOW_RATIO",
     "Saturation",
+    "carry_gate",
+    "cell_flow",
     "dead_units",
+    "gate_saturation",
+    "gated_horizon",
     "find_rnn",
     "gradient_flow",
+    "hidden_flow",
     "memory_horizon",
     "read_records",
     "record_step",

@@ -5,13 +5,14 @@ input), so it neither remembers nor learns: the chapter's "dead" neuron (figure 
 0.0009). Rule per activation:
   sigmoid, tanh   |h| < ε everywhere (ε defaults to 1e-3)
   relu            h == 0 exactly everywhere (z ≤ 0: no output and no gradient)
+  lstm, gru       |h| < ε everywhere (h = o ⊙ tanh(c), or a mix of tanh outputs: like tanh)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rnnscope.engine.trace import LayerTrace
+from rnnscope.engine.trace import GatedLayerTrace, LayerTrace
 
 DEFAULT_EPSILON = 1e-3
 
@@ -36,14 +37,15 @@ class DeadUnits:
         return {**self.__dict__, "fraction": self.fraction}
 
 
-def dead_units(layer: LayerTrace, epsilon: float = DEFAULT_EPSILON) -> DeadUnits:
-    """Units of the layer whose output never leaves zero (relu) or ±ε (sigmoid, tanh)."""
+def dead_units(layer: LayerTrace | GatedLayerTrace, epsilon: float = DEFAULT_EPSILON) -> DeadUnits:
+    """Units of the layer whose output never leaves zero (relu) or ±ε (sigmoid, tanh, lstm, gru)."""
     assert layer.h is not None, "the trace has no activations"
+    activation = layer.cell if isinstance(layer, GatedLayerTrace) else layer.activation
     h = layer.h.detach()  # (T, B, H)
     peak = h.abs().amax(dim=(0, 1))  # (H,) largest |h| of each unit over time and batch
-    if layer.activation == "relu":
+    if activation == "relu":
         dead, rule = peak == 0, "h == 0"
     else:
         dead, rule = peak < epsilon, f"|h| < {epsilon:g}"
     units = [int(i) for i in dead.nonzero().flatten()]
-    return DeadUnits(layer.name, layer.activation, rule, h.shape[2], units)
+    return DeadUnits(layer.name, activation, rule, h.shape[2], units)

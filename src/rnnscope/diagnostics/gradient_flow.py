@@ -88,20 +88,30 @@ def verdict_of(norms: list[float], growth: float) -> tuple[str, float]:
 def gradient_flow(layer: LayerTrace) -> GradientFlow:
     """‖∂L/∂h_t‖ per time step from the trace, its growth per step and the verdict."""
     assert layer.dh is not None, "the trace has no backward record (run backward inside the Trace)"
-    dh = layer.dh.detach().double()  # (T, B, H)
-    norms = [float(n) for n in dh.flatten(1).norm(dim=1)]  # (T,)
+    return flow_of(layer.name, layer.dh, _direct_share(layer))
+
+
+def flow_of(name: str, grads, direct_share: float) -> GradientFlow:
+    """The GradientFlow of per-step gradients (T, B, N): their norms, fitted growth and verdict.
+
+    The gated cells' ‖∂L/∂h_t‖ and ‖∂L/∂c_t‖ (`gated_flow`) go through here too.
+    """
+    norms = [float(n) for n in grads.detach().double().flatten(1).norm(dim=1)]  # (T,)
     growth = fit_growth(norms)
     verdict, span = verdict_of(norms, growth)
-    return GradientFlow(layer.name, norms, growth, span, verdict, _direct_share(layer))
+    return GradientFlow(name, norms, growth, span, verdict, direct_share)
 
 
 def _direct_share(layer: LayerTrace) -> float:
     """How much of ∂L/∂h_t arrived at step t itself rather than from step t+1 (0 when T = 1)."""
     if layer.delta is None or layer.steps < 2:
         return 0.0
-    dh = layer.dh[:-1]  # (T-1, B, H)
-    carried = layer.delta[1:] @ layer.W_hh  # (T-1, B, H) δ_{t+1} W_hh
-    direct = (dh - carried).flatten(1).double().norm(dim=1)  # (T-1,) ‖what arrived at step t itself‖
+    return share_arrived_directly(layer.dh[:-1], layer.delta[1:] @ layer.W_hh)  # δ_{t+1} W_hh
+
+
+def share_arrived_directly(total_grads, carried) -> float:
+    """Mean over steps of ‖d_t‖ / (‖d_t‖ + ‖carried_t‖), d_t = total_grads_t − carried_t; (T-1, B, N) each."""
+    direct = (total_grads - carried).flatten(1).double().norm(dim=1)  # (T-1,) ‖what arrived at step t itself‖
     total = direct + carried.flatten(1).double().norm(dim=1)  # (T-1,)
     shares = (direct / total)[total > 0]
     share = float(shares.mean()) if shares.numel() else 0.0

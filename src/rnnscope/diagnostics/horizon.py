@@ -77,13 +77,22 @@ def _chain(layer: LayerTrace, max_samples: int):
 
 def memory_horizon(layer: LayerTrace, epsilon: float = DEFAULT_EPSILON, max_samples: int = 16) -> Horizon:
     """‖∂h_T/∂h_{T-k}‖ relative to k = 0 for every k, and the horizon: the largest k above ε."""
+    return horizon_of_chain(layer.name, _chain(layer, max_samples), layer.z.shape[0], epsilon)
+
+
+def horizon_of_chain(name: str, chain, T: int, epsilon: float = DEFAULT_EPSILON) -> Horizon:
+    """The Horizon of a chain of state Jacobians J_k = ∂s_T/∂s_{T-k}, each (S, N, N), k = 0 … T-1.
+
+    `relative[k]` is ‖J_k‖_F / ‖I‖_F averaged over the S samples; the gated cells' chains
+    (`gated_horizon`) go through here too, with s = (h, c) for LSTM.
+    """
     relative: list[float] = []
     chunk: list[torch.Tensor] = []
-    for J in _chain(layer, max_samples):
+    for J in chain:
         chunk.append(J)
-        if len(chunk) < CHUNK and len(relative) + len(chunk) < layer.z.shape[0]:
+        if len(chunk) < CHUNK and len(relative) + len(chunk) < T:
             continue
-        stacked = torch.stack(chunk)  # (K, S, H, H): the norms of a chunk of steps in one call
+        stacked = torch.stack(chunk)  # (K, S, N, N): the norms of a chunk of steps in one call
         norms = torch.linalg.matrix_norm(stacked) / math.sqrt(stacked.shape[-1])  # (K, S) ‖J_k‖_F / ‖I‖_F
         relative += norms.mean(dim=1).tolist()
         chunk = []
@@ -91,9 +100,8 @@ def memory_horizon(layer: LayerTrace, epsilon: float = DEFAULT_EPSILON, max_samp
         if stop is not None:  # overflowed, or so far below ε that the rest only shrinks further
             relative = relative[: stop + 1]
             break
-    T = layer.z.shape[0]
     above = [k for k, r in enumerate(relative) if r > epsilon]
     horizon = max(above) if above else 0
     if any(not math.isfinite(r) for r in relative):  # grew without bound: nothing is forgotten
         horizon = T - 1
-    return Horizon(layer.name, epsilon, relative, horizon, T, reached_start=horizon == T - 1)
+    return Horizon(name, epsilon, relative, horizon, T, reached_start=horizon == T - 1)

@@ -17,7 +17,7 @@ from torch import nn
 
 from rnnscope.engine.trace import Trace
 from rnnscope.errors import UserError
-from rnnscope.nn import RNN
+from rnnscope.nn import GRU, LSTM, RNN
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -29,14 +29,14 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def find_rnn(model: nn.Module) -> RNN:
-    """The rnnscope.nn.RNN inside a model (the model itself, or its first such submodule)."""
+def find_rnn(model: nn.Module) -> RNN | LSTM | GRU:
+    """The rnnscope.nn.RNN, LSTM or GRU inside a model (the model itself, or its first such submodule)."""
     for module in unwrap(model).modules():
-        if isinstance(module, RNN):
+        if isinstance(module, (RNN, LSTM, GRU)):
             return module
     raise UserError(
-        f"the model ({type(model).__name__}) has no rnnscope.nn.RNN inside; diagnostics read the "
-        "engine's traces, so build the model with rnnscope.nn.RNN instead of torch.nn.RNN"
+        f"the model ({type(model).__name__}) has no rnnscope.nn.RNN, LSTM or GRU inside; diagnostics read "
+        "the engine's traces, so build the model with rnnscope.nn's modules instead of torch.nn's"
     )
 
 

@@ -51,16 +51,19 @@ def over_training_table(records: list[dict], max_rows: int = 12) -> Table:
 def compare_table(results: list[dict], cfg) -> Table:
     """The model at initialization under every scheme and scale, side by side."""
     m, d = cfg.model, cfg.data
-    table = Table(title=f"At initialization: {m.layers}×{m.hidden} {m.activation} on {d.csv or d.task}, "
+    unit = m.activation if m.cell == "elman" else m.cell
+    table = Table(title=f"At initialization: {m.layers}×{m.hidden} {unit} on {d.csv or d.task}, "
                         f"T = {d.seq_len}")
-    for column in ("init", "scale", "layer", "saturated", "slow", "dead", "∂L/∂h ×/step", "gradient",
-                   "horizon", "loss"):
+    biases = any(r.get("forget_bias") is not None for r in results)
+    for column in ("init", "scale") + (("forget bias",) if biases else ()) + (
+            "layer", "saturated", "slow", "dead", "∂L/∂h ×/step", "gradient", "horizon", "loss"):
         table.add_column(column, justify="right")
     for result in results:
         for i, layer in enumerate(result["layers"]):
             sat, flow, hor = layer["saturation"], layer["gradient_flow"], layer["horizon"]
+            bias = (f"{result['forget_bias']:g}" if i == 0 else "",) if biases else ()
             table.add_row(
-                result["init"] if i == 0 else "", f"×{result['scale']:g}" if i == 0 else "", layer["layer"],
+                result["init"] if i == 0 else "", f"×{result['scale']:g}" if i == 0 else "", *bias, layer["layer"],
                 f"{100 * sat['saturated_fraction']:.0f}%", f"{100 * sat['slow_fraction']:.0f}%",
                 f"{len(layer['dead']['units'])}/{layer['hidden']}", f"{float(flow['growth_per_step']):.3g}",
                 flow["verdict"], f"{hor['horizon']}/{hor['steps'] - 1}",

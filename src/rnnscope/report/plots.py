@@ -202,11 +202,16 @@ def plot_inits(results: list[dict], kind: str, path: str | Path, title: str = ""
     shade = {scale: cmap(0.85 * i / max(len(scales) - 1, 1)) for i, scale in enumerate(scales)}
     for ax, scheme in zip(axes[0], schemes):
         curves = []
+        biases = sorted({r.get("forget_bias") for r in results if r.get("forget_bias") is not None})
+        dashes = {bias: ("-", "--", ":", "-.")[i % 4] for i, bias in enumerate(biases)}  # LSTM's b_f
         for r in (r for r in results if r["init"] == scheme):
             layer = r["layers"][0]
             values = layer["gradient_flow"]["norms"] if kind == "gradient_flow" else layer["horizon"]["relative"]
             curves.append(values)
-            ax.plot(range(len(values)), _finite(values), color=shade[r["scale"]], lw=1.4, label=f"×{r['scale']:g}")
+            bias = r.get("forget_bias")
+            label = f"×{r['scale']:g}" + (f" b_f {bias:g}" if bias is not None else "")
+            ax.plot(range(len(values)), _finite(values), color=shade[r["scale"]], lw=1.4,
+                    ls=dashes.get(bias, "-"), label=label)
         if kind == "horizon":
             epsilon = results[0]["layers"][0]["horizon"]["epsilon"]
             ax.axhline(float(epsilon), color="tab:red", ls=":", label=f"ε = {float(epsilon):g}")

@@ -370,9 +370,6 @@ def check_cell(cfg: Config) -> None:
     if cfg.parallel.strategy in MODEL_STRATEGIES:
         raise UserError(f"--parallel.strategy {cfg.parallel.strategy} splits Elman layers only; "
                         f"--model.cell {cell} trains with --parallel.strategy data or none")
-    if cfg.diagnostics.every > 0:
-        raise UserError(f"--diagnostics.every {cfg.diagnostics.every}: the training-time diagnostics "
-                        f"read Elman traces; set --diagnostics.every 0 for --model.cell {cell}")
 
 
 def to_dict(cfg: Config) -> dict:
