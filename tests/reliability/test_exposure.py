@@ -42,30 +42,18 @@ def test_a_pickle_from_a_peer_is_refused_and_never_run():
 
 @pytest.mark.distributed
 @pytest.mark.timeout(120)
-def test_a_local_parallel_run_listens_on_loopback_only(tmp_path):
-    proc = start(tmp_path / "run", "--train.max_steps", "150", "--train.checkpoint_every", "50")
-    seen: set[str] = set()
-    try:
-        # the stores exist from the start, gloo's sockets once the workers joined
-        def workers_listen():
-            seen.update(listening(tree(proc.pid)))
-            return len(seen) >= 4
-        wait_for(workers_listen, 60, "the stores and the workers' sockets", proc)
-        proc.communicate(timeout=90)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0
-    assert seen and all(a.startswith("127.0.0.1:") for a in seen), seen
-
-
-@pytest.mark.distributed
-@pytest.mark.timeout(120)
-def test_workers_die_with_a_launcher_killed_by_sigkill(tmp_path):
+def test_a_local_run_listens_on_loopback_only_and_its_workers_die_with_a_killed_launcher(tmp_path):
     run_dir = tmp_path / "run"
     proc = start(run_dir, "--train.max_steps", "1000000", "--train.checkpoint_every", "5")
     workers: list[int] = []
+    seen: set[str] = set()
     try:
-        wait_for(lambda: (run_dir / "checkpoints" / "latest.pt").exists(), 60, "a checkpoint", proc)
+        # the stores exist from the start, gloo's sockets once the workers joined
+        def workers_listen_and_checkpointed():
+            seen.update(listening(tree(proc.pid)))
+            return len(seen) >= 4 and (run_dir / "checkpoints" / "latest.pt").exists()
+        wait_for(workers_listen_and_checkpointed, 60, "the sockets and a checkpoint", proc)
+        assert all(a.startswith("127.0.0.1:") for a in seen), seen
         workers = list(worker_pids(proc.pid).values())
         assert len(workers) == 2
         os.kill(proc.pid, signal.SIGKILL)

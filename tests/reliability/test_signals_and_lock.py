@@ -15,7 +15,7 @@ from rnnscope.train.checkpoint import load_checkpoint
 from rnnscope.train.config import load_config
 from rnnscope.train.loop import train
 
-LONG = ["--train.epochs", "0", "--train.max_steps", "600", "--train.checkpoint_every", "1000",
+LONG = ["--train.epochs", "0", "--train.max_steps", "300", "--train.checkpoint_every", "1000",
         "--train.log_every", "5"]
 
 
@@ -43,7 +43,7 @@ def test_a_signal_stops_with_one_line_a_checkpoint_and_a_resume_that_is_exact(tm
     lines = err.strip().splitlines()
     assert len(lines) == 1 and f"stopped by {signal.Signals(sig).name}" in lines[0], err
     step = load_checkpoint(run_dir / "checkpoints" / "latest.pt")["step"]
-    assert 0 < step < 600 and f"holds step {step}" in lines[0]
+    assert 0 < step < 300 and f"holds step {step}" in lines[0]
     command = lines[0].split("continue with: ")[1]
     assert command == f"rnnscope train --resume {run_dir}"
     assert main(command.split()[1:]) == 0  # the printed command, run in this process
