@@ -37,7 +37,9 @@ FIELDS = {f"{section}.{name}": (kind, choices) for section, name, kind, _, _, ch
 
 ABSURD = [2**31, 2**32, 2**63 - 1, 2**63, 2**64, 10**23, -(2**63) - 1, -1]
 GARBAGE = ["", " ", "abc", "0x10", "1_0", "٣", "1e3", "nan", "inf", "-0", "1,2", "true", "None", "\x00"]
-PROPERTY = settings(max_examples=int(__import__("os").environ.get("HYP_N", 30)), deadline=None, derandomize=not __import__("os").environ.get("HYP_N"),
+# fixed examples, so the suite is the same every run (a deeper hunt: max_examples=400, derandomize=False;
+# the last one, 1,200 examples over these three tests, found nothing)
+PROPERTY = settings(max_examples=30, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
@@ -48,12 +50,15 @@ def value_text(kind, choices) -> st.SearchStrategy[str]:
     elif kind is bool:
         sensible = st.sampled_from(["true", "false", "1", "0", "yes", "no"])
     elif kind is int:
-        sensible = st.integers(-3, 12).map(str) | st.sampled_from(ABSURD).map(str)
+        small = st.integers(1, 12).map(str)
+        sensible = st.one_of(small, small, st.integers(-3, 0).map(str), st.sampled_from(ABSURD).map(str))
     elif kind is float:
-        sensible = st.floats(allow_nan=True, allow_infinity=True).map(repr) | st.sampled_from(["0", "0.5", "1e-300"])
+        small = st.floats(0, 1).map(repr)
+        sensible = st.one_of(small, small, st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                             st.sampled_from(["0", "0.5", "1e-300", "1e30", "-1"]))
     else:
         sensible = st.text(max_size=8)
-    return sensible | st.sampled_from(GARBAGE)
+    return st.one_of(sensible, sensible, sensible, st.sampled_from(GARBAGE))  # mostly well-formed
 
 
 overrides = st.tuples(st.integers(1, 3), st.permutations(sorted(FIELDS))).map(lambda n_keys: n_keys[1][:n_keys[0]]).flatmap(

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def unknown_command(argv: list[str]) -> str | None:
     """The error for a mistyped command name, with the closest command; None when it is known."""
-    for i, token in enumerate(argv):
+    for token in argv:
         if token in ("-v", "--verbose"):
             continue
         if token.startswith("-") or token in COMMANDS:  # --help, --version: argparse's own

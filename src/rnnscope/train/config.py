@@ -322,7 +322,7 @@ def validate(cfg: Config) -> None:
                 "data.samples", "data.batch_size", "data.copy_symbols", "data.copy_length",
                 "train.log_every", "train.checkpoint_every", "parallel.nproc", "parallel.chunk",
                 "parallel.timeout_s", "parallel.check_every"]
-    non_negative = ["train.seed", "train.epochs", "train.max_steps", "train.tbptt_k1", "train.tbptt_k2", "train.threads",
+    non_negative = ["train.epochs", "train.max_steps", "train.tbptt_k1", "train.tbptt_k2", "train.threads",
                     "optim.clip", "optim.weight_decay", "optim.momentum", "data.noise",
                     "parallel.max_restarts", "parallel.data_degree", "diagnostics.every",
                     "diagnostics.epsilon", "parallel.bucket_mb"]
@@ -332,14 +332,16 @@ def validate(cfg: Config) -> None:
         low = 1 if key in positive else 0
         if value < low:
             raise UserError(f"--{key} must be ≥ {low}, got {value}")
-    # upper limits: past them numpy, torch or the OS fail with a crash instead of a message
-    limits = {"train.seed": (2**32 - 1, "numpy's seeds are 32-bit"),
-              "train.threads": (MAX_THREADS, "the OS refuses to start that many threads; 0 uses one per core"),
-              "parallel.timeout_s": (7 * 86400, "a week; a collective that waits longer has hung"),
-              "parallel.bucket_mb": (1048576.0, "1 TiB, past any gradient here")}
-    for key, (high, why) in limits.items():
+    # ranges past which numpy, torch or the OS crash instead of saying what is wrong
+    limits = {"train.seed": (0, 2**32 - 1, "numpy's seeds are 32-bit"),
+              "train.threads": (0, MAX_THREADS, "the OS refuses to start that many threads; 0 uses one per core"),
+              "parallel.timeout_s": (1, 7 * 86400, "a week; a collective that waits longer has hung"),
+              "parallel.bucket_mb": (0, 1048576.0, "1 TiB, past any gradient here")}
+    for key, (low, high, why) in limits.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
+        if value < low:
+            raise UserError(f"--{key} must be ≥ {low}, got {value}")
         if value > high:
             raise UserError(f"--{key} must be ≤ {high} ({why}), got {value}")
     if not cfg.optim.lr > 0:
