@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnscope.data.table import Table, first_text, locate, pick, read_table, source_files, take_rows
+from rnnscope.data.table import Table, locate, pick, read_table, source_files, take_rows
 from rnnscope.errors import UserError
 
 
@@ -77,14 +77,13 @@ def _id_texts(table: Table, column: str) -> np.ndarray:
         raise UserError(f"{table.path} column {column!r} (--data.series_column) holds dates; name the column "
                         "that says which series a row belongs to")
     cells = table.text[column]
-    if cells.null_count:
-        row = int(np.flatnonzero(~cells.is_valid().to_numpy(zero_copy_only=False))[0])
+    texts = np.char.strip(np.asarray(cells.fill_null("").to_numpy(zero_copy_only=False)).astype(str))
+    empty = texts == ""
+    if empty.any():
+        row = int(np.flatnonzero(empty)[0])
         raise UserError(f"{locate(table, row)}, column {column!r} (--data.series_column): the series id is "
                         "empty; every row needs the id of its series")
-    texts = np.asarray(cells.to_numpy(zero_copy_only=False)).astype(str)
-    if not texts.size or not first_text(table, column):
-        raise UserError(f"{table.path} column {column!r} (--data.series_column) has no ids")
-    return np.char.strip(texts)
+    return texts
 
 
 def split_by_id(table: Table, column: str) -> list[tuple[str, Table]]:

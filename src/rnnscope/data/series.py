@@ -103,7 +103,13 @@ def read_series(data_cfg, spec: dict | None = None, table: Table | None = None, 
         pick(table, inputs + targets, "a column the model was trained on")
         asked = spec["time"]["name"] if spec["time"]["kind"] != "row" else "none"
         found = find_time_column(table, asked if asked in table.names or asked == "none" else "none", set())
-    index = build_index(table, found)
+    try:
+        index = build_index(table, found)
+    except UserError as exc:
+        if not table.parts or "time" not in str(exc):
+            raise
+        raise UserError(f"{exc}; the files of {data_cfg.csv} are read as one series in name order: if each "
+                        "file is a series of its own, add --data.files series") from None
     columns = list(dict.fromkeys(inputs + targets))
     rows = int(index.positions[-1]) + 1
     regular = rows == len(index.positions)  # no time step skipped: every grid row is a file row
@@ -163,7 +169,12 @@ def _load(data_cfg, spec, missing, own_file, table, series_id: str | None = None
     positions = np.arange(values.shape[0], dtype=np.int64)
     if np.isnan(values).any():
         if mode == "error":
-            gaps.refuse(path, columns, values, line_of, index.name, gap_rows)
+            try:
+                gaps.refuse(path, columns, values, line_of, index.name, gap_rows)
+            except UserError as exc:  # several series: the counts are this series'
+                if series_id is None:
+                    raise
+                raise UserError(f"{exc} [counted in series {series_id!r}]") from None
         if mode == "drop":
             keep = gaps.drop_rows(~np.isnan(values).any(axis=1), positions, index.kind != "row",
                                   lambda k: stamp(index.to_dict(), k))
