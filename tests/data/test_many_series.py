@@ -164,3 +164,14 @@ def test_bad_inputs_are_one_line(tmp_path, lines, options, message):
     with pytest.raises(UserError, match=message) as info:
         build_dataset(cfg_for(path, *options), seed=0)
     assert "\n" not in str(info.value)
+
+
+def test_a_saved_spec_rebuilds_the_same_windows_and_drop_names_its_series(tmp_path, caplog):
+    path = long_file(tmp_path / "long.csv")
+    cfg = cfg_for(path)
+    ds = build_dataset(cfg, seed=0)
+    again = build_dataset(cfg, seed=0, normalization=ds.normalization)  # resume, diagnose
+    assert torch.equal(again.x_val[:], ds.x_val[:]) and torch.equal(again.y_test[:], ds.y_test[:])
+    with caplog.at_level("WARNING"):
+        prepare(cfg_for(path, "--data.missing", "drop"))
+    assert "rows inside series 'east'" in caplog.text

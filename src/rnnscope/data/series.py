@@ -177,7 +177,8 @@ def _load(data_cfg, spec, missing, own_file, table, series_id: str | None = None
                 raise UserError(f"{exc} [counted in series {series_id!r}]") from None
         if mode == "drop":
             keep = gaps.drop_rows(~np.isnan(values).any(axis=1), positions, index.kind != "row",
-                                  lambda k: stamp(index.to_dict(), k))
+                                  lambda k: stamp(index.to_dict(), k),
+                                  "the series" if series_id is None else f"series {series_id!r}")
             values, positions = values[keep], positions[keep]
     R = values.shape[0]
     if spec is None or "x_mean" not in spec or own_file:
@@ -291,8 +292,9 @@ def _fit_stats(spec: dict, loaded: list[dict], path) -> dict:
     inputs, targets, mode = spec["inputs"], spec["targets"], spec["missing"]
     ks = steps_ahead(spec)
 
-    def pooled(piece) -> np.ndarray:
-        return np.concatenate([piece(s, s["bounds"][1]) for s in loaded])
+    def pooled(piece) -> np.ndarray:  # one series: its own array, no copy
+        pieces = [piece(s, s["bounds"][1]) for s in loaded]
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
     x_stats = [(0.0, 1.0)] * len(inputs)
     t_stats = [(0.0, 1.0)] * (len(ks) * len(targets))
@@ -308,10 +310,11 @@ def _fit_stats(spec: dict, loaded: list[dict], path) -> dict:
     scale = []
     for j in range(len(targets)):
         steps = [np.abs(y[m:, j] - y[:-m, j]) for y in train_y if len(y) > m]
-        scale.append(np.nanmean(np.concatenate(steps)) if steps else np.nan)
+        scale.append(np.nanmean(steps[0] if len(steps) == 1 else np.concatenate(steps)) if steps else np.nan)
     return {"x_mean": [a for a, _ in x_stats], "x_std": [b for _, b in x_stats],
             "t_mean": [a for a, _ in t_stats], "t_std": [b for _, b in t_stats],
-            "y_train_mean": [float(np.nanmean(np.concatenate([y[:, j] for y in train_y])))
+            "y_train_mean": [float(np.nanmean(train_y[0][:, j] if len(train_y) == 1
+                                              else np.concatenate([y[:, j] for y in train_y])))
                              for j in range(len(targets))],
             "mase_scale": [float(v) if np.isfinite(v) and v > 0 else None for v in scale]}
 
