@@ -277,7 +277,7 @@ def _fit_spec(data_cfg, loaded: list[dict], many: bool) -> dict:
         per_series = data_cfg.normalize_by == "series"
         stats = {}
         for s in loaded:
-            own = _fit_stats(spec, [s], s["path"])
+            own = _fit_stats(spec, [s], s["path"], scaling=per_series)
             keep = own if per_series else {k: own[k] for k in ("y_train_mean", "mase_scale")}
             stats[s["id"]] = keep | {"train_rows": s["bounds"][1], "rows": int(s["values"].shape[0])}
         spec["series"] = {"column": data_cfg.series_column, "by": "column" if data_cfg.series_column else "file",
@@ -285,7 +285,7 @@ def _fit_spec(data_cfg, loaded: list[dict], many: bool) -> dict:
     return spec
 
 
-def _fit_stats(spec: dict, loaded: list[dict], path) -> dict:
+def _fit_stats(spec: dict, loaded: list[dict], path, scaling: bool = True) -> dict:
     """Mean and std per input and target, the train mean and the MASE scale, over the train rows
     of the series in `loaded` (each column's values are pooled across them; shifts stay inside
     one series)."""
@@ -298,7 +298,7 @@ def _fit_stats(spec: dict, loaded: list[dict], path) -> dict:
 
     x_stats = [(0.0, 1.0)] * len(inputs)
     t_stats = [(0.0, 1.0)] * (len(ks) * len(targets))
-    if spec["scale"] == "standard":
+    if spec["scale"] == "standard" and scaling:
         x_stats = [_column_stats(pooled(lambda s, n, j=j: _input_column(spec, s["x_filled"], j)[:n]),
                                  name, "input", path) for j, name in enumerate(inputs)]
         t_stats = [_column_stats(pooled(lambda s, n, j=j, k=k: _change(
