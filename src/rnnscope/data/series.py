@@ -145,6 +145,11 @@ def prepare(data_cfg, spec: dict | None = None, missing: str | None = None, own_
     from rnnscope.data.many import series_column, series_tables
 
     many = series_tables(data_cfg, spec, table)
+    if many is None and spec and (spec.get("series") or {}).get("normalize_by") == "series":
+        raise UserError("the run was trained on one file per series, each scaled by its own train rows "
+                        "(--data.normalize_by series), and this data does not say which series it is; "
+                        "give its file with rnnscope predict RUN --data.csv FILE, or train with "
+                        "--data.normalize_by global")
     if many is None:
         loaded = [_load(data_cfg, spec, missing, own_file, table)]
     else:
