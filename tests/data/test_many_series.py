@@ -175,3 +175,17 @@ def test_a_saved_spec_rebuilds_the_same_windows_and_drop_names_its_series(tmp_pa
     with caplog.at_level("WARNING"):
         prepare(cfg_for(path, "--data.missing", "drop"))
     assert "rows inside series 'east'" in caplog.text
+
+
+def test_a_global_run_forecasts_a_new_series_with_its_own_times(tmp_path):
+    spec, _ = prepare(cfg_for(long_file(tmp_path / "long.csv"), "--data.normalize_by", "global"))
+    new = tmp_path / "new.csv"
+    new.write_text("date,store,sales\n" + "".join(f"{np.datetime64('2024-02-01') + i},west,{i}\n" for i in range(12)))
+    _, parts = prepare(cfg_for(new), spec=spec)  # as predict and evaluate --data.csv do
+    (west,) = parts
+    assert west.series_id == "west" and west.bounds == [0, 12, 12, 12]
+    assert west.spec["x_mean"] == spec["x_mean"]  # the run's scaling over all its series
+    assert west.spec["time"]["start"] == int(np.datetime64("2024-02-01", "s").astype(np.int64))
+    spec_s, _ = prepare(cfg_for(tmp_path / "long.csv"))
+    with pytest.raises(UserError, match=r"series 'west' was not in the run's training data"):
+        prepare(cfg_for(new), spec=spec_s)
