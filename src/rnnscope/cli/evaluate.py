@@ -62,7 +62,7 @@ def measure(args: argparse.Namespace) -> dict:
     """The metrics of the asked split (CSV run) or of train and validation (built-in task)."""
     from rnnscope.cli.predict import prepared_for
     from rnnscope.data.csv import origins
-    from rnnscope.train.forecasting import score_origins
+    from rnnscope.train.forecasting import score_origins, score_series
     from rnnscope.train.restore import load_run, restore_model
 
     cfg, ckpt = load_run(args.run_dir, args.checkpoint)
@@ -74,17 +74,26 @@ def measure(args: argparse.Namespace) -> dict:
         return measure_task(cfg, ckpt, model, args)
     prepared = prepared_for(cfg, ckpt, args)
     part = 0 if args.csv else SPLITS[args.split]
-    span = origins(prepared, part, cfg.data.seq_len)
     split = args.csv or args.split
+    if isinstance(prepared, list):  # several series: over all of them, and per series
+        scores = score_series(model, prepared, part, cfg.data.seq_len)
+        span = range(scores["forecasts"])
+    else:
+        span = origins(prepared, part, cfg.data.seq_len)
     if len(span) == 0:
         fix = ("give a longer file" if args.csv else
                f"--split val, or train with --data.{'test' if part == 2 else 'val'}_fraction above 0")
         raise UserError(f"{args.run_dir}: the {split} data holds no complete forecast "
                         f"(its run has --data.seq_len {cfg.data.seq_len}); {fix}")
-    scores = score_origins(model, prepared, span, cfg.data.seq_len)
-    return {"run_dir": args.run_dir, "checkpoint": args.checkpoint, "step": ckpt["step"],
-            "data": args.csv or cfg.data.csv, "split": split, "forecasts": scores["forecasts"],
-            "season": prepared.spec["season"], "targets": scores["targets"]}
+    if not isinstance(prepared, list):
+        scores = score_origins(model, prepared, span, cfg.data.seq_len)
+    spec = (prepared[0] if isinstance(prepared, list) else prepared).spec
+    result = {"run_dir": args.run_dir, "checkpoint": args.checkpoint, "step": ckpt["step"],
+              "data": args.csv or cfg.data.csv, "split": split, "forecasts": scores["forecasts"],
+              "season": spec["season"], "targets": scores["targets"]}
+    if "series" in scores:
+        result["series"] = scores["series"]
+    return result
 
 
 def _cell(value) -> str:
@@ -115,6 +124,10 @@ def print_scores(result: dict) -> None:
             print(f"model RMSE / best baseline ({entry['best_baseline']}) RMSE = {ratio:.3f}: the model {verdict} it")
         for step, values in entry.get("per_step", {}).items():
             print(f"  {step}: " + ", ".join(f"{m} {_cell(values[m])}" for m in METRICS))
+        for series, scores in result.get("series", {}).items():  # several series: each one's line
+            own = scores["targets"][name]
+            print(f"  series {series} ({scores['forecasts']} forecasts): model RMSE {_cell(own['model']['rmse'])}, "
+                  f"naive {_cell(own['baselines']['naive']['rmse'])}, MASE {_cell(own['model']['mase'])}")
 
 
 def run(args: argparse.Namespace) -> int:

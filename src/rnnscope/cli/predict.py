@@ -71,8 +71,22 @@ def prepared_for(cfg, ckpt, args):
 
 
 def csv_batches(cfg, model, prepared, own_file: bool):
-    """The header, then one pyarrow table per batch of forecasts: time, step, forecast and actual
-    per target (and the split of the forecast row for the run's own file)."""
+    """The header, then one pyarrow table per batch of forecasts: (the series id,) time, step,
+    forecast and actual per target (and the split of the forecast row for the run's own file)."""
+    many = isinstance(prepared, list)
+    parts = prepared if many else [prepared]
+    spec = parts[0].spec
+    targets = spec["targets"]
+    header = ["time", "step"] + [safe_cell(f"{n}_predicted") for n in targets] + [safe_cell(n) for n in targets]
+    header = ([safe_cell(spec["series"]["column"] or "series")] if many else []) + header
+    header += ["split"] if own_file else []
+    yield header
+    for part in parts:
+        yield from _series_batches(cfg, model, part, own_file, many)
+
+
+def _series_batches(cfg, model, prepared, own_file: bool, many: bool):
+    """The batches of one series' forecasts (with its id in the first column when there are several)."""
     import numpy as np
     import pyarrow as pa
 
@@ -83,23 +97,28 @@ def csv_batches(cfg, model, prepared, own_file: bool):
 
     spec = prepared.spec
     ks, targets = steps_ahead(spec), spec["targets"]
-    header = ["time", "step"] + [safe_cell(f"{n}_predicted") for n in targets] + [safe_cell(n) for n in targets]
-    header += ["split"] if own_file else []
-    yield header
     R, split_names = prepared.x.shape[0], np.array(["train", "validation", "test", "future"])
-    for o, values in forecast(model, prepared, all_origins(prepared, cfg.data.seq_len), cfg.data.seq_len):
+    span = all_origins(prepared, cfg.data.seq_len)
+    if many and len(span) == 0:
+        raise UserError(f"series {prepared.series_id!r} has {R} rows, fewer than one window of "
+                        f"{cfg.data.seq_len} (the run's --data.seq_len); give it more rows or leave it out")
+    for o, values in forecast(model, prepared, span, cfg.data.seq_len):
         actual = actual_values(prepared, o, ks)  # (B, K, O)
         target_row = (o[:, None] + np.array(ks)[None, :]).ravel()  # (B·K,), origin-major
         past_end = np.maximum(target_row - (R - 1), 0)
         times = stamp(spec["time"], prepared.positions[np.minimum(target_row, R - 1)] + past_end)
         columns = [pa.array(times), pa.array(np.tile(ks, len(o)))]
+        if many:
+            columns.insert(0, pa.array(np.full(len(times), safe_cell(prepared.series_id))))
         # float32 text is the shortest that round-trips float32: about 7 significant digits
         columns += [pa.array(values[:, :, j].ravel().astype(np.float32)) for j in range(len(targets))]
         columns += [pa.array(actual[:, :, j].ravel(), from_pandas=True) for j in range(len(targets))]
         if own_file:
             parts = np.searchsorted(prepared.bounds[1:], target_row, side="right")
             columns.append(pa.array(split_names[np.minimum(parts, 3)]))
-        yield pa.table(columns, names=[f"c{i}" for i in range(len(columns))])
+        quote = many and any(ch in prepared.series_id for ch in ',"\r\n')
+        yield pa.table(columns, names=[f"c{i}" for i in range(len(columns))],
+                       metadata={"quote": "1"} if quote else None)
 
 
 def task_rows(cfg, ckpt, model) -> tuple[list[str], list[list]]:
@@ -144,6 +163,8 @@ def _write(f, batches) -> int:
             text = io.StringIO()
             csv.writer(text).writerows(batch)
             f.write(text.getvalue().encode())
+        elif batch.schema.metadata and b"quote" in batch.schema.metadata:  # a series id with a comma
+            pacsv.write_csv(batch, f, write_options=pacsv.WriteOptions(include_header=False))
         else:
             pacsv.write_csv(batch, f, write_options=options)
         count += len(batch) if isinstance(batch, list) else batch.num_rows
@@ -193,7 +214,9 @@ def run(args: argparse.Namespace) -> int:
             from rnnscope.report.forecast_plot import plot_forecast
             from rnnscope.train.forecasting import forecast_frame
 
-            plot_forecast(forecast_frame(model, prepared, cfg.data.seq_len), args.plot, title=str(source))
+            first = prepared[0] if isinstance(prepared, list) else prepared  # several series: the first
+            title = str(source) + (f", series {first.series_id}" if first.series_id is not None else "")
+            plot_forecast(forecast_frame(model, first, cfg.data.seq_len), args.plot, title=title)
     else:
         header, rows = task_rows(cfg, ckpt, model)
         count = write_rows(out, iter([header, rows]))

@@ -84,7 +84,7 @@ def _interpolate_segment(col: np.ndarray, a: int, b: int) -> np.ndarray:
     return filled[a - start :]
 
 
-def drop_rows(keep: np.ndarray, positions: np.ndarray, has_time: bool, describe) -> np.ndarray:
+def drop_rows(keep: np.ndarray, positions: np.ndarray, has_time: bool, describe, name: str = "the series") -> np.ndarray:
     """--data.missing drop: the rows to keep, with a warning when dropping joins distant times."""
     dropped = np.flatnonzero(~keep)
     if len(dropped) == 0:
@@ -97,7 +97,7 @@ def drop_rows(keep: np.ndarray, positions: np.ndarray, has_time: bool, describe)
     if len(inner):
         where = f"e.g. {describe(positions[inner[0] - 1])} is followed by {describe(positions[inner[0] + 1])}" \
             if has_time else "the time between rows is no longer one step"
-        log.warning(f"--data.missing drop removed {len(inner)} rows inside the series, so windows join "
+        log.warning(f"--data.missing drop removed {len(inner)} rows inside {name}, so windows join "
                     f"times that are not one step apart ({where}); --data.missing interpolate or mask "
                     "keeps the spacing")
     return keep

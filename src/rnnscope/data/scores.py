@@ -57,7 +57,8 @@ class Scoreboard:
 
     def __init__(self, spec: dict, ks: list[int]) -> None:
         self.spec, self.ks = spec, ks
-        self.sums: dict[str, np.ndarray] = {}  # name -> (4, K, O): |e|, e², sMAPE term, count
+        # name -> (5, K, O): |e|, e², sMAPE term, count, |e| / MASE scale (NaN where there is no scale)
+        self.sums: dict[str, np.ndarray] = {}
 
     def add(self, name: str, forecast: np.ndarray, actual: np.ndarray) -> None:
         """Add (B, K, O) forecasts of one forecaster against the (B, K, O) actual values."""
@@ -65,16 +66,24 @@ class Scoreboard:
         error = np.where(known, forecast - actual, 0.0)
         denominator = np.where(known, np.abs(actual) + np.abs(forecast), 0.0)
         ratio = np.divide(2 * np.abs(error), denominator, out=np.zeros_like(error), where=denominator > 0)
-        batch = np.stack([np.abs(error).sum(0), (error**2).sum(0), ratio.sum(0), known.sum(0)])
+        scale = np.array([v if v else np.nan for v in self.spec["mase_scale"]])  # (O,)
+        batch = np.stack([np.abs(error).sum(0), (error**2).sum(0), ratio.sum(0), known.sum(0),
+                          np.abs(error).sum(0) / scale])
         self.sums[name] = self.sums.get(name, 0) + batch
 
+    def merge(self, other: "Scoreboard") -> None:
+        """Add another board's sums (another series' forecasts): metrics over all of them. MASE
+        then is the mean of each error scaled by its own series' scale."""
+        for name, sums in other.sums.items():
+            self.sums[name] = self.sums.get(name, 0) + sums
+
     def _metrics(self, sums: np.ndarray, scale: float | None) -> dict[str, float | None]:
-        abs_error, squared, smape, count = sums
+        abs_error, squared, smape, count, scaled = sums
         if count == 0:
             return dict.fromkeys(METRICS)
         mae = float(abs_error / count)
         return {"mae": mae, "rmse": float(math.sqrt(squared / count)), "smape": float(100 * smape / count),
-                "mase": mae / scale if scale else None}
+                "mase": float(scaled / count) if np.isfinite(scaled) else None}
 
     def result(self) -> dict[str, dict]:
         """Per target column: the model's metrics, each baseline's, the best baseline and the ratios."""

@@ -39,6 +39,7 @@ class Prepared:
     positions: np.ndarray  # int64 (R,): grid position of each row (for time stamps)
     bounds: list[int]  # [0, end of train, end of validation, R]
     spec: dict
+    series_id: str | None = None  # which series these rows are (several series: data/many.py)
 
 
 def _column_stats(values: np.ndarray, name: str, what: str, path) -> tuple[float, float]:
@@ -58,18 +59,21 @@ def _column_stats(values: np.ndarray, name: str, what: str, path) -> tuple[float
     return mean, (std if std > 1e-12 * max(abs(mean), 1.0) else 1.0)
 
 
-def _columns(table: Table, data_cfg, time_name: str) -> tuple[list[str], list[str]]:
+def _columns(table: Table, data_cfg, time_name: str, exclude=frozenset()) -> tuple[list[str], list[str]]:
     """Input and target column names: asked for, or every numeric column but the time column."""
     if data_cfg.column:
         inputs = pick(table, data_cfg.column, "--data.column")
     else:
-        inputs = [n for n in table.names if n != time_name
+        inputs = [n for n in table.names if n != time_name and n not in exclude
                   and (n in table.numeric or (n in table.text and _numeric_text(table, n)))]
         if not inputs:
             raise UserError(f"{table.path} has no numeric column (columns: {', '.join(table.names)}); "
                             "name the columns with --data.column")
     targets = pick(table, data_cfg.target, "--data.target") if data_cfg.target else list(inputs)
     for name in inputs + targets:
+        if name in exclude:
+            raise UserError(f"{table.path} column {name!r} is the series id (--data.series_column); it is "
+                            "never an input or a target: leave it out of --data.column / --data.target")
         if name == time_name:
             raise UserError(f"{table.path} column {name!r} is the time index; it is never an input or a "
                             "target unless you say so: set --data.time_column none to use it as a value")
@@ -84,22 +88,28 @@ def _numeric_text(table: Table, name: str) -> bool:
     return non_numbers(table, name) is not None
 
 
-def read_series(data_cfg, spec: dict | None = None, table: Table | None = None):
+def read_series(data_cfg, spec: dict | None = None, table: Table | None = None, exclude=frozenset()):
     """(table, index, input names, target names, column names, values (R, C)) on the time grid."""
     if table is None:
         paths = source_files(data_cfg.csv)
         tables = [read_table(path) for path in paths]
         table = tables[0] if len(tables) == 1 else concatenate(tables, data_cfg.csv)
     if spec is None:
-        taken = set(data_cfg.column) | set(data_cfg.target)
+        taken = set(data_cfg.column) | set(data_cfg.target) | set(exclude)
         found = find_time_column(table, data_cfg.time_column, taken)
-        inputs, targets = _columns(table, data_cfg, found[0] if found else "")
+        inputs, targets = _columns(table, data_cfg, found[0] if found else "", exclude)
     else:
         inputs, targets = spec["inputs"], spec["targets"]
         pick(table, inputs + targets, "a column the model was trained on")
         asked = spec["time"]["name"] if spec["time"]["kind"] != "row" else "none"
         found = find_time_column(table, asked if asked in table.names or asked == "none" else "none", set())
-    index = build_index(table, found)
+    try:
+        index = build_index(table, found)
+    except UserError as exc:
+        if not table.parts or "time" not in str(exc):
+            raise
+        raise UserError(f"{exc}; the files of {data_cfg.csv} are read as one series in name order: if each "
+                        "file is a series of its own, add --data.files series") from None
     columns = list(dict.fromkeys(inputs + targets))
     rows = int(index.positions[-1]) + 1
     regular = rows == len(index.positions)  # no time step skipped: every grid row is a file row
@@ -122,8 +132,9 @@ def split_bounds(rows: int, val_fraction: float, test_fraction: float) -> list[i
 
 
 def prepare(data_cfg, spec: dict | None = None, missing: str | None = None, own_file: bool = False,
-            table: Table | None = None) -> tuple[dict, Prepared]:
-    """The spec (fitted on train rows, or the saved one) and the Prepared arrays of --data.csv.
+            table: Table | None = None) -> tuple[dict, Prepared | list[Prepared]]:
+    """The spec (fitted on train rows, or the saved one) and the Prepared arrays of --data.csv:
+    one Prepared, or one per series (several series: data/many.py).
 
     Args:
         spec: a saved spec to apply (predict, evaluate) instead of fitting one.
@@ -131,43 +142,95 @@ def prepare(data_cfg, spec: dict | None = None, missing: str | None = None, own_
         own_file: with a spec, the file is the run's own: keep its train/validation/test bounds.
         table: data already in memory (a DataFrame or an array) instead of the --data.csv file.
     """
-    table, index, inputs, targets, columns, values = read_series(data_cfg, spec, table)
-    path = table.path
-    mode = missing or (spec["missing"] if spec else data_cfg.missing)
+    from rnnscope.data.many import series_column, series_tables
+
+    many = series_tables(data_cfg, spec, table)
+    if many is None and spec and (spec.get("series") or {}).get("normalize_by") == "series":
+        raise UserError("the run was trained on one file per series, each scaled by its own train rows "
+                        "(--data.normalize_by series), and this data does not say which series it is; "
+                        "give its file with rnnscope predict RUN --data.csv FILE, or train with "
+                        "--data.normalize_by global")
+    if many is None:
+        loaded = [_load(data_cfg, spec, missing, own_file, table)]
+    else:
+        exclude = {series_column(data_cfg, spec)} - {""}
+        first = _load(data_cfg, spec, missing, own_file, many[0][1], many[0][0], exclude)
+        known = spec or {"inputs": first["inputs"], "targets": first["targets"], "time": first["index"].to_dict()}
+        loaded = [first] + [_load(data_cfg, known, missing, own_file, t, name, exclude) for name, t in many[1:]]
+    with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # overflow and empty columns are checked and named
+        spec, parts = _model_arrays(data_cfg, spec, loaded, many is not None)
+    return spec, (parts if many is not None else parts[0])
+
+
+def _load(data_cfg, spec, missing, own_file, table, series_id: str | None = None, exclude=frozenset()) -> dict:
+    """One series on its time grid, gaps refused or dropped, and its split bounds."""
+    table, index, inputs, targets, columns, values = read_series(data_cfg, spec, table, exclude)
+    path = table.path if series_id is None else f"{table.path} (series {series_id})"
+    mode = missing or (spec.get("missing") if spec and "missing" in spec else data_cfg.missing)
     line_of = _line_of(table, index)
     gap_rows = np.ones(values.shape[0], dtype=bool)
     gap_rows[index.positions] = False
     positions = np.arange(values.shape[0], dtype=np.int64)
     if np.isnan(values).any():
         if mode == "error":
-            gaps.refuse(path, columns, values, line_of, index.name, gap_rows)
+            try:
+                gaps.refuse(path, columns, values, line_of, index.name, gap_rows)
+            except UserError as exc:  # several series: the counts are this series'
+                if series_id is None:
+                    raise
+                raise UserError(f"{exc} [counted in series {series_id!r}]") from None
         if mode == "drop":
             keep = gaps.drop_rows(~np.isnan(values).any(axis=1), positions, index.kind != "row",
-                                  lambda k: stamp(index.to_dict(), k))
+                                  lambda k: stamp(index.to_dict(), k),
+                                  "the series" if series_id is None else f"series {series_id!r}")
             values, positions = values[keep], positions[keep]
     R = values.shape[0]
-    if spec is None or own_file:
+    if spec is None or "x_mean" not in spec or own_file:
         bounds = split_bounds(R, data_cfg.val_fraction, data_cfg.test_fraction)
     else:  # a file given to predict or evaluate: all of its rows are one part
         bounds = [0, R, R, R]
-    with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # overflow and empty columns are checked and named
-        return _model_arrays(data_cfg, spec, table, index, inputs, targets, columns, values, positions, bounds, mode)
+    return {"table": table, "index": index, "inputs": inputs, "targets": targets, "columns": columns,
+            "values": values, "positions": positions, "bounds": bounds, "mode": mode, "id": series_id,
+            "path": path}
 
 
-def _model_arrays(data_cfg, spec, table, index, inputs, targets, columns, values, positions, bounds, mode):
-    """The filled, transformed, normalized arrays (and the spec fitted on the train rows when new)."""
-    path = table.path
-    filled = gaps.fill(values, mode, bounds)  # (R, C) without NaN
-    x_raw, x_filled = _select(values, inputs, columns), _select(filled, inputs, columns)
-    y_raw, y_filled = _select(values, targets, columns), _select(filled, targets, columns)
+def _model_arrays(data_cfg, spec, loaded: list[dict], many: bool):
+    """The filled, transformed, normalized arrays of each series (and the spec fitted on the train
+    rows when new: over all series, or per series with --data.normalize_by series)."""
+    for s in loaded:
+        columns = s["columns"]
+        s["filled"] = gaps.fill(s["values"], s["mode"], s["bounds"])  # (R, C) without NaN
+        s["x_raw"], s["x_filled"] = _select(s["values"], s["inputs"], columns), _select(s["filled"], s["inputs"], columns)
+        s["y_raw"], s["y_filled"] = _select(s["values"], s["targets"], columns), _select(s["filled"], s["targets"], columns)
     if spec is None:
-        spec = _fit_spec(data_cfg, index, inputs, targets, mode, x_filled, y_raw, y_filled, bounds, path)
-    x = _inputs(spec, x_raw, x_filled, path)
-    t = _targets(spec, y_raw if mode == "mask" else y_filled, y_filled, path)
-    prepared = Prepared(x=x, t=t, y=y_raw, y_past=gaps.forward_fill(y_raw), base=y_filled,
-                        positions=positions, bounds=bounds, spec=spec)
-    return spec, prepared
+        spec = _fit_spec(data_cfg, loaded, many)
+    parts = []
+    for s in loaded:
+        own = series_spec(spec, s["id"]) if many else dict(spec)
+        if s["index"].kind == spec["time"]["kind"]:  # the times of these rows, not of the training file's
+            own["time"] = s["index"].to_dict()
+        x = _inputs(own, s["x_raw"], s["x_filled"], s["path"])
+        t = _targets(own, s["y_raw"] if own["missing"] == "mask" else s["y_filled"], s["y_filled"], s["path"])
+        parts.append(Prepared(x=x, t=t, y=s["y_raw"], y_past=gaps.forward_fill(s["y_raw"]), base=s["y_filled"],
+                              positions=s["positions"], bounds=s["bounds"], spec=own, series_id=s["id"]))
+    return spec, parts
+
+
+def series_spec(spec: dict, series_id: str | None) -> dict:
+    """The spec one series is forecast with: the run's, with that series' own statistics."""
+    info = spec.get("series")
+    if not info or series_id is None:
+        return dict(spec)
+    stats = info["stats"].get(series_id)
+    if stats is None:
+        if info["normalize_by"] == "series":
+            known = ", ".join(list(info["stats"])[:5]) + (" …" if len(info["stats"]) > 5 else "")
+            raise UserError(f"series {series_id!r} was not in the run's training data, and the run scales each "
+                            f"series by its own train rows (--data.normalize_by series; its series: {known}); "
+                            "forecast known series, or train with --data.normalize_by global")
+        return dict(spec)  # a new series: the statistics over all the run's series
+    return spec | stats
 
 
 def _select(values: np.ndarray, names: list[str], columns: list[str]) -> np.ndarray:
@@ -205,31 +268,60 @@ def _input_column(spec: dict, x_filled: np.ndarray, j: int) -> np.ndarray:
     return np.concatenate([[0.0], np.diff(x_filled[:, j])])
 
 
-def _fit_spec(data_cfg, index, inputs, targets, mode, x_filled, y_raw, y_filled, bounds, path) -> dict:
-    """Everything fitted on the train rows, in plain values for the checkpoint."""
-    n_train = bounds[1]
-    spec = {"inputs": inputs, "targets": targets, "missing": mode, "time": index.to_dict(),
-            "horizon": data_cfg.horizon, "steps": data_cfg.steps, "difference": data_cfg.difference,
-            "scale": data_cfg.scale, "season": data_cfg.season or index.season, "train_rows": n_train}
+def _fit_spec(data_cfg, loaded: list[dict], many: bool) -> dict:
+    """Everything fitted on the train rows, in plain values for the checkpoint. Several series:
+    the statistics over all their train rows, and per series (their own time index, the mean
+    baseline and MASE scale always; the scaling too with --data.normalize_by series)."""
+    first = loaded[0]
+    spec = {"inputs": first["inputs"], "targets": first["targets"], "missing": first["mode"],
+            "time": first["index"].to_dict(), "horizon": data_cfg.horizon, "steps": data_cfg.steps,
+            "difference": data_cfg.difference, "scale": data_cfg.scale,
+            "season": data_cfg.season or first["index"].season, "train_rows": first["bounds"][1]}
+    spec |= _fit_stats(spec, loaded, first["path"])
+    if many:
+        per_series = data_cfg.normalize_by == "series"
+        stats = {}
+        for s in loaded:
+            own = _fit_stats(spec, [s], s["path"], scaling=per_series)
+            keep = own if per_series else {k: own[k] for k in ("y_train_mean", "mase_scale")}
+            stats[s["id"]] = keep | {"train_rows": s["bounds"][1], "rows": int(s["values"].shape[0])}
+        spec["series"] = {"column": data_cfg.series_column, "by": "column" if data_cfg.series_column else "file",
+                          "normalize_by": data_cfg.normalize_by, "stats": stats}
+    return spec
+
+
+def _fit_stats(spec: dict, loaded: list[dict], path, scaling: bool = True) -> dict:
+    """Mean and std per input and target, the train mean and the MASE scale, over the train rows
+    of the series in `loaded` (each column's values are pooled across them; shifts stay inside
+    one series)."""
+    inputs, targets, mode = spec["inputs"], spec["targets"], spec["missing"]
     ks = steps_ahead(spec)
+
+    def pooled(piece) -> np.ndarray:  # one series: its own array, no copy
+        pieces = [piece(s, s["bounds"][1]) for s in loaded]
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
     x_stats = [(0.0, 1.0)] * len(inputs)
     t_stats = [(0.0, 1.0)] * (len(ks) * len(targets))
-    if data_cfg.scale == "standard":
-        x_stats = [_column_stats(_input_column(spec, x_filled, j)[:n_train], name, "input", path)
-                   for j, name in enumerate(inputs)]
-        y = y_raw if mode == "mask" else y_filled
-        t_stats = [_column_stats(_change(spec, y, y_filled, k, j, max(n_train - k, 0)), name,
-                                 "target", path)  # origins whose target row is a train row
+    if spec["scale"] == "standard" and scaling:
+        x_stats = [_column_stats(pooled(lambda s, n, j=j: _input_column(spec, s["x_filled"], j)[:n]),
+                                 name, "input", path) for j, name in enumerate(inputs)]
+        t_stats = [_column_stats(pooled(lambda s, n, j=j, k=k: _change(
+                       spec, s["y_raw"] if mode == "mask" else s["y_filled"], s["y_filled"], k, j, max(n - k, 0))),
+                                 name, "target", path)  # origins whose target row is a train row
                    for k in ks for j, name in enumerate(targets)]
-    train_y = y_raw[:n_train]
     m = spec["season"] if spec["season"] > 1 else 1
-    scale = [np.nanmean(np.abs(train_y[m:, j] - train_y[:-m, j])) if n_train > m else np.nan
-             for j in range(len(targets))]
-    spec |= {"x_mean": [a for a, _ in x_stats], "x_std": [b for _, b in x_stats],
-             "t_mean": [a for a, _ in t_stats], "t_std": [b for _, b in t_stats],
-             "y_train_mean": [float(np.nanmean(train_y[:, j])) for j in range(len(targets))],
-             "mase_scale": [float(v) if np.isfinite(v) and v > 0 else None for v in scale]}
-    return spec
+    train_y = [s["y_raw"][: s["bounds"][1]] for s in loaded]
+    scale = []
+    for j in range(len(targets)):
+        steps = [np.abs(y[m:, j] - y[:-m, j]) for y in train_y if len(y) > m]
+        scale.append(np.nanmean(steps[0] if len(steps) == 1 else np.concatenate(steps)) if steps else np.nan)
+    return {"x_mean": [a for a, _ in x_stats], "x_std": [b for _, b in x_stats],
+            "t_mean": [a for a, _ in t_stats], "t_std": [b for _, b in t_stats],
+            "y_train_mean": [float(np.nanmean(train_y[0][:, j] if len(train_y) == 1
+                                              else np.concatenate([y[:, j] for y in train_y])))
+                             for j in range(len(targets))],
+            "mase_scale": [float(v) if np.isfinite(v) and v > 0 else None for v in scale]}
 
 
 def _inputs(spec: dict, x_raw: np.ndarray, x_filled: np.ndarray, path) -> np.ndarray:

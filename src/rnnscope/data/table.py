@@ -43,6 +43,7 @@ class Table:
     times: dict[str, np.ndarray] = field(default_factory=dict)  # int64 (R,) seconds since 1970
     text: dict[str, object] = field(default_factory=dict)  # pyarrow string arrays (labels, odd dates)
     parts: list[tuple[Path, int]] = field(default_factory=list)  # (file, its first row) when several
+    origin: np.ndarray | None = None  # a series cut out of a file: each row's row in that file (for lines)
 
 
 def source_files(spec: str, option: str = "--data.csv") -> list[Path]:
@@ -233,6 +234,8 @@ def data_line(path: Path, row: int) -> int:
 
 def locate(table: Table, row: int) -> str:
     """`file line N` of data row `row` (0-based) of a table read from one file or several."""
+    if table.origin is not None:
+        row = int(table.origin[row])
     if not table.parts:
         return f"{table.path} line {data_line(table.path, row)}"
     path, start = next((p, s) for p, s in reversed(table.parts) if s <= row)
@@ -349,3 +352,16 @@ def first_text(table: Table, name: str) -> str:
     """The first non-empty cell of a text column (for messages)."""
     cells = [c for c in table.text[name].drop_null().slice(0, 100).to_pylist() if c]
     return cells[0] if cells else ""
+
+
+def take_rows(table: Table, rows: np.ndarray) -> Table:
+    """The rows `rows` (ascending) of a table as a table of their own; errors still name the
+    file's lines."""
+    import pyarrow as pa
+
+    part = Table(table.path, table.names, len(rows), integer=set(table.integer), parts=table.parts,
+                 origin=rows if table.origin is None else table.origin[rows])
+    part.numeric = {n: v[rows] for n, v in table.numeric.items()}
+    part.times = {n: v[rows] for n, v in table.times.items()}
+    part.text = {n: v.take(pa.array(rows)) for n, v in table.text.items()}
+    return part

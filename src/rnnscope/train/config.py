@@ -78,6 +78,12 @@ class DataConfig:
     scale: str = _f("standard", "CSV: per-column scaling fitted on the train rows", ("standard", "none"))
     steps: str = _f("one", "CSV: forecast t+horizon only, or all of t+1..t+horizon from one origin",
                     ("one", "all"))
+    series_column: str = _f("", "CSV: the column naming the series of each row (long format: several series "
+                            "in one file; windows never cross series)")
+    normalize_by: str = _f("series", "CSV, several series: fit the scaling per series or over all of them",
+                           ("series", "global"))
+    files: str = _f("one", "CSV, a glob of several files: one series in name order, or each file its own series",
+                    ("one", "series"))
 
 
 @dataclass

@@ -55,11 +55,22 @@ class Forecaster:
         is_frame = hasattr(data, "columns") and hasattr(data, "index")
         table = table_from_columns(self._columns_of(data, is_frame), "the DataFrame" if is_frame else "the array")
         prepared = prepare(self.cfg.data, spec=self.spec, missing=missing, table=table)[1]
+        many = isinstance(prepared, list)
+        results = [self._forecast(p, is_frame, many) for p in (prepared if many else [prepared])]
+        if not is_frame:
+            return np.concatenate(results) if many else results[0]
+        import pandas as pd
+
+        return pd.concat(results, ignore_index=True) if len(results) > 1 else results[0]
+
+    def _forecast(self, prepared, is_frame: bool, many: bool):
+        """One series' forecasts: an array (N, K, O), or a DataFrame (with the series id when several)."""
         seq_len = self.cfg.data.seq_len
         chunks = list(forecast(self.model, prepared, all_origins(prepared, seq_len), seq_len))
         ks = steps_ahead(self.spec)
         if not chunks:
-            raise UserError(f"the data has {prepared.x.shape[0]} rows, fewer than one window of {seq_len} "
+            which = f"series {prepared.series_id!r} has" if many else "the data has"
+            raise UserError(f"{which} {prepared.x.shape[0]} rows, fewer than one window of {seq_len} "
                             "(the run's --data.seq_len); give more rows")
         origins = np.concatenate([c[0] for c in chunks])
         values = np.concatenate([c[1] for c in chunks])  # (N, K, O)
@@ -71,7 +82,8 @@ class Forecaster:
         for g, k in enumerate(ks):
             target = origins + k
             pos = prepared.positions[np.minimum(target, R - 1)] + np.maximum(target - (R - 1), 0)
-            frame = {"time": stamp(self.spec["time"], pos), "step": k}
+            frame = {self.spec["series"]["column"]: prepared.series_id} if many else {}
+            frame |= {"time": stamp(prepared.spec["time"], pos), "step": k}
             frame |= {f"{n}_predicted": values[:, g, j] for j, n in enumerate(self.spec["targets"])}
             frames.append(pd.DataFrame(frame))
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

@@ -56,9 +56,8 @@ def actual_values(prepared: Prepared, o: np.ndarray, ks: list[int]) -> np.ndarra
     return out
 
 
-def score_origins(model, prepared: Prepared, span: range, seq_len: int) -> dict:
-    """Metrics of the model and the baselines over the forecasts from the origins in span,
-    accumulated batch by batch (no forecast is kept)."""
+def _board(model, prepared: Prepared, span: range, seq_len: int) -> tuple[Scoreboard, int]:
+    """The running metrics of the model and the baselines over the forecasts from span."""
     ks = steps_ahead(prepared.spec)
     board, count = Scoreboard(prepared.spec, ks), 0
     for o, values in forecast(model, prepared, span, seq_len):
@@ -67,11 +66,44 @@ def score_origins(model, prepared: Prepared, span: range, seq_len: int) -> dict:
         for name, others in baselines(prepared.spec, prepared.y_past, o, ks).items():
             board.add(name, others, actual)
         count += len(o)
+    return board, count
+
+
+def score_origins(model, prepared: Prepared, span: range, seq_len: int) -> dict:
+    """Metrics of the model and the baselines over the forecasts from the origins in span,
+    accumulated batch by batch (no forecast is kept)."""
+    board, count = _board(model, prepared, span, seq_len)
     return {"forecasts": count, "targets": board.result()}
 
 
-def score_split(model, prepared: Prepared, part: int, seq_len: int) -> dict:
-    """score_origins over every origin of split `part` (0 train, 1 validation, 2 test)."""
+def parts_of(series) -> list[Prepared]:
+    """The Prepared arrays of each series (one series: a list of one)."""
+    return series if isinstance(series, list) else [series]
+
+
+def score_series(model, parts: list[Prepared], part: int, seq_len: int) -> dict:
+    """Split `part` of every series scored: the metrics over all series' forecasts together (each
+    series' naive forecast from its own past; MASE with each series' own scale) and per series
+    under "series"."""
+    total, count, per = None, 0, {}
+    for p in parts:
+        span = split_origins(p, part, seq_len)
+        if len(span) == 0:
+            continue
+        board, n = _board(model, p, span, seq_len)
+        per[p.series_id] = {"forecasts": n, "targets": board.result()}
+        if total is None:
+            total = Scoreboard(p.spec, board.ks)
+        total.merge(board)
+        count += n
+    return {"forecasts": count, "targets": total.result() if total else {}, "series": per}
+
+
+def score_split(model, prepared, part: int, seq_len: int) -> dict:
+    """score_origins over every origin of split `part` (0 train, 1 validation, 2 test); for
+    several series, score_series."""
+    if isinstance(prepared, list):
+        return score_series(model, prepared, part, seq_len)
     return score_origins(model, prepared, split_origins(prepared, part, seq_len), seq_len)
 
 
@@ -91,9 +123,11 @@ def validation_forecast(model, dataset, seq_len: int) -> dict | None:
     prepared = dataset.series
     if prepared is None:
         return None
-    spec = prepared.spec
-    has_val = prepared.bounds[2] > prepared.bounds[1] and len(split_origins(prepared, 1, seq_len))
-    return {"time": describe(spec["time"]), "inputs": spec["inputs"], "targets": spec["targets"],
+    parts = parts_of(prepared)
+    spec = parts[0].spec
+    has_val = any(p.bounds[2] > p.bounds[1] and len(split_origins(p, 1, seq_len)) for p in parts)
+    time = describe(spec["time"]) + (f"; {len(parts)} series" if isinstance(prepared, list) else "")
+    return {"time": time, "inputs": spec["inputs"], "targets": spec["targets"],
             "season": spec["season"], "missing": spec["missing"],
             "validation": score_split(model, prepared, part=1, seq_len=seq_len) if has_val else None}
 
