@@ -13,7 +13,7 @@ import pytest
 from rnnscope.cli import main, os_error_message
 from rnnscope.errors import UserError
 from rnnscope.parallel import launch
-from rnnscope.train import loop
+from rnnscope.train import lastgood
 from rnnscope.train.config import load_config
 
 TINY = ["--data.samples", "40", "--data.seq_len", "6", "--model.hidden", "4", "--data.batch_size", "8",
@@ -64,7 +64,7 @@ def test_a_full_disk_while_checkpointing_is_one_line(tmp_path, capsys, monkeypat
     def full(path, state):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), *([str(path)] if named else []))
 
-    monkeypatch.setattr(loop, "save_checkpoint", full)
+    monkeypatch.setattr(lastgood, "save_checkpoint", full)  # where the loop's checkpoints are written
     assert main(["train", *TINY, "--train.run_dir", str(tmp_path / "run")]) == 2
     err = one_line_error(capsys)
     assert "No space left on device; the disk is full: free some space" in err
@@ -95,7 +95,7 @@ def test_unreadable_config_and_read_only_run_dir(tmp_path, capsys):
 
 def test_predict_to_a_directory_or_a_missing_folder_is_one_line(csv_run, tmp_path, capsys):
     assert main(["predict", str(csv_run), "-o", str(tmp_path)]) == 2
-    assert f"cannot use {tmp_path}" in one_line_error(capsys)
+    assert f"-o {tmp_path} is a directory; give a file name" in one_line_error(capsys)
     assert main(["predict", str(csv_run), "-o", str(tmp_path / "no" / "such" / "p.csv")]) == 2
     assert "no" in one_line_error(capsys)
 
@@ -130,8 +130,9 @@ def test_a_train_option_given_to_evaluate_is_not_did_you_mean_itself(csv_run, ca
     assert exit.value.code == 2
     err = one_line_error(capsys)
     assert "did you mean" not in err
-    assert err == ("rnnscope evaluate: error: --model.hidden is a train option, not one of rnnscope "
-                   "evaluate's; of those it takes --data.csv; see rnnscope evaluate --help")
+    assert err.startswith("rnnscope evaluate: error: --model.hidden is a train option, not one of rnnscope "
+                          "evaluate's; of those it takes --data.csv")
+    assert err.endswith("; see rnnscope evaluate --help")
 
 
 @pytest.mark.parametrize("option", ["--foo", "--model.hiden"])

@@ -173,13 +173,9 @@ def _write(f, batches) -> int:
 
 def write_rows(out: str, batches) -> int:
     """Write the header and batches to `out` (- for stdout) atomically; the number of rows written."""
-    if out == "-":
-        try:
-            count = _write(sys.stdout.buffer, batches)
-            sys.stdout.flush()
-        except BrokenPipeError:  # the reader stopped (`| head`): nothing more to say
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            count = 0
+    if out == "-":  # a reader that stops early (`| head`) ends us quietly: the CLI's top level
+        count = _write(sys.stdout.buffer, batches)
+        sys.stdout.flush()
         return count
     path = Path(out)
     if path.is_dir():
