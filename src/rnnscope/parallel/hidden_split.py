@@ -173,7 +173,10 @@ class HiddenSplitParallel(ModelParallelContext):
     strategy = "hidden_split"
 
     def make_stage(self, net: nn.Module, comm: Communicator) -> HiddenSplitStage:
-        """This rank's H/K neurons of every layer."""
+        """This rank's H/K neurons of every layer (of every gate, for --model.cell lstm, gru)."""
+        if getattr(net, "cell", "elman") != "elman":
+            from rnnscope.parallel.gated_split import GatedHiddenSplitStage
+            return GatedHiddenSplitStage(net, comm)
         return HiddenSplitStage(net, comm)
 
     def piece_names(self) -> list[tuple[str, slice | None]]:
@@ -196,12 +199,13 @@ class HiddenSplitParallel(ModelParallelContext):
         return pieces
 
     def assemble(self, pieces: list[dict[str, torch.Tensor]]) -> None:
-        """Stack every rank's rows back into `net`'s whole tensors, in rank order."""
+        """Stack every rank's rows back into `net`'s whole tensors, in rank order (a gated
+        layer's in each of its G gate blocks)."""
         params = dict(self.net.named_parameters())
-        Hk = self.stage.Hk
+        Hk, G = self.stage.Hk, getattr(self.stage, "gates", 1)
         for k, part in enumerate(pieces):
             for name, value in part.items():
                 target = params[name]
                 if name.startswith("rnn."):
-                    target = target[k * Hk:(k + 1) * Hk]
-                target.copy_(value)
+                    target = target.view(G, -1, *target.shape[1:])[:, k * Hk:(k + 1) * Hk]
+                target.copy_(value.view_as(target))

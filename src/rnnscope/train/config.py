@@ -18,7 +18,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnnscope.costs.layout import MODEL_STRATEGIES, STRATEGIES, STRATEGY_ALIASES, deprecated_alias
+from rnnscope.costs.layout import STRATEGIES, STRATEGY_ALIASES, deprecated_alias
 from rnnscope.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -367,9 +367,6 @@ def check_cell(cfg: Config) -> None:
     if cfg.model.init == "identity":
         raise UserError(f"--model.init identity (W_hh = I, the IRNN) is for --model.cell elman, got "
                         f"--model.cell {cell}; use default, xavier or orthogonal")
-    if cfg.parallel.strategy in MODEL_STRATEGIES:
-        raise UserError(f"--parallel.strategy {cfg.parallel.strategy} splits Elman layers only; "
-                        f"--model.cell {cell} trains with --parallel.strategy data or none")
     if cfg.diagnostics.every > 0:
         raise UserError(f"--diagnostics.every {cfg.diagnostics.every}: the training-time diagnostics "
                         f"read Elman traces; set --diagnostics.every 0 for --model.cell {cell}")
