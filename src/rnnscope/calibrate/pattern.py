@@ -28,7 +28,7 @@ from rnnscope.costs.layout import chunk_count, split_layers
 from rnnscope.costs.traffic import RNNShape, ddp_buckets, rnn_parameters
 from rnnscope.parallel.hidden_split import HiddenSplitStage
 from rnnscope.parallel.pipeline import PipelineStage
-from rnnscope.plan.compute import Device, step_seconds
+from rnnscope.plan.compute import Device, gates_of, step_seconds
 from rnnscope.train.model import SequenceModel
 from rnnscope.train.setup import denormals_flushed
 
@@ -174,7 +174,7 @@ def split_overhead(measured_s: float, shape: RNNShape, device: Device, ways: int
     T, L = shape.seq_len, shape.layers
     model = T * sum(sum(step_seconds(device, shape.batch, shape.hidden,
                                      shape.input_size if l == 0 else shape.hidden,
-                                     shape.bytes_per_element, ways)) for l in range(L))
+                                     shape.bytes_per_element, ways, gates_of(shape))) for l in range(L))
     return max(0.0, (measured_s - model) / (3 * T * L))
 
 
