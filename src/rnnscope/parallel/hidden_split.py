@@ -167,6 +167,14 @@ class HiddenSplitStage:
         self._saved, self._top = [], None
 
 
+def hidden_split_stage(net: nn.Module, comm) -> HiddenSplitStage:
+    """This rank's stage for `net`'s cell: HiddenSplitStage (Elman) or GatedHiddenSplitStage."""
+    if getattr(net, "cell", "elman") == "elman":
+        return HiddenSplitStage(net, comm)
+    from rnnscope.parallel.gated_split import GatedHiddenSplitStage  # it subclasses this module's
+    return GatedHiddenSplitStage(net, comm)
+
+
 class HiddenSplitParallel(ModelParallelContext):
     """`--parallel.strategy hidden_split`: the training loop's DistContext (see model_parallel)."""
 
@@ -174,10 +182,7 @@ class HiddenSplitParallel(ModelParallelContext):
 
     def make_stage(self, net: nn.Module, comm: Communicator) -> HiddenSplitStage:
         """This rank's H/K neurons of every layer (of every gate, for --model.cell lstm, gru)."""
-        if getattr(net, "cell", "elman") != "elman":
-            from rnnscope.parallel.gated_split import GatedHiddenSplitStage
-            return GatedHiddenSplitStage(net, comm)
-        return HiddenSplitStage(net, comm)
+        return hidden_split_stage(net, comm)
 
     def piece_names(self) -> list[tuple[str, slice | None]]:
         """This rank's rows of every RNN tensor, then the replicated readout, whole."""
