@@ -68,9 +68,9 @@ CASES = [  # layers, activation, every_step, T, time_reduction
 
 
 GATED_CASES = [  # layers, every_step, T, time_reduction, cell: each rank H/K units of every gate
-    (2, True, 25, "sum", "lstm"),
+    (2, True, 15, "sum", "lstm"),
     (3, False, 9, "mean", "lstm"),
-    (2, True, 25, "mean", "gru"),
+    (2, True, 15, "mean", "gru"),
     (3, False, 9, "sum", "gru"),
 ]
 

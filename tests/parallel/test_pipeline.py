@@ -79,9 +79,9 @@ CASES = [  # layers, activation, every_step, T, chunk, time_reduction
 
 
 GATED_CASES = [  # layers, every_step, T, chunk, time_reduction, cell: only h_t crosses a boundary
-    (2, True, 30, 4, "sum", "lstm"),
+    (2, True, 20, 4, "sum", "lstm"),
     (3, False, 13, 5, "mean", "lstm"),
-    (2, True, 30, 1, "mean", "gru"),
+    (2, True, 20, 1, "mean", "gru"),
     (3, False, 13, 4, "sum", "gru"),
 ]
 

@@ -34,11 +34,11 @@ from rnnscope.costs.layout import split_hidden
 from rnnscope.engine import GATES
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import Communicator
-from rnnscope.parallel.hidden_split import HiddenSplitStage
+from rnnscope.parallel.hidden_exchange import HiddenExchange
 from rnnscope.parallel.pipeline import layer_weights
 
 
-def _lstm_step(xw, h_prev, c_prev, W_hh, b_hh, units):
+def _lstm_step(xw, h_prev, c_prev, W_hh, b_hh):
     """One LSTM step of this rank's units: (h_t^k, c_t^k), each (B, Hk)."""
     a = xw + h_prev @ W_hh.t()  # (B, 4Hk) gates i, f, g, o of this rank's units
     if b_hh is not None:
@@ -60,7 +60,7 @@ def _gru_step(xw, h_prev, W_hh, b_hh, units):
     return (1 - z) * n + z * h_prev[:, units]
 
 
-class GatedHiddenSplitStage(HiddenSplitStage):
+class GatedHiddenSplitStage(HiddenExchange):
     """This rank's H/K units of every gate of every layer, plus the replicated readout.
 
     Args:
@@ -129,10 +129,10 @@ class GatedHiddenSplitStage(HiddenSplitStage):
             steps = []
             with torch.set_grad_enabled(build_graph):
                 for t in range(T):
-                    leaves = (xw[t].detach().requires_grad_(build_graph), h_prev.detach().requires_grad_(build_graph),
-                              c_prev.detach().requires_grad_(build_graph))
+                    leaves = tuple(v.detach().requires_grad_(build_graph)
+                                   for v in (xw[t], h_prev, c_prev))  # this step's inputs
                     if self.cell == "lstm":
-                        h_k, c_k = _lstm_step(leaves[0], leaves[1], leaves[2], W_hh_f, b_hh_f, self.units)
+                        h_k, c_k = _lstm_step(*leaves, W_hh_f, b_hh_f)
                         c_prev = c_k
                     else:
                         h_k, c_k = _gru_step(leaves[0], leaves[1], W_hh_f, b_hh_f, self.units), None

@@ -191,7 +191,8 @@ class PipelineStage:
         grads_before = {id(w): None if w.grad is None else w.grad.clone() for w in self._rnn_params()}
         if self.is_last:  # ∂L/∂h of the top layer lands in the readout's input leaves
             torch.autograd.backward(y_hat, grad_y_hat)
-        carried = [(None,) * self.n_states] * len(self.layers)  # ∂L/∂(h, c)_last of each layer from the later chunk
+        # ∂L/∂h_last (and ∂L/∂c_last) of each layer, from the later chunk
+        carried = [(None,) * self.n_states] * len(self.layers)
         pending = self._post_recv(last, GRAD_TAG, self.stage + 1) if not self.is_last else None
         for c in range(last, -1, -1):
             inp, top, h0s, h_lasts = self._chunks[c]
