@@ -2,6 +2,7 @@
 
     python benchmarks/plan_vs_measured.py                          # data, pipeline, hidden_split; N = 2, 4
     python benchmarks/plan_vs_measured.py --nproc 2 --json out.json --hidden 128
+    python benchmarks/plan_vs_measured.py --cell lstm              # a gated configuration
 
 For each N it first calibrates with N processes sharing the cores as the runs' workers do
 (`rnnscope.calibrate.network`: gloo's α/β per op and message size through the Communicator on
@@ -42,7 +43,7 @@ def config_overrides(args) -> list[str]:
     """The train keys both the plan and the runs use."""
     return ["--model.hidden", str(args.hidden), "--model.layers", str(args.layers),
             "--data.seq_len", str(args.seq_len), "--data.batch_size", str(args.batch),
-            "--parallel.chunk", str(args.chunk)]
+            "--parallel.chunk", str(args.chunk), "--model.cell", args.cell]
 
 
 def run_train(strategy: str, nproc: int, args, folder: Path) -> dict:
@@ -121,6 +122,8 @@ def main() -> int:
     parser.add_argument("--seq-len", type=int, default=50, help="--data.seq_len (default 50)")
     parser.add_argument("--batch", type=int, default=32, help="global --data.batch_size")
     parser.add_argument("--chunk", type=int, default=10, help="--parallel.chunk (default 10)")
+    parser.add_argument("--cell", default="elman", choices=("elman", "lstm", "gru"),
+                        help="--model.cell (default elman)")
     parser.add_argument("--steps", type=int, default=50, help="optimizer steps per run")
     parser.add_argument("--warmup", type=int, default=20,
                         help="first steps of each run left out of the measured side")

@@ -80,3 +80,26 @@ def test_clipping_adds_the_norm_all_reduce_to_a_model_split(capsys):
     assert "grad_norm" in tags["hidden_split"] and "grad_norm" not in tags["data"]
     assert clipped["hidden_split"]["step_s"] > plain["hidden_split"]["step_s"]
     assert clipped["data"]["step_s"] == plain["data"]["step_s"]
+
+
+def test_a_gated_cell_plans_from_the_same_formulas(capsys):
+    """--model.cell: G times the gradients and FLOPs, the same h_t for the model splits, more
+    memory per worker; the table names the cell."""
+    def best(cell):
+        assert main(["plan", *MODEL, "--workers", "8,4096", "--json", "--model.cell", cell]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["inputs"]["shape"]["cell"] == cell
+        return {family: plan for family, plan in out["plans"][0]["best"].items()}
+
+    elman, lstm, gru = best("elman"), best("lstm"), best("gru")
+    assert lstm["data"]["inter_bytes"] > gru["data"]["inter_bytes"] > elman["data"]["inter_bytes"]
+    assert lstm["data"]["compute_s"] > gru["data"]["compute_s"] > elman["data"]["compute_s"]
+    for family in ("hidden_split", "data×pipeline"):  # the data replicas' gradients aside
+        sent = {name: [(i["tag"], i["payload_bytes"], i["count"]) for i in plan[family]["items"]
+                       if i["tag"] != "gradients"]
+                for name, plan in (("elman", elman), ("lstm", lstm), ("gru", gru))}
+        assert sent["lstm"] == sent["gru"] == sent["elman"], family
+        assert lstm[family]["memory_bytes"] > elman[family]["memory_bytes"]
+    assert main(["plan", *MODEL, "--workers", "8", "--model.cell", "lstm"]) == 0
+    out = capsys.readouterr().out
+    assert "LSTM I=1 H=256" in out and "memory/worker" in out

@@ -66,3 +66,21 @@ def test_a_calibrated_software_cost_keeps_its_alpha_and_is_capped_at_the_link():
         op: Link.simple(1e-3, 1e12) for op in ("send", "all_reduce", "all_gather")})
     assert slow_software.comm_seconds > plain.comm_seconds  # 1 ms a message instead of 0.1
     assert slow_software.network_bytes == plain.network_bytes
+
+
+def test_a_gated_cell_passes_through_to_the_plan(tmp_path):
+    """`rnnscope lab --model.cell gru`: the config is accepted for every strategy, and the plan
+    all-reduces 3·H rows per recurrent gradient (the model splits send h_t as for Elman)."""
+    from rnnscope.lab.sweep import LabPlan, check_plan
+    gru = ["--model.cell", "gru", "--model.hidden", "500", "--model.layers", "2",
+           "--data.seq_len", "10"]
+    check_plan(LabPlan(hosts=2, rates_bps=[10e6], strategies=["data", "pipeline", "hidden_split"],
+                       config_path=None, overrides=gru, out_dir=tmp_path))
+    p = predict_step(load_config(None, gru), "data", 2, 10e6)
+    layer0, layer1 = 3 * (500 * 1 + 500 * 500 + 2 * 500), 3 * (500 * 500 + 500 * 500 + 2 * 500)
+    assert p.sent_bytes == 4 * (layer0 + layer1 + 500 + 1)
+    elman = ["--model.hidden", "500", "--model.layers", "2", "--data.seq_len", "10"]
+    for strategy in ("pipeline", "hidden_split"):
+        gated, plain = (predict_step(load_config(None, c), strategy, 2, 10e6) for c in (gru, elman))
+        assert (gated.network_bytes, gated.network_messages) == (plain.network_bytes,
+                                                                 plain.network_messages)

@@ -12,11 +12,11 @@ from rnnscope.train.model import SequenceModel
 
 def make_net(layers: int, hidden: int, activation: str, every_step: bool = True,
              time_reduction: str = "sum", input_size: int = 3, output_size: int = 2,
-             seed: int = 0) -> SequenceModel:
-    """The same float64 model on every rank (same seed)."""
+             seed: int = 0, cell: str = "elman") -> SequenceModel:
+    """The same float64 model on every rank (same seed); `cell` elman, lstm or gru."""
     torch.manual_seed(seed)
     cfg = SimpleNamespace(hidden=hidden, layers=layers, activation=activation,
-                          time_reduction=time_reduction)
+                          time_reduction=time_reduction, cell=cell)
     return SequenceModel(input_size, output_size, cfg, every_step).double()
 
 

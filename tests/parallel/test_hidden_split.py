@@ -10,6 +10,7 @@ from testing_utils import rel_err
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import Communicator
 from rnnscope.costs.layout import split_hidden
+from rnnscope.parallel.gated_split import GatedHiddenSplitStage
 from rnnscope.parallel.hidden_split import HiddenSplitStage
 from rnnscope.costs.collectives import collective_cost
 from rnnscope.costs.traffic import RNNShape, hidden_split_traffic
@@ -22,14 +23,15 @@ def test_split_must_divide_hidden():
         split_hidden(6, 4)
 
 
-def _equivalence(rank, world, layers, activation, every_step, T, time_reduction, hidden=8):
-    net = make_net(layers, hidden, activation, every_step, time_reduction)
+def _equivalence(rank, world, layers, activation, every_step, T, time_reduction, hidden=8,
+                 cell="elman"):
+    net = make_net(layers, hidden, activation, every_step, time_reduction, cell=cell)
     B, H, b = 3, hidden, 8
     x, y = make_batch(B, T, every_step)
     expected = reference_grads(net, x, y)
     y_ref = net(x)[0].detach()
     comm = Communicator()
-    stage = HiddenSplitStage(net, comm)
+    stage = HiddenSplitStage(net, comm) if cell == "elman" else GatedHiddenSplitStage(net, comm)
     y_hat, h_n = stage.forward(x, None, build_graph=True)
     assert rel_err(y_hat.detach(), y_ref) <= 1e-12, "forward pass went well"
     loss = loss_fn("regression", y_hat, y)
@@ -65,12 +67,31 @@ CASES = [  # layers, activation, every_step, T, time_reduction
 ]
 
 
+GATED_CASES = [  # layers, every_step, T, time_reduction, cell: each rank H/K units of every gate
+    (2, True, 15, "sum", "lstm"),
+    (3, False, 9, "mean", "lstm"),
+    (2, True, 15, "mean", "gru"),
+    (3, False, 9, "sum", "gru"),
+]
+
+
 def _all_cases(rank, world):
     for case in CASES:
         _equivalence(rank, world, *case)
+
+
+def _gated_cases(rank, world):
+    for layers, every_step, T, time_reduction, cell in GATED_CASES:
+        _equivalence(rank, world, layers, "tanh", every_step, T, time_reduction, cell=cell)
 
 
 @pytest.mark.distributed
 def test_hidden_split_gradients_equal_single_process(ranks):
     """2 to 4 layers, tanh and sigmoid, T up to 100, sum and mean over time, on 2 ranks."""
     ranks(_all_cases, 2, timeout_s=90)
+
+
+@pytest.mark.distributed
+def test_gated_hidden_split_gradients_equal_single_process(ranks):
+    """LSTM and GRU: h_t all-gathered, c_t local, the same bytes and messages as Elman's."""
+    ranks(_gated_cases, 2, timeout_s=90)

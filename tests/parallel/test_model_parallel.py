@@ -285,3 +285,43 @@ def test_a_pipeline_restarts_from_its_last_checkpoint(tmp_path):
     steps = [int(line.split('"step": ')[1].split(",")[0])
              for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 30
+
+
+# -- gated cells (--model.cell lstm, gru) split across workers --------------------------------
+
+GATED = ["--optim.name", "adam", "--optim.lr", "0.01", "--optim.clip", "0.05", *TBPTT]
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("strategy, cell", [("hidden_split", "lstm"), ("pipeline", "lstm"),
+                                            ("hidden_split", "gru")])
+def test_a_gated_model_split_clips_tbptt_and_resumes_bitwise(ranks, tmp_path, strategy, cell):
+    """LSTM and GRU under a model split, with Adam, --optim.clip and TBPTT (an LSTM's c carried
+    from window to window): one process's weights and logs; stopped at step 3 and resumed, the
+    run ends bitwise where the uninterrupted one does; the traffic is the Elman formula's."""
+    from mp_ranks import free_port
+    gated = ["--model.cell", cell, *GATED]
+    split = ["--parallel.strategy", strategy, "--parallel.nproc", "2", *gated]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    ranks(_train_runs, 2, [(whole, split, free_port(), False),
+                           (part, split + ["--train.max_steps", "3"], free_port(), False),
+                           (part, split, free_port(), True)], timeout_s=150)
+    _check_weights_and_logs(whole, _reference(tmp_path / "single", gated))
+    resumed, uninterrupted = _final_weights(part), _final_weights(whole)
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
+    # the traffic is the Elman formula's, window by window (12 steps: windows of 4, 8 and 8
+    # backpropagated, the steps before a window's gradient run carried, without a graph)
+    from rnnscope.train.tbptt import tbptt_windows
+    windows = tbptt_windows(12, 4, 8)
+    rows = [r for r in read_jsonl(whole / "traffic.jsonl") if r["phase"] == "step"]
+    for step in range(1, 7):
+        start, grad_start, _, end = windows[(step - 1) % len(windows)]
+        calls = {}
+        for r in rows:
+            if r["step"] == step and r["rank"] == 0:
+                calls[r["tag"]] = calls.get(r["tag"], 0) + r["calls"]
+        assert calls.pop("grad-norm") == 1, "the clip's norm: one all-reduce"
+        if strategy == "hidden_split":  # 2 layers: one all-gather per step and layer, ...
+            assert calls == {"hs-act": 2 * (end - start), "hs-grad": 2 * (end - grad_start) + 1}
+        else:  # stage 0: h_t of every step out (chunks of 1), never c_t; ∂L/∂h_t in; ŷ
+            assert calls == {"pp-act": end - start, "pp-grad": end - grad_start, "pp-out": 1}

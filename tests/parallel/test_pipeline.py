@@ -33,9 +33,10 @@ def test_chunks_and_bubble():
         chunk_bounds(10, 0)
 
 
-def _equivalence(rank, world, layers, activation, every_step, T, chunk, time_reduction):
+def _equivalence(rank, world, layers, activation, every_step, T, chunk, time_reduction,
+                 cell="elman"):
     torch.manual_seed(0)
-    net = make_net(layers, 6, activation, every_step, time_reduction)
+    net = make_net(layers, 6, activation, every_step, time_reduction, cell=cell)
     x, y = make_batch(4, T, every_step)
     expected = reference_grads(net, x, y)
     stage = PipelineStage(net, Communicator(), chunk)
@@ -77,12 +78,31 @@ CASES = [  # layers, activation, every_step, T, chunk, time_reduction
 ]
 
 
+GATED_CASES = [  # layers, every_step, T, chunk, time_reduction, cell: only h_t crosses a boundary
+    (2, True, 20, 4, "sum", "lstm"),
+    (3, False, 13, 5, "mean", "lstm"),
+    (2, True, 20, 1, "mean", "gru"),
+    (3, False, 13, 4, "sum", "gru"),
+]
+
+
 def _all_cases(rank, world):
     for case in CASES:
         _equivalence(rank, world, *case)
+
+
+def _gated_cases(rank, world):
+    for layers, every_step, T, chunk, time_reduction, cell in GATED_CASES:
+        _equivalence(rank, world, layers, "tanh", every_step, T, chunk, time_reduction, cell)
 
 
 @pytest.mark.distributed
 def test_pipeline_gradients_equal_single_process(ranks):
     """2 to 4 layers, tanh and sigmoid, T up to 100, chunks of 1, 4 and 5 steps, sum and mean."""
     ranks(_all_cases, 2, timeout_s=90)
+
+
+@pytest.mark.distributed
+def test_gated_pipeline_gradients_equal_single_process(ranks):
+    """LSTM and GRU stages: c_t stays in its stage, the gradients and the traffic are exact."""
+    ranks(_gated_cases, 2, timeout_s=90)

@@ -55,3 +55,17 @@ def test_ledger_wire_bytes_match_loopback_counters_over_a_training_run():
     grads = sum(r["wire_bytes_sent"] for r in rows if r["tag"] == "dp-grad")
     assert grads >= 5 * 2 * 400_000  # 5 steps, 2 ranks, >= 400 kB each
     assert ledger <= lo.tx_bytes <= 1.05 * ledger, (ledger, lo.tx_bytes)
+
+
+def test_objects_carry_a_model_splits_optimizer_state():
+    """What before_snapshot gathers: Adam's 0-dim step, string keys, rows as lists or indices."""
+    import torch
+    from rnnscope.parallel.model_parallel import from_wire_rows, wire_optimizer_state
+    from rnnscope.parallel.objects import decode, encode
+    rows = torch.arange(12).view(3, 4)[:, 2:]  # a gated layer's units 2, 3 of every gate
+    state = {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(2)}},
+             "param_groups": [{"lr": 0.1, "betas": (0.9, 0.999), "params": [0, 1]}]}
+    sent, names = decode(encode(wire_optimizer_state(state, [("a", slice(2, 4)), ("b", rows)])))
+    assert sent["state"]["0"]["step"].shape == () and float(sent["state"]["0"]["step"]) == 3.0
+    assert from_wire_rows(names[0][1]) == slice(2, 4)
+    assert torch.equal(from_wire_rows(names[1][1]), rows)

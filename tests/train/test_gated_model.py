@@ -60,8 +60,6 @@ def test_lstm_forget_bias_and_per_gate_init():
 
 @pytest.mark.parametrize("overrides, message", [
     (["--model.init", "identity"], "--model.init identity .* is for --model.cell elman"),
-    (["--parallel.strategy", "pipeline"], "--parallel.strategy pipeline splits Elman layers only"),
-    (["--parallel.strategy", "tensor"], "--parallel.strategy hidden_split splits Elman layers only"),
     (["--model.cell", "peephole"], "--model.cell must be one of elman, lstm, gru"),
 ])
 def test_config_refuses_what_gated_cells_cannot_do(overrides, message):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnscope.costs.backends import GLOO
+from rnnscope.costs.traffic import GATE_COUNT
 from rnnscope.errors import UserError
 from rnnscope.plan.alphabeta import Link, Regime, message_schedule
 
@@ -146,13 +147,14 @@ def fit_network(measured: dict, world: int, interpolate: bool = False) -> dict[s
 def fit_compute(points: list[tuple[int, int, int, float]], shape) -> ComputeFit:
     """Fit measured training steps (B, L, H, seconds) as t = 3·overhead·T·L + FLOPs / rate + fixed.
 
-    FLOPs = T·Σ_layers 6·B·H·(I_l+H) (forward and backward), `overhead` per layer and time step
+    FLOPs = T·Σ_layers 6·G·B·H·(I_l+H) (forward and backward; G gates, 1 for Elman), `overhead` per layer and time step
     (`compute.step_seconds`), `fixed` per training step (readout, loss, optimizer); least
     squares on relative error with every term ≥ 0, the configured shape counted three times.
     """
     B, L, H = shape.batch, shape.layers, shape.hidden
     T, I = shape.seq_len, shape.input_size
-    features = np.array([[3.0 * T * l, T * sum(6.0 * b * h * ((I if k == 0 else h) + h)
+    G = GATE_COUNT[getattr(shape, "cell", "elman")]  # a gated cell's G weighted sums per unit
+    features = np.array([[3.0 * T * l, T * sum(6.0 * G * b * h * ((I if k == 0 else h) + h)
                                                for k in range(l)), 1.0]
                          for b, l, h, _ in points])
     seconds = np.array([t for *_, t in points])

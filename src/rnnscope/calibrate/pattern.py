@@ -26,9 +26,9 @@ import torch
 from rnnscope.calibrate.looptime import ddp_step_seconds, loop_step_seconds, mean_seconds
 from rnnscope.costs.layout import chunk_count, split_layers
 from rnnscope.costs.traffic import RNNShape, ddp_buckets, rnn_parameters
-from rnnscope.parallel.hidden_split import HiddenSplitStage
+from rnnscope.parallel.hidden_split import hidden_split_stage
 from rnnscope.parallel.pipeline import PipelineStage
-from rnnscope.plan.compute import Device, step_seconds
+from rnnscope.plan.compute import Device, gates_of, step_seconds
 from rnnscope.train.model import SequenceModel
 from rnnscope.train.setup import denormals_flushed
 
@@ -112,7 +112,7 @@ def _net(shape: RNNShape, cfg):
 
 def time_hidden_split(shape: RNNShape, cfg, ways: int, repeats: int = 3, sync=None) -> float:
     """Seconds of one rank's forward + backward of a `ways`-way hidden split (no network)."""
-    stage = HiddenSplitStage(_net(shape, cfg), LoopbackComm(0, ways))
+    stage = hidden_split_stage(_net(shape, cfg), LoopbackComm(0, ways))
     x = torch.randn(shape.batch, shape.seq_len, shape.input_size)  # (B, T, I)
 
     def run() -> None:
@@ -174,7 +174,7 @@ def split_overhead(measured_s: float, shape: RNNShape, device: Device, ways: int
     T, L = shape.seq_len, shape.layers
     model = T * sum(sum(step_seconds(device, shape.batch, shape.hidden,
                                      shape.input_size if l == 0 else shape.hidden,
-                                     shape.bytes_per_element, ways)) for l in range(L))
+                                     shape.bytes_per_element, ways, gates_of(shape))) for l in range(L))
     return max(0.0, (measured_s - model) / (3 * T * L))
 
 

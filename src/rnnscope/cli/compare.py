@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     data = build_dataset(cfg.data, cfg.train.seed)
     shape = RNNShape(data.input_size, cfg.model.hidden, cfg.model.layers,
                           data.x_train.shape[1], cfg.data.batch_size, data.output_size, 4,
-                          every_step=data.every_step)
+                          every_step=data.every_step, cell=cfg.model.cell)
     rows = []
     with tempfile.TemporaryDirectory(prefix="rnnscope-compare-") as tmp:
         root = Path(args.out) if args.out else Path(tmp)

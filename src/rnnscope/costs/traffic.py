@@ -10,6 +10,9 @@ the same records from the model and data shapes alone:
 - hidden split (K workers each own H/K hidden units): every time step all-gathers h_t forward
   and reduce-scatters ∂L/∂h_t backward, (K−1)/K·B·H·b bytes per rank each: 2T collectives per
   layer and step, plus one (T, B, H) reduce-scatter per layer boundary for the input gradient.
+- a gated cell (--model.cell lstm, gru) stacks G = 4 or 3 gates' rows in every recurrent weight:
+  data parallel all-reduces G times the recurrent gradients; the model splits send what an
+  Elman layer sends (only h_t crosses a boundary or is all-gathered; an LSTM's c_t stays local).
 - clipping (--optim.clip) under a model split: the norm of the whole gradient needs every
   piece's Σ‖g‖², one all-reduce of 8 bytes (a float64) in the model group per step. Data
   parallel clips without traffic: every replica holds the whole all-reduced gradient.
@@ -23,6 +26,7 @@ from rnnscope.costs.collectives import collective_cost, network_bytes, network_m
 from rnnscope.costs.layout import chunk_count, split_hidden, split_layers, strategy_name
 from rnnscope.errors import UserError
 
+GATE_COUNT = {"elman": 1, "lstm": 4, "gru": 3}  # blocks of H rows in W_ih, W_hh and the biases
 FIRST_BUCKET_BYTES = 1024 * 1024  # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES
 NORM_BYTES = 8  # the squared gradient norm, one float64, all-reduced when a model split clips
 
@@ -40,8 +44,11 @@ class RNNShape:
     bytes_per_element: int = 4  # b
     bias: bool = True
     every_step: bool = True  # a target at every time step (ŷ is B×T×O), else the last (B×O)
+    cell: str = "elman"  # --model.cell: elman, lstm or gru
 
     def __post_init__(self) -> None:
+        if self.cell not in GATE_COUNT:
+            raise UserError(f"--model.cell must be one of {', '.join(GATE_COUNT)}, got {self.cell!r}")
         for name in ("input_size", "hidden", "layers", "seq_len", "batch", "bytes_per_element"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be ≥ 1, got {getattr(self, name)}")
@@ -51,14 +58,16 @@ class RNNShape:
 
 def rnn_parameters(shape: RNNShape) -> list[tuple[str, int]]:
     """(name, elements) of every parameter in registration order, as train's SequenceModel
-    registers them: `rnn.*` (torch.nn.RNN's names), then `readout.*`."""
+    registers them: `rnn.*` (torch.nn.RNN's names; LSTM and GRU stack G gates' rows, G·H),
+    then `readout.*`."""
     params: list[tuple[str, int]] = []
+    rows = GATE_COUNT[shape.cell] * shape.hidden
     for k in range(shape.layers):
         fan_in = shape.input_size if k == 0 else shape.hidden
-        params.append((f"rnn.weight_ih_l{k}", shape.hidden * fan_in))  # (H, I)
-        params.append((f"rnn.weight_hh_l{k}", shape.hidden * shape.hidden))  # (H, H)
+        params.append((f"rnn.weight_ih_l{k}", rows * fan_in))  # (G·H, I)
+        params.append((f"rnn.weight_hh_l{k}", rows * shape.hidden))  # (G·H, H)
         if shape.bias:
-            params += [(f"rnn.bias_ih_l{k}", shape.hidden), (f"rnn.bias_hh_l{k}", shape.hidden)]
+            params += [(f"rnn.bias_ih_l{k}", rows), (f"rnn.bias_hh_l{k}", rows)]
     if shape.output_size:
         params.append(("readout.weight", shape.output_size * shape.hidden))  # (O, H)
         params.append(("readout.bias", shape.output_size))

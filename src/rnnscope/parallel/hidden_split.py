@@ -28,13 +28,13 @@ from rnnscope.costs.layout import split_hidden
 from rnnscope.engine import get_activation
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import Communicator
+from rnnscope.parallel.gated_split import GatedHiddenSplitStage
+from rnnscope.parallel.hidden_exchange import HiddenExchange
 from rnnscope.parallel.model_parallel import ModelParallelContext
 from rnnscope.parallel.pipeline import layer_weights
 
-ACT_TAG, GRAD_TAG = "hs-act", "hs-grad"
 
-
-class HiddenSplitStage:
+class HiddenSplitStage(HiddenExchange):
     """This rank's H/K neurons of every layer, plus the replicated readout.
 
     Args:
@@ -59,38 +59,6 @@ class HiddenSplitStage:
                          layer_weights(rnn, layer)] for layer in range(self.num_layers)]
         self.readout = net.readout
         self._saved: list = []
-
-    def parameters(self) -> list[nn.Parameter]:
-        """This rank's rows of every layer, then the (replicated) readout."""
-        own = [w for layer in self.weights for w in layer if w is not None]
-        return own + list(self.readout.parameters())
-
-    def counted_once(self) -> list[nn.Parameter]:
-        """The parameters whose gradients this rank adds to the model's norm: its rows of every
-        layer, and the readout (replicated, the same gradient everywhere) on rank 0 only."""
-        own = [w for layer in self.weights for w in layer if w is not None]
-        return own + (list(self.readout.parameters()) if self.k == 0 else [])
-
-    def _phase(self, name: str, started: float) -> None:
-        """A compute span from `started` to now (compute.jsonl); nothing without a ledger."""
-        ledger = getattr(self.comm, "ledger", None)
-        if ledger is not None:
-            ledger.add_phase(name, started, time.perf_counter())
-
-    def _gather(self, h_k: torch.Tensor) -> torch.Tensor:
-        """All-gather the slices (B, Hk) of every rank into the whole state (B, H)."""
-        B = h_k.shape[0]
-        out = torch.empty(self.K * B * self.Hk, dtype=h_k.dtype, device=h_k.device)
-        self.comm.all_gather(out, h_k.contiguous().view(-1), tag=ACT_TAG)
-        return out.view(self.K, B, self.Hk).transpose(0, 1).reshape(B, self.hidden)
-
-    def _scatter(self, partial: torch.Tensor) -> torch.Tensor:
-        """Sum (..., H) partial gradients over ranks and keep this rank's (..., Hk) columns."""
-        lead = partial.shape[:-1]
-        split = partial.reshape(-1, self.K, self.Hk).transpose(0, 1).contiguous()  # (K, N, Hk)
-        out = torch.empty(split.shape[1] * self.Hk, dtype=partial.dtype, device=partial.device)
-        self.comm.reduce_scatter(out, split.view(-1), tag=GRAD_TAG)
-        return out.view(*lead, self.Hk)
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None, build_graph: bool):
         """Forward of one batch: every layer step by step, h_t all-gathered every step.
@@ -167,14 +135,21 @@ class HiddenSplitStage:
         self._saved, self._top = [], None
 
 
+def hidden_split_stage(net: nn.Module, comm) -> HiddenSplitStage:
+    """This rank's stage for `net`'s cell: HiddenSplitStage (Elman) or GatedHiddenSplitStage."""
+    if getattr(net, "cell", "elman") == "elman":
+        return HiddenSplitStage(net, comm)
+    return GatedHiddenSplitStage(net, comm)
+
+
 class HiddenSplitParallel(ModelParallelContext):
     """`--parallel.strategy hidden_split`: the training loop's DistContext (see model_parallel)."""
 
     strategy = "hidden_split"
 
     def make_stage(self, net: nn.Module, comm: Communicator) -> HiddenSplitStage:
-        """This rank's H/K neurons of every layer."""
-        return HiddenSplitStage(net, comm)
+        """This rank's H/K neurons of every layer (of every gate, for --model.cell lstm, gru)."""
+        return hidden_split_stage(net, comm)
 
     def piece_names(self) -> list[tuple[str, slice | None]]:
         """This rank's rows of every RNN tensor, then the replicated readout, whole."""
@@ -196,12 +171,13 @@ class HiddenSplitParallel(ModelParallelContext):
         return pieces
 
     def assemble(self, pieces: list[dict[str, torch.Tensor]]) -> None:
-        """Stack every rank's rows back into `net`'s whole tensors, in rank order."""
+        """Stack every rank's rows back into `net`'s whole tensors, in rank order (a gated
+        layer's in each of its G gate blocks)."""
         params = dict(self.net.named_parameters())
-        Hk = self.stage.Hk
+        Hk, G = self.stage.Hk, getattr(self.stage, "gates", 1)
         for k, part in enumerate(pieces):
             for name, value in part.items():
                 target = params[name]
                 if name.startswith("rnn."):
-                    target = target[k * Hk:(k + 1) * Hk]
-                target.copy_(value)
+                    target = target.view(G, -1, *target.shape[1:])[:, k * Hk:(k + 1) * Hk]
+                target.copy_(value.view_as(target))

@@ -200,8 +200,10 @@ class ModelParallelContext(ParallelContext):
         model's optimizer state is assembled from every rank's (tag mp-sync, phase "sync")."""
         self.sync()
         gathered = self.mesh.model_comm.all_gather_object(
-            (optimizer.state_dict(), self.piece_names()), tag=SYNC_TAG)
-        self._optimizer_state = whole_optimizer_state(gathered, self.net)
+            wire_optimizer_state(optimizer.state_dict(), self.piece_names()), tag=SYNC_TAG)
+        self._optimizer_state = whole_optimizer_state(
+            [(state, [(name, from_wire_rows(rows)) for name, rows in names])
+             for state, names in gathered], self.net)
         self.ledger.close_step(step, "sync")
         self._step_start = time.perf_counter()
 
@@ -255,6 +257,21 @@ class ModelParallelContext(ParallelContext):
         measured = hasattr(self.stage, "idle_s") and total > 0  # the hidden split has no bubble
         return {"rank": self.rank, "model_index": self.mesh.model_index,
                 "idle_fraction": idle / total if measured else None, "steps": len(rows)}
+
+
+def wire_optimizer_state(state: dict, names: list[tuple[str, object]]) -> tuple[dict, list]:
+    """(state_dict, piece_names) as `all_gather_object` carries them (no pickles: string keys,
+    no slices): the state's parameter indices as strings, a slice of rows as [start, stop]."""
+    state = {"state": {str(i): entry for i, entry in state["state"].items()},
+             "param_groups": state["param_groups"]}
+    return state, [(name, [rows.start, rows.stop] if isinstance(rows, slice) else rows)
+                   for name, rows in names]
+
+
+def from_wire_rows(rows):
+    """The rows a peer sent back as `whole_optimizer_state` indexes with: [start, stop] is a
+    slice, a tensor of row indices (a gated layer's units in every gate) stays one."""
+    return slice(*rows) if isinstance(rows, list) else rows
 
 
 def whole_optimizer_state(gathered: list[tuple[dict, list]], net: nn.Module) -> dict:

@@ -9,7 +9,10 @@ s+1, BPTT runs over the chunk (the error carried back into the previous chunk th
 and ∂L/∂x of the chunk goes to stage s−1. The readout ŷ = W_hy h + b_y lives on the last stage.
 
 Running elman_layer on a chunk with h0 = the previous chunk's last h is the same recurrence, so
-the gradients equal single-process training up to the order of floating-point sums.
+the gradients equal single-process training up to the order of floating-point sums. Gated cells
+(--model.cell lstm, gru) run the engine's lstm_layer / gru_layer the same way; an LSTM layer's
+cell state c is carried from chunk to chunk inside its stage like h, and never crosses a boundary:
+only the top layer's h_t does, so the traffic is the Elman formula's.
 
 Traffic (through the communicator, tags `pp-act` and `pp-grad`): every boundary carries the
 T·B·H activations forward and their gradients back, in C messages each way:
@@ -26,7 +29,7 @@ import torch
 from torch import nn
 
 from rnnscope.costs.layout import chunk_bounds, split_layers
-from rnnscope.engine import elman_layer
+from rnnscope.engine import elman_layer, gru_layer, lstm_layer
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import Communicator
 from rnnscope.parallel.model_parallel import ModelParallelContext
@@ -59,7 +62,9 @@ class PipelineStage:
         self.stage, self.stages = comm.rank, comm.world_size
         self.layers = split_layers(rnn.num_layers, self.stages)[self.stage]
         self.is_first, self.is_last = self.stage == 0, self.stage == self.stages - 1
-        self.activation, self.time_reduction = rnn.nonlinearity, rnn.time_reduction
+        self.cell = getattr(net, "cell", "elman")
+        self.activation, self.time_reduction = getattr(rnn, "nonlinearity", None), rnn.time_reduction
+        self.n_states = 2 if self.cell == "lstm" else 1  # LSTM carries (h, c); Elman, GRU h
         self.hidden, self.every_step = rnn.hidden_size, net.every_step
         self.num_layers = rnn.num_layers
         self.weights = {k: layer_weights(rnn, k) for k in self.layers}
@@ -93,15 +98,25 @@ class PipelineStage:
         handle.wait()
         self.idle_s += time.perf_counter() - start
 
-    def _run_layers(self, inp: torch.Tensor, h0s: list[torch.Tensor]):
-        """This stage's layers on one chunk; returns top output and each layer's last h."""
+    def _run_layers(self, inp: torch.Tensor, h0s: list[tuple[torch.Tensor, ...]]):
+        """This stage's layers on one chunk; returns top output and each layer's last state
+        ((h,), or (h, c) for LSTM)."""
         h_lasts = []
         for k, h0 in zip(self.layers, h0s):
             W_ih, W_hh, b_ih, b_hh = self.weights[k]
             # "sum" per chunk: a chunk's mean would divide by its own length, not T (see backward)
-            inp, h_last = elman_layer(inp, h0, W_ih, W_hh, b_ih, b_hh, self.activation, "sum",
-                                      trace_name=f"layer{k}")  # (t, B, H), (B, H)
-            h_lasts.append(h_last)
+            if self.cell == "lstm":
+                inp, h_last, c_last = lstm_layer(inp, *h0, W_ih, W_hh, b_ih, b_hh, "sum",
+                                                 trace_name=f"layer{k}")  # (t, B, H), (B, H) × 2
+                h_lasts.append((h_last, c_last))
+                continue
+            if self.cell == "gru":
+                inp, h_last = gru_layer(inp, *h0, W_ih, W_hh, b_ih, b_hh, "sum",
+                                        trace_name=f"layer{k}")  # (t, B, H), (B, H)
+            else:
+                inp, h_last = elman_layer(inp, *h0, W_ih, W_hh, b_ih, b_hh, self.activation, "sum",
+                                          trace_name=f"layer{k}")  # (t, B, H), (B, H)
+            h_lasts.append((h_last,))
         return inp, h_lasts
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None, build_graph: bool):
@@ -109,12 +124,14 @@ class PipelineStage:
 
         Args:
             x: (B, T, I) inputs (only the first stage reads them; the others need the shape).
-            h0: (L, B, H) initial states (each stage reads its layers' rows) or None for zeros.
+            h0: (L, B, H) initial states (each stage reads its layers' rows) or None for zeros;
+                for LSTM (2L, B, H), h_0 then c_0 (SequenceModel's state).
             build_graph: keep what `backward` needs (False for evaluation: forward only).
 
         Returns:
             (ŷ, h_n): ŷ (B, T, O) or (B, O) on the last stage, None elsewhere; h_n (L, B, H)
-            holding this stage's layers' final states (zeros in the other layers' rows).
+            (LSTM: (2L, B, H), h_n then c_n) holding this stage's layers' final states (zeros
+            in the other layers' rows).
         """
         B, T = x.shape[0], x.shape[1]
         L, H = self.num_layers, self.hidden
@@ -123,9 +140,10 @@ class PipelineStage:
         self.idle_s, self.seq_len = 0.0, T
         self._batch, self._dtype, self._device, self._bounds = B, dtype, device, bounds
         x_tm = x.transpose(0, 1)  # (T, B, I) time-major
-        h_n = torch.zeros(L, B, H, dtype=dtype, device=device)
+        h_n = torch.zeros(self.n_states * L, B, H, dtype=dtype, device=device)
         zeros = torch.zeros(B, H, dtype=dtype, device=device)
-        h_prev = [h0[k] if h0 is not None else zeros for k in self.layers]  # (B, H) each
+        h_prev = [tuple(h0[j * L + k] if h0 is not None else zeros for j in range(self.n_states))
+                  for k in self.layers]  # (B, H) each, per layer: (h,) or (h, c)
         self._chunks, self._sends, tops = [], [], []
         pending = self._post_recv(0, ACT_TAG, self.stage - 1) if not self.is_first else None
         for c, (a, b) in enumerate(bounds):
@@ -139,16 +157,18 @@ class PipelineStage:
                 inp = buf.requires_grad_(build_graph)
             with torch.set_grad_enabled(build_graph), \
                     self._phase(f"{'forward' if build_graph else 'eval'} c{c}"):
-                h0s = [h.detach().requires_grad_(build_graph and c > 0) for h in h_prev]
-                top, h_prev = self._run_layers(inp, h0s)  # (t, B, H), [(B, H)]
+                h0s = [tuple(h.detach().requires_grad_(build_graph and c > 0) for h in states)
+                       for states in h_prev]
+                top, h_prev = self._run_layers(inp, h0s)  # (t, B, H), [((B, H), …)]
             if build_graph:
                 self._chunks.append((inp, top, h0s, h_prev))
             if self.is_last:
                 tops.append(top.detach().requires_grad_(build_graph))  # the readout's input
             else:
                 self._sends.append(self.comm.isend(top.detach(), self.stage + 1, tag=ACT_TAG))
-        for k, h in zip(self.layers, h_prev):
-            h_n[k] = h.detach()
+        for k, states in zip(self.layers, h_prev):
+            for j, h in enumerate(states):
+                h_n[j * L + k] = h.detach()
         self._wait_sends()
         if not self.is_last:
             return None, h_n
@@ -171,7 +191,8 @@ class PipelineStage:
         grads_before = {id(w): None if w.grad is None else w.grad.clone() for w in self._rnn_params()}
         if self.is_last:  # ∂L/∂h of the top layer lands in the readout's input leaves
             torch.autograd.backward(y_hat, grad_y_hat)
-        carried = [None] * len(self.layers)  # ∂L/∂h_last of each layer from the later chunk
+        # ∂L/∂h_last (and ∂L/∂c_last) of each layer, from the later chunk
+        carried = [(None,) * self.n_states] * len(self.layers)
         pending = self._post_recv(last, GRAD_TAG, self.stage + 1) if not self.is_last else None
         for c in range(last, -1, -1):
             inp, top, h0s, h_lasts = self._chunks[c]
@@ -184,13 +205,14 @@ class PipelineStage:
                 if c > 0:
                     pending = self._post_recv(c - 1, GRAD_TAG, self.stage + 1)
             roots, grads = [top], [g_top]
-            for h_last, g in zip(h_lasts, carried):
-                if g is not None:
-                    roots.append(h_last)
-                    grads.append(g)
+            for states, gs in zip(h_lasts, carried):
+                for h_last, g in zip(states, gs):
+                    if g is not None:
+                        roots.append(h_last)
+                        grads.append(g)
             with self._phase(f"backward c{c}"):
                 torch.autograd.backward(roots, grads)
-            carried = [h0.grad for h0 in h0s] if c > 0 else carried
+            carried = [tuple(h.grad for h in states) for states in h0s] if c > 0 else carried
             if not self.is_first:
                 self._sends.append(self.comm.isend(inp.grad, self.stage - 1, tag=GRAD_TAG))
         self._wait_sends()

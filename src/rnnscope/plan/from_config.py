@@ -22,4 +22,4 @@ def shape_from_config(cfg, input_size: int | None = None, output_size: int | Non
     return RNNShape(input_size=input_size, hidden=cfg.model.hidden, layers=cfg.model.layers,
                     seq_len=cfg.data.seq_len, batch=cfg.data.batch_size,
                     output_size=output_size, bytes_per_element=bytes_per_element,
-                    every_step=every_step)
+                    every_step=every_step, cell=cfg.model.cell)

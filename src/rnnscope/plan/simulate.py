@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from rnnscope.costs.layout import ParallelLayout, bubble_fraction, chunk_count, split_layers
 from rnnscope.costs.traffic import NORM_BYTES, RNNShape, clip_transfer, ddp_buckets, rnn_parameters
 from rnnscope.errors import UserError
-from rnnscope.plan.compute import Device, step_seconds
+from rnnscope.plan.compute import Device, gates_of, memory_per_worker, step_seconds
 from rnnscope.plan.topology import CommCost, Topology, group_collective
 
 
@@ -98,6 +98,7 @@ class StepPlan:
     inter_utilization: float  # inter_bytes / (step × link bandwidth)
     intra_utilization: float
     items: list[CommItem] = field(default_factory=list)
+    memory_bytes: int = 0  # the busiest worker's weights, gradients, Adam's moments, activations
 
 
 def check_layout(inputs: PlanInputs, layout: ParallelLayout) -> int:
@@ -119,7 +120,7 @@ def layer_seconds(inputs: PlanInputs, batch: int, shards: int,
     slower = _slower(inputs, workers)
     return [tuple(slower * x for x in step_seconds(
         inputs.device, batch, s.hidden, s.input_size if l == 0 else s.hidden,
-        s.bytes_per_element, shards)) for l in range(s.layers)]
+        s.bytes_per_element, shards, gates_of(s))) for l in range(s.layers)]
 
 
 def _slower(inputs: PlanInputs, workers: int) -> float:
@@ -329,5 +330,5 @@ def _summarize(inputs: PlanInputs, layout: ParallelLayout, batch: int, step_s: f
         inter_bytes=inter, intra_bytes=intra, messages=messages,
         inter_utilization=inter / (step_s * topo.inter.bandwidth_Bps),
         intra_utilization=intra / (step_s * topo.intra.bandwidth_Bps) if topo.intra else 0.0,
-        items=items,
+        items=items, memory_bytes=memory_per_worker(inputs.shape, layout, batch),
     )

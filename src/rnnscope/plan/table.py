@@ -30,7 +30,8 @@ def describe_inputs(inputs: PlanInputs) -> str:
         net += (f"; nodes of {topo.gpus_per_node} at {format_bandwidth(topo.intra.bandwidth_Bps)}"
                 f", α={format_seconds(topo.intra.alpha_s)}")
     rate = d.flops_per_s(s.bytes_per_element)
-    return (f"Elman RNN I={s.input_size} H={s.hidden} L={s.layers} O={s.output_size}, "
+    cell = {"elman": "Elman RNN", "lstm": "LSTM", "gru": "GRU"}[s.cell]
+    return (f"{cell} I={s.input_size} H={s.hidden} L={s.layers} O={s.output_size}, "
             f"T={s.seq_len}, {batch}, {dtype}; {d.name}: {rate / 1e12:.3g} TFLOP/s sustained "
             f"+ {format_seconds(d.step_overhead_s)} per time step; {net}; chunk="
             f"{inputs.chunk}, buckets {inputs.bucket_mb:g} MiB")
@@ -44,7 +45,7 @@ def plan_table(console, inputs: PlanInputs, plans: list[WorkerPlan],
     table = Table(title="rnnscope plan: one training step", caption=describe_inputs(inputs))
     for name, justify in (("workers", "right"), ("layout", "left"), ("step", "right"),
                           ("compute", "right"), ("bubble", "right"), ("exposed comm", "right"),
-                          ("sent/worker", "right"), ("net util", "right"),
+                          ("sent/worker", "right"), ("memory/worker", "right"), ("net util", "right"),
                           ("efficiency", "right"), ("samples/s", "right")):
         table.add_column(name, justify=justify)
     for wp in plans:
@@ -56,11 +57,13 @@ def plan_table(console, inputs: PlanInputs, plans: list[WorkerPlan],
                               format_seconds(plan.step_s), format_seconds(plan.compute_s),
                               _seconds(plan.bubble_s), _seconds(plan.exposed_comm_s),
                               format_bytes(plan.inter_bytes + plan.intra_bytes),
+                              format_bytes(plan.memory_bytes),
                               format_percent(plan.inter_utilization),
                               format_percent(plan.efficiency), f"{plan.samples_per_s:,.0f}")
         table.add_section()
     console.print(table)
     console.print("[dim]sent/worker: bytes one worker sends per step (network + inside a node); "
+                  "memory/worker: its weights, gradients, Adam's moments and saved activations; "
                   "net util: network bytes / (step × link bandwidth); efficiency: throughput / "
                   "(workers × one device's).[/dim]")
     for wp in plans:

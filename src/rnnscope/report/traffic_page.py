@@ -104,5 +104,6 @@ def _shape(config: dict, rows: list[dict], run_dir: Path):
     data = build_dataset(cfg.data, cfg.train.seed)
     world = max(r["world_size"] for r in rows)
     shape = RNNShape(data.input_size, cfg.model.hidden, cfg.model.layers, data.x_train.shape[1],
-                     cfg.data.batch_size, data.output_size, 4, every_step=data.every_step)
+                     cfg.data.batch_size, data.output_size, 4, every_step=data.every_step,
+                     cell=cfg.model.cell)
     return shape, world

@@ -18,7 +18,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnnscope.costs.layout import MODEL_STRATEGIES, STRATEGIES, STRATEGY_ALIASES, deprecated_alias
+from rnnscope.costs.layout import STRATEGIES, STRATEGY_ALIASES, deprecated_alias
 from rnnscope.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -375,9 +375,6 @@ def check_cell(cfg: Config) -> None:
     if cfg.model.init == "identity":
         raise UserError(f"--model.init identity (W_hh = I, the IRNN) is for --model.cell elman, got "
                         f"--model.cell {cell}; use default, xavier or orthogonal")
-    if cfg.parallel.strategy in MODEL_STRATEGIES:
-        raise UserError(f"--parallel.strategy {cfg.parallel.strategy} splits Elman layers only; "
-                        f"--model.cell {cell} trains with --parallel.strategy data or none")
 
 
 def to_dict(cfg: Config) -> dict:
