@@ -34,7 +34,7 @@ from torch.autograd.function import once_differentiable
 from rnnscope.engine.gated import (check_layer_args, new_record, record_weight_adjustments,
                                    recurrent_weight_adjustment, reduce_over_time, split_gates, tanh_into)
 from rnnscope.engine.op import EngineOp, opaque
-from rnnscope.engine.packed import DenseLayout, PackedLayout, output_errors
+from rnnscope.engine.packed import DenseLayout, PackedLayout, as_rows, output_errors
 
 _aten = torch.ops.aten
 
@@ -160,10 +160,13 @@ def _backward_pass(x, h0, c0, W_ih, W_hh, gates, c, tanh_c, h, grad_out, grad_h_
 
 
 class LSTMBPTT(torch.autograd.Function):
-    """One LSTM layer over rows x (N, I) laid out by `layout`, with hand-written BPTT as its backward."""
+    """One LSTM layer over a padded x (T, B, I) (layout None) or packed rows x (N, I) and their
+    PackedLayout, with hand-written BPTT as its backward; out is shaped as x."""
 
     @staticmethod
     def forward(ctx, x, h0, c0, W_ih, W_hh, b_ih, b_hh, layout, time_reduction, record):
+        ctx.x_shape = x.shape
+        x, layout = as_rows(x, layout)
         a_record = None if record is None else x.new_empty(x.shape[0], W_hh.shape[0])
         gates, c, tanh_c, h = _forward_loop(x, h0, c0, W_ih, W_hh, b_ih, b_hh, layout, a_record)
         if record is not None:
@@ -174,14 +177,16 @@ class LSTMBPTT(torch.autograd.Function):
         ctx.has_bias = (b_ih is not None, b_hh is not None)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(x, h0, c0, W_ih, W_hh, gates, c, tanh_c, h)
-        return h, layout.last(h).clone(), layout.last(c).clone()
+        return h.view(*ctx.x_shape[:-1], h.shape[1]), layout.last(h).clone(), layout.last(c).clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h_last, grad_c_last):
-        grads = _backward_pass(*ctx.saved_tensors, grad_out, grad_h_last, grad_c_last, ctx.needs_input_grad[:7],
+        if grad_out is not None:
+            grad_out = grad_out.reshape(-1, grad_out.shape[-1])
+        dx, *grads = _backward_pass(*ctx.saved_tensors, grad_out, grad_h_last, grad_c_last, ctx.needs_input_grad[:7],
                                ctx.has_bias, ctx.layout, ctx.time_reduction, ctx.record)
-        return *grads, None, None, None
+        return None if dx is None else dx.view(ctx.x_shape), *grads, None, None, None
 
 
 # The same forward and backward as the custom operator the compiler sees (engine/op.py).
@@ -246,11 +251,8 @@ def lstm_layer(
     if opaque():  # torch.compile / export: one opaque operator, and no Trace
         out, h_last, c_last = LSTM_OP([x, h0, c0, W_ih, W_hh, b_ih, b_hh], time_reduction)[:3]
         return out, h_last, c_last
-    T, B, I = x.shape
     record = new_record("lstm", trace_name, time_reduction, x, h0, c0, W_ih, W_hh)
-    out, h_last, c_last = LSTMBPTT.apply(x.reshape(T * B, I), h0.contiguous(), c0.contiguous(), W_ih, W_hh,
-                                         b_ih, b_hh, DenseLayout(T, B), time_reduction, record)
-    return out.view(T, B, -1), h_last, c_last
+    return LSTMBPTT.apply(x, h0.contiguous(), c0.contiguous(), W_ih, W_hh, b_ih, b_hh, None, time_reduction, record)
 
 
 @torch.compiler.disable  # data-dependent steps: under torch.compile this runs eagerly (a graph break)

@@ -115,6 +115,15 @@ class DenseLayout:
         return None  # every step is real
 
 
+def as_rows(x: torch.Tensor, layout):
+    """(x as (N, F) rows, their layout): a padded (T, B, F) batch when layout is None (a
+    DenseLayout: the autograd.Function's arguments hold no Python object then, which
+    torch.jit.trace could not record), else packed rows and their PackedLayout."""
+    if layout is None:
+        return x.reshape(-1, x.shape[2]), DenseLayout(x.shape[0], x.shape[1])
+    return x, layout
+
+
 def output_errors(layout, grad_out: torch.Tensor | None, grad_last: torch.Tensor | None,
                   like: torch.Tensor) -> torch.Tensor:
     """(N, H) ∂L/∂h_t from outside the layer: the error on every output row, plus ∂L/∂h_n at each

@@ -16,7 +16,7 @@ from torch import nn
 from rnnscope.engine import gru_layer
 from rnnscope.engine.gru import gru_packed_layer
 from rnnscope.nn.gated import GatedRNNBase
-from rnnscope.nn.precision import autocast_dtype, run_in_autocast_dtype
+from rnnscope.nn.precision import autocast_dtype, cpu_input_dtype, run_in_autocast_dtype
 
 
 class GRU(GatedRNNBase):
@@ -37,8 +37,8 @@ class GRU(GatedRNNBase):
     def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None):
         """Run the sequence: output (T, B, D·H) or (B, T, D·H), and h_n (D·layers, B, H)."""
         low = autocast_dtype(input)
-        if low is not None:  # torch.nn.GRU's autocast policy: everything in the low dtype
-            return run_in_autocast_dtype(self, low, input, hx)
+        if low is not None:  # torch.nn.GRU's autocast policy: the low dtype, fp32 results on the CPU
+            return run_in_autocast_dtype(self, low, input, hx, result_dtype=cpu_input_dtype(input))
         if isinstance(input, nn.utils.rnn.PackedSequence):  # output: a PackedSequence too
             return self._forward_packed(input, hx)
         x, batched = self._check_input(input)  # (T, B, I)

@@ -16,7 +16,7 @@ from torch import nn
 from rnnscope.engine import lstm_layer
 from rnnscope.engine.lstm import lstm_packed_layer
 from rnnscope.nn.gated import GatedRNNBase
-from rnnscope.nn.precision import autocast_dtype, run_in_autocast_dtype
+from rnnscope.nn.precision import autocast_dtype, cpu_input_dtype, run_in_autocast_dtype
 
 
 class LSTM(GatedRNNBase):
@@ -32,8 +32,9 @@ class LSTM(GatedRNNBase):
     def forward(self, input: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor] | None = None):
         """Run the sequence: output (T, B, D·H) or (B, T, D·H), and (h_n, c_n), each (D·layers, B, H)."""
         low = autocast_dtype(input)
-        if low is not None:  # torch.nn.LSTM's autocast policy: everything in the low dtype
-            return run_in_autocast_dtype(self, low, input, hx)
+        if low is not None:  # torch.nn.LSTM's autocast policy: the low dtype (a packed batch on the CPU:
+            packed = isinstance(input, nn.utils.rnn.PackedSequence)  # fp32 results, as torch returns them)
+            return run_in_autocast_dtype(self, low, input, hx, result_dtype=cpu_input_dtype(input) if packed else None)
         if isinstance(input, nn.utils.rnn.PackedSequence):  # output: a PackedSequence too
             return self._forward_packed(input, hx)
         x, batched = self._check_input(input)  # (T, B, I)
