@@ -97,22 +97,28 @@ class DenseLayout:
         self.batch_sizes = [batch] * steps
 
     def split(self, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(T·B, F) rows -> T views (B, F)."""
         return rows.split(self.batch)
 
     def previous(self, rows: torch.Tensor) -> torch.Tensor:
+        """((T − 1)·B, F): steps 1 … T−1's h_{t-1} are steps 0 … T−2's rows (a view)."""
         return rows[: self.rows - self.batch]
 
     def last(self, rows: torch.Tensor) -> torch.Tensor:
+        """(B, F) the last step's rows (a view)."""
         return rows[self.rows - self.batch :]
 
     def add_at_last(self, rows: torch.Tensor, values: torch.Tensor) -> None:
+        """The last step's rows += values (B, F), in place."""
         rows[self.rows - self.batch :].add_(values)
 
     def pad(self, rows: torch.Tensor) -> torch.Tensor:
+        """(T·B, F) -> (T, B, F), a view."""
         return rows.view(self.steps, self.batch, rows.shape[1])
 
     def mask(self) -> None:
-        return None  # every step is real
+        """None: every step is real (a Trace of a padded batch has no mask)."""
+        return None
 
 
 def as_rows(x: torch.Tensor, layout):
