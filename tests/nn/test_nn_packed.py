@@ -10,7 +10,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import rnnscope.nn
-from rnnscope.engine import Trace, elman_layer
+from rnnscope.engine import Trace, elman_layer, gru_layer, lstm_layer
 from rnnscope.engine.packed import PackedLayout
 
 TOL = 1e-9
@@ -80,25 +80,34 @@ def test_sorted_batch_and_no_bias_equal_torch(module):
         assert rel_err(a, b) <= TOL
 
 
+@pytest.mark.parametrize("module", MODULES)
 @pytest.mark.parametrize("time_reduction", ["sum", "mean"])
-def test_sigmoid_packed_equals_each_sequence_run_alone(time_reduction):
-    """torch has no sigmoid RNN: the reference is the padded engine on each sequence by itself
-    (for "mean", T is the longest sequence's length, so each alone is rescaled to it)."""
+def test_packed_equals_each_sequence_run_alone(module, time_reduction):
+    """The reference is the padded engine on each sequence by itself: for the sigmoid RNN (torch
+    has none) and for "mean" (T is the longest sequence's length, so each alone is rescaled to it)."""
     torch.manual_seed(4)
-    rnn = rnnscope.nn.RNN(2, 3, nonlinearity="sigmoid", batch_first=True,
-                          time_reduction=time_reduction).double()
+    kwargs = {"nonlinearity": "sigmoid"} if module == "RNN" else {}
+    rnn = MODULES[module][1](2, 3, batch_first=True, time_reduction=time_reduction, **kwargs).double()
     x = torch.randn(len(LENGTHS), max(LENGTHS), 2, dtype=torch.float64)
-    out, h_n, *grads = packed_run(rnn, x, LENGTHS, None)
+    out, *rest = packed_run(rnn, x, LENGTHS, None)
+    states, grads = rest[: 2 if module == "LSTM" else 1], rest[2 if module == "LSTM" else 1 :]
     W = [p.detach().clone().requires_grad_(True) for p in rnn.parameters()]
+    zeros = torch.zeros(1, 3, dtype=torch.float64)
     for b, n in enumerate(LENGTHS):
         xb = x[b, :n].unsqueeze(1)  # (n, 1, 2)
-        out_b, h_b = elman_layer(xb, torch.zeros(1, 3, dtype=torch.float64), *W, activation="sigmoid",
-                                 time_reduction=time_reduction)
+        if module == "RNN":
+            out_b, *states_b = elman_layer(xb, zeros, *W, activation="sigmoid", time_reduction=time_reduction)
+        elif module == "LSTM":
+            out_b, *states_b = lstm_layer(xb, zeros, zeros, *W, time_reduction=time_reduction)
+        else:
+            out_b, *states_b = gru_layer(xb, zeros, *W, time_reduction=time_reduction)
         assert rel_err(out[b, :n], out_b[:, 0].detach()) <= TOL
-        assert rel_err(h_n[0, b], h_b[0].detach()) <= TOL
+        for mine, alone in zip(states, states_b, strict=True):
+            assert rel_err(mine[0, b], alone[0].detach()) <= TOL
         assert torch.all(out[b, n:] == 0)  # pad_packed_sequence's zeros: nothing ran there
         scale = n / max(LENGTHS) if time_reduction == "mean" else 1.0
-        (out_b.sin().sum() + h_b.pow(2).sum()).mul(scale).backward()
+        loss = out_b.sin().sum() + sum(s.pow(2).sum() * (k + 1) for k, s in enumerate(states_b))
+        loss.mul(scale).backward()
     for mine, reference in zip(grads, W):
         assert rel_err(mine, reference.grad) <= TOL
 
