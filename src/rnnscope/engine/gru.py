@@ -90,7 +90,7 @@ def _forward_loop(x, h0, W_ih, W_hh, bias_x, bias_h, layout, a_record):
 def _backward_pass(x, h0, W_ih, W_hh, gates, hh, h, grad_out, grad_h_last, needs, has_bias, layout,
                    time_reduction, record):
     """BPTT over rows (N, ·): the gradients of (x, h0, W_ih, W_hh, b_ih, b_hh), None where `needs`
-    says no. grad_out (N, H) and grad_h_last (B, H) may each be None."""
+    says no. grad_out (N, H) or (T, B, H) and grad_h_last (B, H) may each be None."""
     B, H = h0.shape
     r, z, n = gates.chunk(3, dim=1)  # (N, H) each, activated
     hn = hh[:, 2 * H :]  # (N, H) h_{t-1} W_hnᵀ + b_hn
@@ -173,8 +173,6 @@ class GRUBPTT(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h_last):
-        if grad_out is not None:
-            grad_out = grad_out.reshape(-1, grad_out.shape[-1])
         dx, *grads = _backward_pass(*ctx.saved_tensors, grad_out, grad_h_last, ctx.needs_input_grad[:6], ctx.has_bias,
                                ctx.layout, ctx.time_reduction, ctx.record)
         return None if dx is None else dx.view(ctx.x_shape), *grads, None, None, None
@@ -195,8 +193,7 @@ def _op_backward(inputs, outputs, grads, needs, options: str) -> list[torch.Tens
     x, h0, W_ih, W_hh, b_ih, b_hh = inputs
     h, _, gates, hh = outputs
     T, B, I = x.shape
-    grad_out = None if grads[0] is None else grads[0].reshape(T * B, -1)
-    result = list(_backward_pass(x.reshape(T * B, I), h0, W_ih, W_hh, gates, hh, h.reshape(T * B, -1), grad_out,
+    result = list(_backward_pass(x.reshape(T * B, I), h0, W_ih, W_hh, gates, hh, h.reshape(T * B, -1), grads[0],
                                  grads[1], needs, (b_ih is not None, b_hh is not None), DenseLayout(T, B),
                                  options, None))
     if result[0] is not None:

@@ -91,7 +91,7 @@ def _forward_loop(x, h0, c0, W_ih, W_hh, b_ih, b_hh, layout, a_record):
 def _backward_pass(x, h0, c0, W_ih, W_hh, gates, c, tanh_c, h, grad_out, grad_h_last, grad_c_last, needs,
                    has_bias, layout, time_reduction, record):
     """BPTT over rows (N, ·): the gradients of (x, h0, c0, W_ih, W_hh, b_ih, b_hh), None where
-    `needs` says no. grad_out (N, H), grad_h_last and grad_c_last (B, H) may each be None."""
+    `needs` says no. grad_out (N, H) or (T, B, H), grad_h_last and grad_c_last (B, H) may each be None."""
     B, H = h0.shape
     i, f, g, o = gates.chunk(4, dim=1)  # (N, H) each, activated
     c_prev = torch.cat([c0, layout.previous(c)])  # (N, H) c_{t-1}
@@ -182,8 +182,6 @@ class LSTMBPTT(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h_last, grad_c_last):
-        if grad_out is not None:
-            grad_out = grad_out.reshape(-1, grad_out.shape[-1])
         dx, *grads = _backward_pass(*ctx.saved_tensors, grad_out, grad_h_last, grad_c_last, ctx.needs_input_grad[:7],
                                ctx.has_bias, ctx.layout, ctx.time_reduction, ctx.record)
         return None if dx is None else dx.view(ctx.x_shape), *grads, None, None, None
@@ -204,9 +202,8 @@ def _op_backward(inputs, outputs, grads, needs, options: str) -> list[torch.Tens
     x, h0, c0, W_ih, W_hh, b_ih, b_hh = inputs
     h, _, _, gates, c, tanh_c = outputs
     T, B, I = x.shape
-    grad_out = None if grads[0] is None else grads[0].reshape(T * B, -1)
     result = list(_backward_pass(x.reshape(T * B, I), h0, c0, W_ih, W_hh, gates, c, tanh_c, h.reshape(T * B, -1),
-                                 grad_out, grads[1], grads[2], needs, (b_ih is not None, b_hh is not None),
+                                 grads[0], grads[1], grads[2], needs, (b_ih is not None, b_hh is not None),
                                  DenseLayout(T, B), options, None))
     if result[0] is not None:
         result[0] = result[0].view(T, B, I)

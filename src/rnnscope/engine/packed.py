@@ -133,8 +133,13 @@ def as_rows(x: torch.Tensor, layout):
 def output_errors(layout, grad_out: torch.Tensor | None, grad_last: torch.Tensor | None,
                   like: torch.Tensor) -> torch.Tensor:
     """(N, H) ∂L/∂h_t from outside the layer: the error on every output row, plus ∂L/∂h_n at each
-    sequence's last step (a new tensor the backward loop may add to in place)."""
-    dh = grad_out.clone() if grad_out is not None else torch.zeros_like(like)
+    sequence's last step (a new tensor the backward loop may add to in place). grad_out is (N, H)
+    or, for a padded batch, (T, B, H) with any strides (one copy either way)."""
+    if grad_out is None:
+        dh = torch.zeros_like(like)
+    else:
+        dh = torch.empty_like(like)  # (N, H) contiguous
+        dh.view(grad_out.shape).copy_(grad_out)
     if grad_last is not None:
         layout.add_at_last(dh, grad_last)
     return dh
