@@ -1,4 +1,4 @@
-"""Benchmark: torch.compile of a model containing rnnscope.nn.RNN (LSTM, GRU): compile time, eager vs compiled step.
+"""Benchmark: torch.compile of a model with rnnscope.nn.RNN (LSTM, GRU): compile time, eager vs compiled step.
 
 The model is the training loop's (a 2-layer rnnscope.nn.RNN, or LSTM / GRU with --cell, H = 32,
 and a linear readout of the last step), one step is forward + backward of an MSE, float32 on CPU. Each row runs in a fresh
@@ -129,7 +129,8 @@ def main() -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the JSON to PATH")
     parser.add_argument("--variants", nargs="+", default=sorted({v for v, _ in ROWS}),
                         help="which rows to run (default: all)")
-    parser.add_argument("--cell", choices=sorted(CELLS), default="rnn", help="the recurrent module (default rnn)")
+    parser.add_argument("--cell", choices=sorted(CELLS), default="rnn",
+                        help="the recurrent module (default rnn)")
     parser.add_argument("--one", nargs=2, metavar=("VARIANT", "T"), help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()

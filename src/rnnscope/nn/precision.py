@@ -17,8 +17,9 @@ and the module runs with autocast switched off inside (every tensor already has 
 the per-op cast checks would only cost time). The hand-written backward then runs in that dtype
 too; its weight adjustments are one matmul over all time steps, so their sum over time is
 accumulated in fp32 by the matmul kernel, not step by step in the low dtype. For GRU on the CPU
-(and LSTM on a packed batch) the results are cast back to the input's dtype (fp32), as torch returns them; the state between
-steps is bf16 in rnnscope where torch keeps it fp32 (the engine runs one dtype throughout).
+(and LSTM on a packed batch there) the results are cast back to the input's dtype (fp32), as
+torch returns them; the state between steps is bf16 in rnnscope where torch keeps it fp32 (the
+engine runs one dtype throughout).
 
 A module plugs in with two lines at the top of its forward:
 
