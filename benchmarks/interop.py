@@ -1,11 +1,11 @@
-"""Benchmark: torch.compile of a model containing rnnscope.nn.RNN: compile time, eager vs compiled step.
+"""Benchmark: torch.compile of a model with rnnscope.nn.RNN (LSTM, GRU): compile time, eager vs compiled step.
 
-The model is the training loop's (a 2-layer rnnscope.nn.RNN, H = 32, and a linear readout of the
-last step), one step is forward + backward of an MSE, float32 on CPU. Each row runs in a fresh
+The model is the training loop's (a 2-layer rnnscope.nn.RNN, or LSTM / GRU with --cell, H = 32,
+and a linear readout of the last step), one step is forward + backward of an MSE, float32 on CPU. Each row runs in a fresh
 process with an empty inductor cache (what a new user's first run pays; --warm keeps one cache):
 - "opaque op": the engine as it ships, one custom operator per layer (engine/op.py);
 - "traced through": the engine as it was before, the compiler tracing its Python time loop
-  (engine.bptt.opaque patched to return False), at short lengths only: its cost grows with T;
+  (the engine module's opaque patched to return False), at short lengths only: its cost grows with T;
 - "linear only": the readout alone, the compiler's fixed cost on this machine.
 Prints a table and JSON: compile seconds (the first compiled step), then the median eager and
 compiled step times, timed in alternating rounds: the fastest round of each (on a shared machine
@@ -13,6 +13,7 @@ noise only ever adds time) and the median (compiled / eager: below 1 the compile
 
     python benchmarks/interop.py                 # inductor, T = 50 and 1000
     python benchmarks/interop.py --backend aot_eager --quick
+    python benchmarks/interop.py --cell lstm --backend aot_eager --quick
 """
 
 from __future__ import annotations
@@ -31,21 +32,26 @@ ROWS = [("linear only", 50), ("opaque op", 50), ("opaque op", 1000), ("traced th
 B, I, H = 16, 4, 32
 
 
-def measure(variant: str, T: int, backend: str, repeats: int) -> dict:
+CELLS = {"rnn": ("RNN", "bptt"), "lstm": ("LSTM", "lstm"), "gru": ("GRU", "gru")}  # module, engine file
+
+
+def measure(variant: str, T: int, backend: str, repeats: int, cell: str = "rnn") -> dict:
     """One row, in this process: compile time and step times (eager, compiled)."""
     import torch
 
     sys.path.insert(0, str(Path(__file__).parent))
     from engine import interleaved_times
 
-    import rnnscope.engine.bptt
+    import importlib
+
     import rnnscope.nn
 
-    if variant == "traced through":
-        rnnscope.engine.bptt.opaque = lambda: False  # the engine before it became an operator
+    module, engine_file = CELLS[cell]
+    if variant == "traced through":  # the engine before it became an operator
+        importlib.import_module(f"rnnscope.engine.{engine_file}").opaque = lambda: False
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    rnn = rnnscope.nn.RNN(I, H, 2, batch_first=True) if variant != "linear only" else None
+    rnn = getattr(rnnscope.nn, module)(I, H, 2, batch_first=True) if variant != "linear only" else None
     readout = torch.nn.Linear(H if rnn is not None else I, 1)
 
     def model(x):
@@ -71,19 +77,20 @@ def measure(variant: str, T: int, backend: str, repeats: int) -> dict:
     times = interleaved_times({"eager": step(model), "compiled": step(compiled)}, repeats, 0.0)
     eager, comp = min(times["eager"]), min(times["compiled"])
     median_eager, median_comp = statistics.median(times["eager"]), statistics.median(times["compiled"])
-    return {"variant": variant, "T": T, "backend": backend, "compile_seconds": compile_s,
+    return {"variant": variant, "cell": cell, "T": T, "backend": backend, "compile_seconds": compile_s,
             "eager_step_seconds": eager, "compiled_step_seconds": comp, "compiled_over_eager": comp / eager,
             "median_eager_step_seconds": median_eager, "median_compiled_step_seconds": median_comp,
             "median_compiled_over_eager": median_comp / median_eager}
 
 
-def run_row(variant: str, T: int, backend: str, repeats: int, cache: str | None, timeout: float) -> dict:
+def run_row(variant: str, T: int, backend: str, repeats: int, cache: str | None, timeout: float,
+            cell: str = "rnn") -> dict:
     """One row in a fresh process (a cold inductor cache unless `cache` names one)."""
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as fresh:
         env["TORCHINDUCTOR_CACHE_DIR"] = cache or fresh
         cmd = [sys.executable, __file__, "--one", variant, str(T), "--backend", backend,
-               "--repeats", str(repeats)]
+               "--repeats", str(repeats), "--cell", cell]
         try:
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -93,12 +100,12 @@ def run_row(variant: str, T: int, backend: str, repeats: int, cache: str | None,
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def print_table(rows: list[dict]) -> None:
+def print_table(rows: list[dict], cell: str = "rnn") -> None:
     """The rows as a rich table."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"torch.compile of RNN(I={I}, H={H}, 2 layers) + Linear, B = {B}, CPU fp32, 1 thread "
+    table = Table(title=f"torch.compile of {CELLS[cell][0]}(I={I}, H={H}, 2 layers) + Linear, B = {B}, CPU fp32, 1 thread "
                         "(step ms: the fastest of the interleaved rounds)")
     for col in ("engine", "T", "backend", "compile s", "eager step ms", "compiled step ms", "compiled / eager",
                 "median compiled / eager"):
@@ -122,17 +129,19 @@ def main() -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the JSON to PATH")
     parser.add_argument("--variants", nargs="+", default=sorted({v for v, _ in ROWS}),
                         help="which rows to run (default: all)")
+    parser.add_argument("--cell", choices=sorted(CELLS), default="rnn",
+                        help="the recurrent module (default rnn)")
     parser.add_argument("--one", nargs=2, metavar=("VARIANT", "T"), help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one[0], int(args.one[1]), args.backend, args.repeats)))
+        print(json.dumps(measure(args.one[0], int(args.one[1]), args.backend, args.repeats, args.cell)))
         return
     repeats = 5 if args.quick else 20
     with tempfile.TemporaryDirectory() as shared:
-        rows = [run_row(v, T, args.backend, repeats, shared if args.warm else None, args.timeout)
+        rows = [run_row(v, T, args.backend, repeats, shared if args.warm else None, args.timeout, args.cell)
                 for v, T in ROWS if v in args.variants]
-    print_table(rows)
+    print_table(rows, args.cell)
     text = json.dumps({"cache": "warm" if args.warm else "cold", "rows": rows}, indent=2)
     print(text)
     if args.json:

@@ -8,10 +8,23 @@ import torch
 from testing_utils import rel_err
 
 import rnnscope.nn
-from rnnscope.engine import Trace, elman_layer
+from rnnscope.engine import Trace, elman_layer, gru_layer, lstm_layer
 from rnnscope.engine.bptt import ELMAN_OP
+from rnnscope.engine.gru import GRU_OP
+from rnnscope.engine.lstm import LSTM_OP
 
 TOL = 1e-9
+# module -> the name of its layers' operator (rnnscope::<name>_forward)
+OPERATORS = {"RNN": "elman", "LSTM": "lstm", "GRU": "gru"}
+
+
+def flat(out, state) -> list[torch.Tensor]:
+    """A module's output and its final state (h_n, or an LSTM's (h_n, c_n)) as one list."""
+    return [out, *(state if isinstance(state, tuple) else (state,))]
+
+
+def loss_of(out, state) -> torch.Tensor:
+    return out.pow(2).sum() + sum(s.sum() * (k + 1) for k, s in enumerate(flat(out, state)[1:]))
 
 
 def layer_inputs(bias: bool, T: int = 5, B: int = 3, I: int = 2, H: int = 4):
@@ -41,18 +54,45 @@ def test_operator_equals_eager_engine_forward_and_backward(activation, bias, tim
         assert rel_err(b, a) <= TOL
 
 
+def gated_inputs(cell: str, bias: bool, T: int = 5, B: int = 3, I: int = 2, H: int = 4):
+    torch.manual_seed(T + B)
+    G = 4 if cell == "lstm" else 3
+    shapes = [(T, B, I), (B, H)] + ([(B, H)] if cell == "lstm" else []) + [(G * H, I), (G * H, H)]
+    shapes += [(G * H,), (G * H,)] if bias else []
+    tensors = [torch.randn(s, dtype=torch.float64, requires_grad=True) for s in shapes]
+    return tensors + ([] if bias else [None, None])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("bias, time_reduction", [(True, "sum"), (False, "mean")])
+def test_gated_operator_equals_eager_engine_forward_and_backward(cell, bias, time_reduction):
+    inputs = gated_inputs(cell, bias)
+    layer, op, outputs = (lstm_layer, LSTM_OP, 3) if cell == "lstm" else (gru_layer, GRU_OP, 2)
+    results = []
+    for run in ("eager", "operator"):
+        if run == "eager":
+            outs = layer(*inputs, time_reduction=time_reduction)
+        else:
+            outs = op(inputs, time_reduction)[:outputs]
+        loss_of(outs[0], tuple(outs[1:])).backward()
+        grads = [t.grad.clone() for t in inputs if t is not None]
+        for t in inputs:
+            if t is not None:
+                t.grad = None
+        results.append([o.detach() for o in outs] + grads)
+    for a, b in zip(*results, strict=True):
+        assert rel_err(b, a) <= TOL
+
+
 def test_operator_passes_torch_opcheck():
     inputs = layer_inputs(bias=True, T=3, B=2)
     torch.library.opcheck(ELMAN_OP.forward_op, (inputs, [True] * 6, "tanh sum"))
     no_bias = layer_inputs(bias=False, T=3, B=2)[:4]
     torch.library.opcheck(ELMAN_OP.forward_op, (no_bias, [True] * 4 + [False] * 2, "relu mean"))
-
-
-def test_gradcheck_through_the_operator_only_wanted_inputs():
-    x, h0, W_ih, W_hh, b_ih, b_hh = layer_inputs(bias=True, T=3, B=2)
-    h0 = h0.detach()  # not every input wants a gradient: the operator returns None for it
-    assert torch.autograd.gradcheck(lambda *t: ELMAN_OP([t[0], h0, *t[1:]], "tanh sum"),
-                                    (x, W_ih, W_hh, b_ih, b_hh))
+    inputs = gated_inputs("lstm", bias=True, T=3, B=2)  # (opcheck is slow: one call per cell)
+    torch.library.opcheck(LSTM_OP.forward_op, (inputs, [True] * len(inputs), "sum"))
+    no_bias = [t for t in gated_inputs("gru", bias=False, T=3, B=2) if t is not None]
+    torch.library.opcheck(GRU_OP.forward_op, (no_bias, [True] * len(no_bias) + [False] * 2, "mean"))
 
 
 class Captured:
@@ -66,45 +106,49 @@ class Captured:
         return gm.forward
 
 
-def test_compile_sees_one_opaque_operator_and_gives_the_same_gradients():
+@pytest.mark.parametrize("module", OPERATORS)
+def test_compile_sees_one_opaque_operator_and_gives_the_same_gradients(module):
     torch._dynamo.reset()
     torch.manual_seed(0)
-    rnn = rnnscope.nn.RNN(3, 5, 2, batch_first=True, bidirectional=True).double()
+    rnn = getattr(rnnscope.nn, module)(3, 5, 2, batch_first=True, bidirectional=True).double()
     x = torch.randn(2, 40, 3, dtype=torch.float64)
     results = []
     backend = Captured()
     for model in (rnn, torch.compile(rnn, backend=backend, fullgraph=True)):
         rnn.zero_grad()
-        out, h_n = model(x)
-        (out.pow(2).sum() + h_n.sum()).backward()
-        results.append([out.detach(), h_n.detach()] + [p.grad.clone() for p in rnn.parameters()])
-    for a, b in zip(*results):
+        out, state = model(x)
+        loss_of(out, state).backward()
+        results.append([t.detach() for t in flat(out, state)] + [p.grad.clone() for p in rnn.parameters()])
+    for a, b in zip(*results, strict=True):
         assert rel_err(b, a) <= TOL
     assert len(backend.graphs) == 1  # fullgraph: no graph break anywhere
     targets = [str(n.target) for n in backend.graphs[0].graph.nodes if n.op == "call_function"]
-    assert sum("elman_forward" in t for t in targets) == 4  # 2 layers × 2 directions
+    assert sum(f"{OPERATORS[module]}_forward" in t for t in targets) == 4  # 2 layers × 2 directions
     assert len(targets) < 40  # not one node per time step (T = 40): the loop was not unrolled
 
 
-def test_compile_with_autograd_engine_backend_equals_eager():
-    """aot_eager: the compiler's own autograd graph calls rnnscope::elman_backward."""
+@pytest.mark.parametrize("module", OPERATORS)
+def test_compile_with_autograd_engine_backend_equals_eager(module):
+    """aot_eager: the compiler's own autograd graph calls rnnscope::<cell>_backward."""
     torch._dynamo.reset()
     torch.manual_seed(1)
-    rnn = rnnscope.nn.RNN(2, 4, nonlinearity="sigmoid", time_reduction="mean").double()
+    kwargs = {"nonlinearity": "sigmoid"} if module == "RNN" else {}
+    rnn = getattr(rnnscope.nn, module)(2, 4, time_reduction="mean", **kwargs).double()
     x = torch.randn(6, 3, 2, dtype=torch.float64)
     results = []
     for model in (rnn, torch.compile(rnn, backend="aot_eager", fullgraph=True)):
         rnn.zero_grad()
-        out, h_n = model(x)
-        out[-1].sum().backward()
+        out, state = model(x)
+        (out[-1].sum() + flat(out, state)[-1].pow(2).sum()).backward()
         results.append([p.grad.clone() for p in rnn.parameters()])
-    for a, b in zip(*results):
+    for a, b in zip(*results, strict=True):
         assert rel_err(b, a) <= TOL
 
 
-def test_trace_records_nothing_under_compile_and_says_why():
+@pytest.mark.parametrize("module", OPERATORS)
+def test_trace_records_nothing_under_compile_and_says_why(module):
     torch._dynamo.reset()
-    rnn = rnnscope.nn.RNN(2, 3)
+    rnn = getattr(rnnscope.nn, module)(2, 3)
     compiled = torch.compile(rnn, backend="eager", fullgraph=True)
     x = torch.randn(4, 1, 2)
     with Trace() as trace:
@@ -117,31 +161,34 @@ def test_trace_records_nothing_under_compile_and_says_why():
     assert trace.layer("layer0").h.shape == (4, 1, 3)
 
 
-def test_export_for_inference_with_a_free_sequence_length():
+@pytest.mark.parametrize("module", OPERATORS)
+def test_export_for_inference_with_a_free_sequence_length(module):
     torch.manual_seed(2)
-    rnn = rnnscope.nn.RNN(3, 4, 2, batch_first=True).eval()
+    rnn = getattr(rnnscope.nn, module)(3, 4, 2, batch_first=True).eval()
     x = torch.randn(2, 7, 3)
     exported = torch.export.export(rnn, (x,), dynamic_shapes=({1: torch.export.Dim("T", min=2)},))
     targets = [str(n.target) for n in exported.graph.nodes if n.op == "call_function"]
-    assert any("elman_forward" in t for t in targets)
+    assert any(f"{OPERATORS[module]}_forward" in t for t in targets)
     for steps in (7, 12):
         x = torch.randn(2, steps, 3)
-        for a, b in zip(exported.module()(x), rnn(x)):
+        mine, reference = exported.module()(x), rnn(x)
+        for a, b in zip(flat(*mine), flat(*reference), strict=True):
             assert torch.allclose(a, b, atol=1e-6)
 
 
-def test_compile_of_a_packed_batch_runs_the_engine_eagerly():
+@pytest.mark.parametrize("module", OPERATORS)
+def test_compile_of_a_packed_batch_runs_the_engine_eagerly(module):
     torch._dynamo.reset()
     torch.manual_seed(3)
-    rnn = rnnscope.nn.RNN(2, 3, bidirectional=True).double()
+    rnn = getattr(rnnscope.nn, module)(2, 3, bidirectional=True).double()
     x = torch.randn(5, 3, 2, dtype=torch.float64)
     packed = torch.nn.utils.rnn.pack_padded_sequence(x, [5, 2, 4], enforce_sorted=False)
     results = []
     for model in (rnn, torch.compile(rnn, backend="aot_eager")):
         rnn.zero_grad()
-        out, h_n = model(packed)
+        out, state = model(packed)
         assert isinstance(out, torch.nn.utils.rnn.PackedSequence)
-        (out.data.sin().sum() + h_n.sum()).backward()
-        results.append([out.data.detach(), h_n.detach()] + [p.grad.clone() for p in rnn.parameters()])
-    for a, b in zip(*results):
+        loss_of(out.data.sin(), state).backward()
+        results.append([t.detach() for t in flat(out.data, state)] + [p.grad.clone() for p in rnn.parameters()])
+    for a, b in zip(*results, strict=True):
         assert rel_err(b, a) <= TOL

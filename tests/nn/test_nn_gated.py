@@ -55,10 +55,6 @@ def test_unsupported_options_say_so():
         rnnscope.nn.LSTM(2, 4, proj_size=3)
     with pytest.raises(ValueError, match="only supported for LSTM"):
         rnnscope.nn.GRU(2, 4, proj_size=3)
-    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.randn(3, 2, 2), [3, 2])
-    for cls in (rnnscope.nn.LSTM, rnnscope.nn.GRU):
-        with pytest.raises(NotImplementedError, match="PackedSequence"):
-            cls(2, 4)(packed)
     with pytest.raises(RuntimeError, match=r"Expected cell state size \(1, 2, 4\)"):
         rnnscope.nn.LSTM(2, 4)(torch.randn(3, 2, 2), (torch.zeros(1, 2, 4), torch.zeros(1, 3, 4)))
     with pytest.raises(RuntimeError, match="input_size"):

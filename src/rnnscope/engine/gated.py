@@ -49,9 +49,10 @@ def check_layer_args(cell: str, x: torch.Tensor, states: tuple[torch.Tensor, ...
         raise ValueError(f"{cell}_layer wants W_hh ({gates}·H, H); got {tuple(W_hh.shape)}")
 
 
-def new_record(cell: str, trace_name: str | None, time_reduction: str, x, h0, c0, W_ih, W_hh
+def new_record(cell: str, trace_name: str | None, time_reduction: str, x, h0, c0, W_ih, W_hh, mask=None
                ) -> GatedLayerTrace | None:
-    """A GatedLayerTrace appended to the active Trace, or None when no Trace is active."""
+    """A GatedLayerTrace appended to the active Trace, or None when no Trace is active
+    (x (T, B, I); mask (T, B) for a packed batch, False at its padded steps)."""
     trace = active_trace()
     if trace is None:
         return None
@@ -65,19 +66,10 @@ def new_record(cell: str, trace_name: str | None, time_reduction: str, x, h0, c0
         W_ih=W_ih.detach().clone(),
         W_hh=W_hh.detach().clone(),
         weight_adjustments=trace.weight_adjustments,
+        mask=mask,
     )
     trace.layers.append(record)
     return record
-
-
-def last_output_error(out: torch.Tensor, grad_out: torch.Tensor | None, grad_h_last: torch.Tensor | None) -> None:
-    """out (B, H) = ∂L/∂h_T: the loss's error on the last output plus the error arriving on h_n."""
-    if grad_out is not None and grad_h_last is not None:
-        torch.add(grad_out[-1], grad_h_last, out=out)
-    elif grad_out is not None or grad_h_last is not None:
-        out.copy_(grad_out[-1] if grad_out is not None else grad_h_last)
-    else:
-        out.zero_()
 
 
 def split_gates(cell: str, stacked: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -108,11 +100,11 @@ def reduce_over_time(grads: tuple, T: int, time_reduction: str) -> None:
                 grad.div_(T)
 
 
-def recurrent_weight_adjustment(d_recurrent: torch.Tensor, h0: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """dW_hh = Σ_t d_tᵀ h_{t-1} in two matmuls (step 1 reads h_0, the rest read h[:-1])."""
-    T, _, GH = d_recurrent.shape
-    H = h.shape[2]
-    dW_hh = torch.mm(d_recurrent[0].t(), h0)  # (G·H, H) d_1ᵀ h_0
-    if T > 1:
-        dW_hh.addmm_(d_recurrent[1:].reshape(-1, GH).t(), h[:-1].reshape(-1, H))  # + Σ_{t≥2} d_tᵀ h_{t-1}
+def recurrent_weight_adjustment(d_recurrent: torch.Tensor, h0: torch.Tensor, h_previous: torch.Tensor) -> torch.Tensor:
+    """dW_hh = Σ_t d_tᵀ h_{t-1} in two matmuls over rows: d_recurrent (N, G·H); step 1's B rows
+    read h_0 (B, H), the other N − B rows read h_previous (N − B, H), their rows at t − 1."""
+    B = h0.shape[0]
+    dW_hh = torch.mm(d_recurrent[:B].t(), h0)  # (G·H, H) d_1ᵀ h_0
+    if d_recurrent.shape[0] > B:
+        dW_hh.addmm_(d_recurrent[B:].t(), h_previous)  # + Σ_{t≥2} d_tᵀ h_{t-1}
     return dW_hh

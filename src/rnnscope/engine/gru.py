@@ -18,6 +18,10 @@ Backward, in the chapter's words, for t = T … 1:
 Every error term is ∂L/∂h_t times a factor known from the forward pass, so the factors of all steps
 are computed at once before the loop, and each step is one in-place product, one matmul and one
 addcmul.
+
+The loops run over rows (N, ·) laid out by a DenseLayout (a padded batch) or a PackedLayout (the
+running sequences of each step only), as in engine/lstm.py; under torch.compile / torch.export
+the layer is the custom operator rnnscope::gru_forward (engine/op.py).
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from rnnscope.engine.gated import (check_layer_args, last_output_error, new_record, record_weight_adjustments,
+from rnnscope.engine.gated import (check_layer_args, new_record, record_weight_adjustments,
                                    recurrent_weight_adjustment, reduce_over_time, split_gates, tanh_into)
+from rnnscope.engine.op import EngineOp, opaque
+from rnnscope.engine.packed import DenseLayout, PackedLayout, as_rows, output_errors
 
 _aten = torch.ops.aten
 
@@ -45,119 +51,163 @@ def _biases(b_ih: torch.Tensor | None, b_hh: torch.Tensor | None, H: int):
     return bias_x, bias_h
 
 
-def _forward_loop(x, h0, W_ih, W_hh, bias_x, bias_h, a_record):
-    """Run the recurrence; returns gates (T, B, 3H) activated, hh (T, B, 3H) = h_{t-1} W_hhᵀ (+ b_hn), h."""
-    T, B, I = x.shape
+def _forward_loop(x, h0, W_ih, W_hh, bias_x, bias_h, layout, a_record):
+    """Run the recurrence over x (N, I); returns gates (N, 3H) activated, hh (N, 3H) = h_{t-1} W_hhᵀ
+    (+ b_hn), and h (N, H)."""
+    N = x.shape[0]
     H = W_hh.shape[1]
-    x2d = x.reshape(T * B, I)
     # the input projection of all three gates for all time steps at once
-    gates = torch.mm(x2d, W_ih.t()) if bias_x is None else torch.addmm(bias_x, x2d, W_ih.t())  # (T·B, 3H)
-    gates = gates.view(T, B, 3 * H)
-    hh, h = x.new_empty(T, B, 3 * H), x.new_empty(T, B, H)
+    gates = torch.mm(x, W_ih.t()) if bias_x is None else torch.addmm(bias_x, x, W_ih.t())  # (N, 3H)
+    hh, h = x.new_empty(N, 3 * H), x.new_empty(N, H)
     W_hh_t = W_hh.t()
     # every per-step view made once, before the loop
-    rz_steps, r_steps, z_steps = gates[:, :, : 2 * H].unbind(0), gates[:, :, :H].unbind(0), gates[:, :, H : 2 * H].unbind(0)
-    n_steps, hh_steps = gates[:, :, 2 * H :].unbind(0), hh.unbind(0)
-    hh_rz_steps, hn_steps, h_steps = hh[:, :, : 2 * H].unbind(0), hh[:, :, 2 * H :].unbind(0), h.unbind(0)
+    split = layout.split
+    rz_steps, r_steps, z_steps = split(gates[:, : 2 * H]), split(gates[:, :H]), split(gates[:, H : 2 * H])
+    n_steps, hh_steps = split(gates[:, 2 * H :]), split(hh)
+    hh_rz_steps, hn_steps, h_steps = split(hh[:, : 2 * H]), split(hh[:, 2 * H :]), split(h)
+    a_record_steps = split(a_record) if a_record is not None else None
     h_prev = h0
-    for t in range(T):
+    for t, n in enumerate(layout.batch_sizes):
+        if n != h_prev.shape[0]:  # packed: sequences that ended drop out of the batch
+            h_prev = h_prev[:n]
         if bias_h is None:
-            torch.mm(h_prev, W_hh_t, out=hh_steps[t])  # (B, 3H) h_{t-1} W_hhᵀ, all gates
+            torch.mm(h_prev, W_hh_t, out=hh_steps[t])  # (n_t, 3H) h_{t-1} W_hhᵀ, all gates
         else:
-            torch.addmm(bias_h, h_prev, W_hh_t, out=hh_steps[t])  # (B, 3H), + b_hn in the n rows
+            torch.addmm(bias_h, h_prev, W_hh_t, out=hh_steps[t])  # (n_t, 3H), + b_hn in the n rows
         rz_steps[t].add_(hh_rz_steps[t])  # a_r, a_z
-        if a_record is not None:
-            a_record[t, :, : 2 * H].copy_(rz_steps[t])
+        if a_record_steps is not None:
+            a_record_steps[t][:, : 2 * H].copy_(rz_steps[t])
         rz_steps[t].sigmoid_()  # r_t, z_t
         n_steps[t].addcmul_(r_steps[t], hn_steps[t])  # a_n = x_t W_inᵀ + b_in + r_t ⊙ hn_t
-        if a_record is not None:
-            a_record[t, :, 2 * H :].copy_(n_steps[t])
+        if a_record_steps is not None:
+            a_record_steps[t][:, 2 * H :].copy_(n_steps[t])
         tanh_into(n_steps[t], n_steps[t])  # n_t
         torch.lerp(n_steps[t], h_prev, z_steps[t], out=h_steps[t])  # h_t = n_t + z_t ⊙ (h_{t-1} − n_t)
         h_prev = h_steps[t]
     return gates, hh, h
 
 
+def _backward_pass(x, h0, W_ih, W_hh, gates, hh, h, grad_out, grad_h_last, needs, has_bias, layout,
+                   time_reduction, record):
+    """BPTT over rows (N, ·): the gradients of (x, h0, W_ih, W_hh, b_ih, b_hh), None where `needs`
+    says no. grad_out (N, H) or (T, B, H) and grad_h_last (B, H) may each be None."""
+    B, H = h0.shape
+    r, z, n = gates.chunk(3, dim=1)  # (N, H) each, activated
+    hn = hh[:, 2 * H :]  # (N, H) h_{t-1} W_hnᵀ + b_hn
+    h_prev = torch.cat([h0, layout.previous(h)])  # (N, H) h_{t-1}
+
+    # the forward-only factors of every error term, for all steps at once;
+    # d_recurrent becomes d_t = [δ_r, δ_z, r ⊙ δ_n] in the loop
+    n_factor = _aten.tanh_backward(torch.sub(1, z), n)  # (N, H) (1 − z_t) ⊙ tanh'(a_n)
+    d_recurrent = torch.empty_like(gates)  # (N, 3H)
+    d_r, d_z, d_hn = d_recurrent.chunk(3, dim=1)
+    _aten.sigmoid_backward.grad_input(torch.mul(n_factor, hn), r, grad_input=d_r)  # … ⊙ hn_t ⊙ σ'(a_r)
+    _aten.sigmoid_backward.grad_input(torch.sub(h_prev, n), z, grad_input=d_z)  # (h_{t-1} − n_t) ⊙ σ'(a_z)
+    torch.mul(n_factor, r, out=d_hn)  # r_t ⊙ (1 − z_t) ⊙ tanh'(a_n)
+
+    dh = output_errors(layout, grad_out, grad_h_last, h)  # (N, H) ∂L/∂h_t; the loop adds what step t+1 sends
+    split = layout.split
+    step_steps = split(d_recurrent.unflatten(1, (3, H)))  # (n_t, 3, H) each
+    dh_for_gates = split(dh.unsqueeze(1))  # (n_t, 1, H) views of dh's rows
+    d_steps, dh_steps, z_steps = split(d_recurrent), split(dh), split(z)
+    sizes = layout.batch_sizes
+    for t in reversed(range(layout.steps)):
+        step_steps[t].mul_(dh_for_gates[t])  # d_t = ∂L/∂h_t ⊙ the factors: δ_r, δ_z, r ⊙ δ_n
+        if t > 0:
+            # propagate back through W_hh (all gates) and through the update gate (z_t h_{t-1}),
+            # onto the running rows of step t−1
+            dh_prev = dh_steps[t - 1] if sizes[t] == sizes[t - 1] else dh_steps[t - 1][: sizes[t]]
+            dh_prev.addmm_(d_steps[t], W_hh).addcmul_(dh_steps[t], z_steps[t])
+
+    # the error terms that reach W_ih and x: δ_r, δ_z as above, δ_n = ∂L/∂h_t ⊙ n_factor
+    d_input = torch.empty_like(gates)  # (N, 3H)
+    d_input[:, : 2 * H].copy_(d_recurrent[:, : 2 * H])
+    torch.mul(dh, n_factor, out=d_input[:, 2 * H :])
+    dx = dh0 = dW_ih = dW_hh = db_ih = db_hh = None
+    if needs[0]:
+        dx = torch.mm(d_input, W_ih)  # (N, I) ∂L/∂x_t = [δ_r δ_z δ_n] W_ih
+    if needs[1]:
+        # ∂L/∂h_0 = d_1 W_hh + ∂L/∂h_1 ⊙ z_1 (every sequence runs at t = 1)
+        dh0 = torch.addcmul(torch.mm(d_recurrent[:B], W_hh), dh[:B], z[:B])
+    # weight adjustments, accumulated over all time steps in one matmul each
+    if needs[2]:
+        dW_ih = torch.mm(d_input.t(), x)  # (3H, I)
+    if needs[3]:
+        dW_hh = recurrent_weight_adjustment(d_recurrent, h0, layout.previous(h))  # (3H, H)
+    has_b_ih, has_b_hh = has_bias
+    if needs[4] and has_b_ih:
+        db_ih = d_input.sum(0)  # (3H,)
+    if needs[5] and has_b_hh:
+        db_hh = d_recurrent.sum(0)  # (3H,)
+    reduce_over_time((dW_ih, dW_hh, db_ih, db_hh), layout.steps, time_reduction)
+    if record is not None:
+        pad = layout.pad
+        record.dh, record.delta = pad(dh).clone(), split_gates("gru", pad(d_input))
+        record.delta["hn"] = pad(d_recurrent[:, 2 * H :].contiguous()).clone()
+        if record.weight_adjustments:
+            record_weight_adjustments(record, pad(d_input), pad(d_recurrent), pad(x), h0, pad(h))
+    return dx, dh0, dW_ih, dW_hh, db_ih, db_hh
+
+
 class GRUBPTT(torch.autograd.Function):
-    """One GRU layer over a whole sequence, with hand-written BPTT as its backward."""
+    """One GRU layer over a padded x (T, B, I) (layout None) or packed rows x (N, I) and their
+    PackedLayout, with hand-written BPTT as its backward; out is shaped as x."""
 
     @staticmethod
-    def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, time_reduction, record):
+    def forward(ctx, x, h0, W_ih, W_hh, b_ih, b_hh, layout, time_reduction, record):
+        ctx.x_shape = x.shape
+        x, layout = as_rows(x, layout)
         H = W_hh.shape[1]
-        a_record = None if record is None else x.new_empty(x.shape[0], x.shape[1], 3 * H)
-        gates, hh, h = _forward_loop(x, h0, W_ih, W_hh, *_biases(b_ih, b_hh, H), a_record)
+        a_record = None if record is None else x.new_empty(x.shape[0], 3 * H)
+        gates, hh, h = _forward_loop(x, h0, W_ih, W_hh, *_biases(b_ih, b_hh, H), layout, a_record)
         if record is not None:
-            record.preactivations, record.gates = split_gates("gru", a_record), split_gates("gru", gates)
-            record.hn, record.h = hh[:, :, 2 * H :].clone(), h.clone()
-        ctx.time_reduction, ctx.record = time_reduction, record
-        ctx.has_b_ih, ctx.has_b_hh = b_ih is not None, b_hh is not None
+            pad = layout.pad
+            record.preactivations, record.gates = split_gates("gru", pad(a_record)), split_gates("gru", pad(gates))
+            record.hn, record.h = pad(hh[:, 2 * H :].contiguous()).clone(), pad(h).clone()
+        ctx.layout, ctx.time_reduction, ctx.record = layout, time_reduction, record
+        ctx.has_bias = (b_ih is not None, b_hh is not None)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(x, h0, W_ih, W_hh, gates, hh, h)
-        return h, h[-1].clone()
+        return h.view(*ctx.x_shape[:-1], H), layout.last(h).clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h_last):
-        x, h0, W_ih, W_hh, gates, hh, h = ctx.saved_tensors
-        T, B, I = x.shape
-        H = h.shape[2]
-        record = ctx.record
-        r, z, n = gates.chunk(3, dim=2)  # (T, B, H) each, activated
-        hn = hh[:, :, 2 * H :]  # (T, B, H) h_{t-1} W_hnᵀ + b_hn
-        h_prev = torch.cat([h0.unsqueeze(0), h[:-1]])  # (T, B, H) h_{t-1}
+        dx, *grads = _backward_pass(*ctx.saved_tensors, grad_out, grad_h_last, ctx.needs_input_grad[:6], ctx.has_bias,
+                               ctx.layout, ctx.time_reduction, ctx.record)
+        return None if dx is None else dx.view(ctx.x_shape), *grads, None, None, None
 
-        # the forward-only factors of every error term, for all steps at once;
-        # d_recurrent becomes d_t = [δ_r, δ_z, r ⊙ δ_n] in the loop
-        n_factor = _aten.tanh_backward(torch.sub(1, z), n)  # (T, B, H) (1 − z_t) ⊙ tanh'(a_n)
-        d_recurrent = torch.empty_like(gates)  # (T, B, 3H)
-        d_r, d_z, d_hn = d_recurrent.chunk(3, dim=2)
-        _aten.sigmoid_backward.grad_input(torch.mul(n_factor, hn), r, grad_input=d_r)  # … ⊙ hn_t ⊙ σ'(a_r)
-        _aten.sigmoid_backward.grad_input(torch.sub(h_prev, n), z, grad_input=d_z)  # (h_{t-1} − n_t) ⊙ σ'(a_z)
-        torch.mul(n_factor, r, out=d_hn)  # r_t ⊙ (1 − z_t) ⊙ tanh'(a_n)
 
-        dh = torch.empty_like(h)  # (T, B, H) ∂L/∂h_t, the output error of every step
-        last_output_error(dh[T - 1], grad_out, grad_h_last)
-        step_steps = d_recurrent.unflatten(2, (3, H)).unbind(0)  # (B, 3, H) each
-        dh_for_gates = dh.unsqueeze(2).unbind(0)  # (B, 1, H) views of dh's rows
-        d_steps, dh_steps, z_steps = d_recurrent.unbind(0), dh.unbind(0), z.unbind(0)
-        out_errors = grad_out.unbind(0) if grad_out is not None else None
-        for t in reversed(range(T)):
-            step_steps[t].mul_(dh_for_gates[t])  # d_t = ∂L/∂h_t ⊙ the factors: δ_r, δ_z, r ⊙ δ_n
-            if t > 0:
-                # propagate back through W_hh (all gates) and through the update gate (z_t h_{t-1})
-                if out_errors is None:
-                    torch.mm(d_steps[t], W_hh, out=dh_steps[t - 1])  # (B, H)
-                else:
-                    torch.addmm(out_errors[t - 1], d_steps[t], W_hh, out=dh_steps[t - 1])  # (B, H)
-                dh_steps[t - 1].addcmul_(dh_steps[t], z_steps[t])
+# The same forward and backward as the custom operator the compiler sees (engine/op.py).
+# options: "<time_reduction>"; inputs: x (T, B, I), h0, W_ih, W_hh, b_ih, b_hh.
+def _op_forward(inputs, options: str) -> list[torch.Tensor]:
+    x, h0, W_ih, W_hh, b_ih, b_hh = inputs
+    T, B, I = x.shape
+    layout = DenseLayout(T, B)
+    H = W_hh.shape[1]
+    gates, hh, h = _forward_loop(x.reshape(T * B, I), h0, W_ih, W_hh, *_biases(b_ih, b_hh, H), layout, None)
+    return [h.view(T, B, H), layout.last(h).clone(), gates, hh]  # the outputs, then the residuals
 
-        # the error terms that reach W_ih and x: δ_r, δ_z as above, δ_n = ∂L/∂h_t ⊙ n_factor
-        d_input = torch.empty_like(gates)  # (T, B, 3H)
-        d_input[:, :, : 2 * H].copy_(d_recurrent[:, :, : 2 * H])
-        torch.mul(dh, n_factor, out=d_input[:, :, 2 * H :])
-        needs = ctx.needs_input_grad
-        dx = dh0 = dW_ih = dW_hh = db_ih = db_hh = None
-        d_input2d = d_input.view(T * B, 3 * H)
-        if needs[0]:
-            dx = torch.mm(d_input2d, W_ih).view(T, B, I)  # ∂L/∂x_t = [δ_r δ_z δ_n] W_ih
-        if needs[1]:
-            dh0 = torch.addcmul(torch.mm(d_recurrent[0], W_hh), dh[0], z[0])  # ∂L/∂h_0 = d_1 W_hh + ∂L/∂h_1 ⊙ z_1
-        # weight adjustments, accumulated over all time steps in one matmul each
-        if needs[2]:
-            dW_ih = torch.mm(d_input2d.t(), x.reshape(T * B, I))  # (3H, I)
-        if needs[3]:
-            dW_hh = recurrent_weight_adjustment(d_recurrent, h0, h)  # (3H, H)
-        if needs[4] and ctx.has_b_ih:
-            db_ih = d_input2d.sum(0)  # (3H,)
-        if needs[5] and ctx.has_b_hh:
-            db_hh = d_recurrent.view(T * B, 3 * H).sum(0)  # (3H,)
-        reduce_over_time((dW_ih, dW_hh, db_ih, db_hh), T, ctx.time_reduction)
-        if record is not None:
-            record.dh, record.delta = dh.clone(), split_gates("gru", d_input)
-            record.delta["hn"] = d_recurrent[:, :, 2 * H :].clone()
-            if record.weight_adjustments:
-                record_weight_adjustments(record, d_input, d_recurrent, x, h0, h)
-        return dx, dh0, dW_ih, dW_hh, db_ih, db_hh, None, None
+
+def _op_backward(inputs, outputs, grads, needs, options: str) -> list[torch.Tensor | None]:
+    x, h0, W_ih, W_hh, b_ih, b_hh = inputs
+    h, _, gates, hh = outputs
+    T, B, I = x.shape
+    result = list(_backward_pass(x.reshape(T * B, I), h0, W_ih, W_hh, gates, hh, h.reshape(T * B, -1), grads[0],
+                                 grads[1], needs, (b_ih is not None, b_hh is not None), DenseLayout(T, B),
+                                 options, None))
+    if result[0] is not None:
+        result[0] = result[0].view(T, B, I)
+    return result
+
+
+def _op_fake(inputs, options: str) -> list[torch.Tensor]:
+    x, h0, _, W_hh = inputs[:4]
+    T, B, H = x.shape[0], x.shape[1], W_hh.shape[1]
+    return [x.new_empty(T, B, H), h0.new_empty(B, H), x.new_empty(T * B, 3 * H), x.new_empty(T * B, 3 * H)]
+
+
+GRU_OP = EngineOp("gru", _op_forward, _op_backward, _op_fake)
 
 
 def gru_layer(
@@ -184,5 +234,36 @@ def gru_layer(
         out (T, B, H), every h_t; and h_T (B, H).
     """
     check_layer_args("gru", x, (h0,), W_hh, time_reduction)
+    if opaque():  # torch.compile / export: one opaque operator, and no Trace
+        out, h_last = GRU_OP([x, h0, W_ih, W_hh, b_ih, b_hh], time_reduction)[:2]
+        return out, h_last
     record = new_record("gru", trace_name, time_reduction, x, h0, None, W_ih, W_hh)
-    return GRUBPTT.apply(x.contiguous(), h0.contiguous(), W_ih, W_hh, b_ih, b_hh, time_reduction, record)
+    return GRUBPTT.apply(x, h0.contiguous(), W_ih, W_hh, b_ih, b_hh, None, time_reduction, record)
+
+
+@torch.compiler.disable  # data-dependent steps: under torch.compile this runs eagerly (a graph break)
+def gru_packed_layer(
+    x: torch.Tensor,
+    h0: torch.Tensor,
+    layout: PackedLayout,
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor | None = None,
+    b_hh: torch.Tensor | None = None,
+    time_reduction: str = "sum",
+    trace_name: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One GRU layer over a packed batch (engine/packed.py): each step's matmul on its running rows.
+
+    Args:
+        x: (N, I) the packed rows; h0: (B, H) in the packed batch's (sorted) order.
+        layout: the batch's PackedLayout. The rest as for gru_layer ("mean" divides by T, the
+            longest sequence's steps).
+
+    Returns:
+        out (N, H), packed; and h_n (B, H), every sequence's last real step. A Trace records
+        (T, B, ·) tensors with zeros at the padded steps and `mask` (T, B).
+    """
+    check_layer_args("gru", x.unsqueeze(0), (h0,), W_hh, time_reduction)
+    record = new_record("gru", trace_name, time_reduction, layout.pad(x), h0, None, W_ih, W_hh, layout.mask())
+    return GRUBPTT.apply(x.contiguous(), h0.contiguous(), W_ih, W_hh, b_ih, b_hh, layout, time_reduction, record)

@@ -19,6 +19,11 @@ Backward, in the chapter's words, for t = T … 1:
 The factors that multiply ∂L/∂h_t and ∂L/∂c_t in these lines depend on the forward pass only, so
 they are computed for all steps at once before the loop; the loop then does five small in-place
 operations and one matmul per step.
+
+The loops run over rows (N, ·) and a layout saying which rows each step holds: a padded batch
+(DenseLayout, T steps of B rows) or a packed one (PackedLayout: the running sequences only, so
+each step's matmul covers exactly them). Under torch.compile / torch.export the layer is the
+custom operator rnnscope::lstm_forward (engine/op.py).
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from rnnscope.engine.gated import (check_layer_args, last_output_error, new_record, record_weight_adjustments,
+from rnnscope.engine.gated import (check_layer_args, new_record, record_weight_adjustments,
                                    recurrent_weight_adjustment, reduce_over_time, split_gates, tanh_into)
+from rnnscope.engine.op import EngineOp, opaque
+from rnnscope.engine.packed import DenseLayout, PackedLayout, as_rows, output_errors
 
 _aten = torch.ops.aten
 
@@ -45,126 +52,172 @@ def _doubled_cell_rows(weight: torch.Tensor | None, H: int) -> torch.Tensor | No
     return doubled
 
 
-def _forward_loop(x, h0, c0, W_ih, W_hh, b_ih, b_hh, a_record):
-    """Run the recurrence; returns gates (T, B, 4H) activated, c, tanh(c) and h (T, B, H) each."""
-    T, B, I = x.shape
+def _forward_loop(x, h0, c0, W_ih, W_hh, b_ih, b_hh, layout, a_record):
+    """Run the recurrence over x (N, I); returns gates (N, 4H) activated, c, tanh(c) and h (N, H) each."""
+    N = x.shape[0]
     H = W_hh.shape[1]
     W_ih, W_hh = _doubled_cell_rows(W_ih, H), _doubled_cell_rows(W_hh, H)
     biases = [_doubled_cell_rows(b, H) for b in (b_ih, b_hh) if b is not None]
     bias = sum(biases[1:], biases[0]) if biases else None  # (4H,) b_ih + b_hh, either may be absent
-    x2d = x.reshape(T * B, I)
     # the input projection of all four gates for all time steps at once
-    if bias is None:
-        gates = torch.mm(x2d, W_ih.t())  # (T·B, 4H)
-    else:
-        gates = torch.addmm(bias, x2d, W_ih.t())  # (T·B, 4H)
-    gates = gates.view(T, B, 4 * H)
-    c, tanh_c, h = (x.new_empty(T, B, H) for _ in range(3))
+    gates = torch.mm(x, W_ih.t()) if bias is None else torch.addmm(bias, x, W_ih.t())  # (N, 4H)
+    c, tanh_c, h = (x.new_empty(N, H) for _ in range(3))
     W_hh_t = W_hh.t()
     # every per-step view made once, before the loop
-    a_steps, g_steps = gates.unbind(0), gates[:, :, 2 * H : 3 * H].unbind(0)  # (B, 4H), (B, H)
-    i_steps, f_steps, o_steps = (gates[:, :, k * H : (k + 1) * H].unbind(0) for k in (0, 1, 3))
-    c_steps, tanh_c_steps, h_steps = c.unbind(0), tanh_c.unbind(0), h.unbind(0)
+    split = layout.split
+    a_steps, g_steps = split(gates), split(gates[:, 2 * H : 3 * H])  # (n_t, 4H), (n_t, H)
+    i_steps, f_steps, o_steps = (split(gates[:, k * H : (k + 1) * H]) for k in (0, 1, 3))
+    c_steps, tanh_c_steps, h_steps = split(c), split(tanh_c), split(h)
+    a_record_steps = split(a_record) if a_record is not None else None
     h_prev, c_prev = h0, c0
-    for t in range(T):
+    for t, n in enumerate(layout.batch_sizes):
+        if n != h_prev.shape[0]:  # packed: sequences that ended drop out of the batch
+            h_prev, c_prev = h_prev[:n], c_prev[:n]
         a_steps[t].addmm_(h_prev, W_hh_t)  # a_t = x_t W_ihᵀ + b + h_{t-1} W_hhᵀ, all gates (a_g doubled)
-        if a_record is not None:
-            a_record[t].copy_(a_steps[t])
+        if a_record_steps is not None:
+            a_record_steps[t].copy_(a_steps[t])
         a_steps[t].sigmoid_()  # i_t, f_t, o_t and s = σ(2a_g), so that g_t = tanh(a_g) = 2s − 1
         torch.mul(f_steps[t], c_prev, out=c_steps[t])  # c_t = f_t ⊙ c_{t-1}
         c_steps[t].addcmul_(i_steps[t], g_steps[t], value=2).sub_(i_steps[t])  #   + i_t ⊙ (2s − 1)
         tanh_into(c_steps[t], tanh_c_steps[t])
         torch.mul(o_steps[t], tanh_c_steps[t], out=h_steps[t])  # h_t = o_t ⊙ tanh(c_t)
         h_prev, c_prev = h_steps[t], c_steps[t]
-    gates[:, :, 2 * H : 3 * H].mul_(2).sub_(1)  # g_t = 2σ(2a_g) − 1 for all steps at once
+    gates[:, 2 * H : 3 * H].mul_(2).sub_(1)  # g_t = 2σ(2a_g) − 1 for all steps at once
     if a_record is not None:
-        a_record[:, :, 2 * H : 3 * H].div_(2)  # the recorded a_g as the model defines it
+        a_record[:, 2 * H : 3 * H].div_(2)  # the recorded a_g as the model defines it
     return gates, c, tanh_c, h
 
 
+def _backward_pass(x, h0, c0, W_ih, W_hh, gates, c, tanh_c, h, grad_out, grad_h_last, grad_c_last, needs,
+                   has_bias, layout, time_reduction, record):
+    """BPTT over rows (N, ·): the gradients of (x, h0, c0, W_ih, W_hh, b_ih, b_hh), None where
+    `needs` says no. grad_out (N, H) or (T, B, H), grad_h_last and grad_c_last (B, H) may each be None."""
+    B, H = h0.shape
+    i, f, g, o = gates.chunk(4, dim=1)  # (N, H) each, activated
+    c_prev = torch.cat([c0, layout.previous(c)])  # (N, H) c_{t-1}
+
+    # delta starts as the forward-only factors of each error term and becomes δ_t in the loop
+    delta = torch.empty_like(gates)  # (N, 4H)
+    d_i, d_f, d_g, d_o = delta.chunk(4, dim=1)
+    _aten.sigmoid_backward.grad_input(g, i, grad_input=d_i)  # g_t ⊙ σ'(a_i)
+    _aten.sigmoid_backward.grad_input(c_prev, f, grad_input=d_f)  # c_{t-1} ⊙ σ'(a_f)
+    _aten.tanh_backward.grad_input(i, g, grad_input=d_g)  # i_t ⊙ tanh'(a_g)
+    _aten.sigmoid_backward.grad_input(tanh_c, o, grad_input=d_o)  # tanh(c_t) ⊙ σ'(a_o)
+    through_tanh = _aten.tanh_backward(o, tanh_c)  # (N, H) ∂h_t/∂c_t = o_t ⊙ tanh'(c_t)
+
+    dh = output_errors(layout, grad_out, grad_h_last, h)  # (N, H) ∂L/∂h_t; the loop adds δ_{t+1} W_hh
+    # (B, H) ∂L/∂c_t; a packed sequence's row keeps ∂L/∂c_n until the loop reaches its last step
+    dc_all = torch.zeros_like(h0) if grad_c_last is None else grad_c_last.clone()
+    dc_record = torch.empty_like(h) if record is not None else None
+
+    split = layout.split
+    ifg_steps = split(delta[:, : 3 * H].unflatten(1, (3, H)))  # (n_t, 3, H) δ_i δ_f δ_g
+    o_steps, delta_steps = split(d_o), split(delta)
+    dh_steps, f_steps, through_tanh_steps = split(dh), split(f), split(through_tanh)
+    dc_record_steps = split(dc_record) if dc_record is not None else None
+    sizes = layout.batch_sizes
+    dc = dc_for_gates = None
+    for t in reversed(range(layout.steps)):
+        if dc is None or sizes[t] != dc.shape[0]:  # packed: the sequences ending at t join in
+            dc = dc_all[: sizes[t]]
+            dc_for_gates = dc.unsqueeze(1)  # (n_t, 1, H): a view, so it follows dc's in-place updates
+        dc.addcmul_(dh_steps[t], through_tanh_steps[t])  # cell-state error: + ∂L/∂h_t ⊙ o_t ⊙ tanh'(c_t)
+        if dc_record_steps is not None:
+            dc_record_steps[t].copy_(dc)
+        ifg_steps[t].mul_(dc_for_gates)  # δ_i, δ_f, δ_g = ∂L/∂c_t ⊙ their factors
+        o_steps[t].mul_(dh_steps[t])  # δ_o = ∂L/∂h_t ⊙ tanh(c_t) ⊙ σ'(a_o)
+        dc.mul_(f_steps[t])  # back through the forget gate: ∂L/∂c_{t-1} gets ∂L/∂c_t ⊙ f_t
+        if t > 0:
+            # propagate the error terms of all gates back through W_hh, onto the output error at t−1
+            dh_prev = dh_steps[t - 1] if sizes[t] == sizes[t - 1] else dh_steps[t - 1][: sizes[t]]
+            dh_prev.addmm_(delta_steps[t], W_hh)  # (n_t, H), the running rows only
+
+    dx = dh0 = dc0 = dW_ih = dW_hh = db_ih = db_hh = None
+    if needs[0]:
+        dx = torch.mm(delta, W_ih)  # (N, I) ∂L/∂x_t = δ_t W_ih
+    if needs[1]:
+        dh0 = torch.mm(delta[:B], W_hh)  # ∂L/∂h_0 = δ_1 W_hh (every sequence runs at t = 1)
+    if needs[2]:
+        dc0 = dc_all  # ∂L/∂c_0 = ∂L/∂c_1 ⊙ f_1
+    # weight adjustments, accumulated over all time steps in one matmul each
+    if needs[3]:
+        dW_ih = torch.mm(delta.t(), x)  # (4H, I) Σ_t δ_tᵀ x_t
+    if needs[4]:
+        dW_hh = recurrent_weight_adjustment(delta, h0, layout.previous(h))  # (4H, H) Σ_t δ_tᵀ h_{t-1}
+    has_b_ih, has_b_hh = has_bias
+    if (needs[5] and has_b_ih) or (needs[6] and has_b_hh):
+        db = delta.sum(0)  # (4H,) Σ_t Σ_batch δ_t
+        db_ih = db if needs[5] and has_b_ih else None
+        db_hh = db.clone() if needs[6] and has_b_hh else None
+    reduce_over_time((dW_ih, dW_hh, db_ih, db_hh), layout.steps, time_reduction)
+    if record is not None:
+        pad = layout.pad
+        record.dh, record.dc, record.delta = pad(dh).clone(), pad(dc_record), split_gates("lstm", pad(delta))
+        if record.weight_adjustments:
+            padded_delta = pad(delta)
+            record_weight_adjustments(record, padded_delta, padded_delta, pad(x), h0, pad(h))
+    return dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh
+
+
 class LSTMBPTT(torch.autograd.Function):
-    """One LSTM layer over a whole sequence, with hand-written BPTT as its backward."""
+    """One LSTM layer over a padded x (T, B, I) (layout None) or packed rows x (N, I) and their
+    PackedLayout, with hand-written BPTT as its backward; out is shaped as x."""
 
     @staticmethod
-    def forward(ctx, x, h0, c0, W_ih, W_hh, b_ih, b_hh, time_reduction, record):
-        a_record = None if record is None else x.new_empty(x.shape[0], x.shape[1], W_hh.shape[0])
-        gates, c, tanh_c, h = _forward_loop(x, h0, c0, W_ih, W_hh, b_ih, b_hh, a_record)
+    def forward(ctx, x, h0, c0, W_ih, W_hh, b_ih, b_hh, layout, time_reduction, record):
+        ctx.x_shape = x.shape
+        x, layout = as_rows(x, layout)
+        a_record = None if record is None else x.new_empty(x.shape[0], W_hh.shape[0])
+        gates, c, tanh_c, h = _forward_loop(x, h0, c0, W_ih, W_hh, b_ih, b_hh, layout, a_record)
         if record is not None:
-            record.preactivations, record.gates = split_gates("lstm", a_record), split_gates("lstm", gates)
-            record.c, record.h = c.clone(), h.clone()
-        ctx.time_reduction, ctx.record = time_reduction, record
-        ctx.has_b_ih, ctx.has_b_hh = b_ih is not None, b_hh is not None
+            pad = layout.pad
+            record.preactivations, record.gates = split_gates("lstm", pad(a_record)), split_gates("lstm", pad(gates))
+            record.c, record.h = pad(c).clone(), pad(h).clone()
+        ctx.layout, ctx.time_reduction, ctx.record = layout, time_reduction, record
+        ctx.has_bias = (b_ih is not None, b_hh is not None)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(x, h0, c0, W_ih, W_hh, gates, c, tanh_c, h)
-        return h, h[-1].clone(), c[-1].clone()
+        return h.view(*ctx.x_shape[:-1], h.shape[1]), layout.last(h).clone(), layout.last(c).clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h_last, grad_c_last):
-        x, h0, c0, W_ih, W_hh, gates, c, tanh_c, h = ctx.saved_tensors
-        T, B, I = x.shape
-        H = h.shape[2]
-        record = ctx.record
-        i, f, g, o = gates.chunk(4, dim=2)  # (T, B, H) each, activated
-        c_prev = torch.cat([c0.unsqueeze(0), c[:-1]])  # (T, B, H) c_{t-1}
+        dx, *grads = _backward_pass(*ctx.saved_tensors, grad_out, grad_h_last, grad_c_last, ctx.needs_input_grad[:7],
+                               ctx.has_bias, ctx.layout, ctx.time_reduction, ctx.record)
+        return None if dx is None else dx.view(ctx.x_shape), *grads, None, None, None
 
-        # delta starts as the forward-only factors of each error term and becomes δ_t in the loop
-        delta = torch.empty_like(gates)  # (T, B, 4H)
-        d_i, d_f, d_g, d_o = delta.chunk(4, dim=2)
-        _aten.sigmoid_backward.grad_input(g, i, grad_input=d_i)  # g_t ⊙ σ'(a_i)
-        _aten.sigmoid_backward.grad_input(c_prev, f, grad_input=d_f)  # c_{t-1} ⊙ σ'(a_f)
-        _aten.tanh_backward.grad_input(i, g, grad_input=d_g)  # i_t ⊙ tanh'(a_g)
-        _aten.sigmoid_backward.grad_input(tanh_c, o, grad_input=d_o)  # tanh(c_t) ⊙ σ'(a_o)
-        through_tanh = _aten.tanh_backward(o, tanh_c)  # (T, B, H) ∂h_t/∂c_t = o_t ⊙ tanh'(c_t)
 
-        dh = torch.empty_like(h)  # (T, B, H) ∂L/∂h_t, the output error of every step
-        last_output_error(dh[T - 1], grad_out, grad_h_last)
-        dc = torch.zeros_like(h0) if grad_c_last is None else grad_c_last.clone()  # (B, H) ∂L/∂c_t
-        dc_record = torch.empty_like(h) if record is not None else None
+# The same forward and backward as the custom operator the compiler sees (engine/op.py).
+# options: "<time_reduction>"; inputs: x (T, B, I), h0, c0, W_ih, W_hh, b_ih, b_hh.
+def _op_forward(inputs, options: str) -> list[torch.Tensor]:
+    x, h0, c0, W_ih, W_hh, b_ih, b_hh = inputs
+    T, B, I = x.shape
+    layout = DenseLayout(T, B)
+    gates, c, tanh_c, h = _forward_loop(x.reshape(T * B, I), h0, c0, W_ih, W_hh, b_ih, b_hh, layout, None)
+    # the outputs, then the residuals the backward needs
+    return [h.view(T, B, -1), layout.last(h).clone(), layout.last(c).clone(), gates, c, tanh_c]
 
-        dc_for_gates = dc.unsqueeze(1)  # (B, 1, H): a view, so it follows dc's in-place updates
-        ifg_steps = delta[:, :, : 3 * H].unflatten(2, (3, H)).unbind(0)  # (B, 3, H) δ_i δ_f δ_g
-        o_steps, delta_steps = d_o.unbind(0), delta.unbind(0)
-        dh_steps, f_steps, through_tanh_steps = dh.unbind(0), f.unbind(0), through_tanh.unbind(0)
-        out_errors = grad_out.unbind(0) if grad_out is not None else None
-        for t in reversed(range(T)):
-            dc.addcmul_(dh_steps[t], through_tanh_steps[t])  # cell-state error: + ∂L/∂h_t ⊙ o_t ⊙ tanh'(c_t)
-            if dc_record is not None:
-                dc_record[t].copy_(dc)
-            ifg_steps[t].mul_(dc_for_gates)  # δ_i, δ_f, δ_g = ∂L/∂c_t ⊙ their factors
-            o_steps[t].mul_(dh_steps[t])  # δ_o = ∂L/∂h_t ⊙ tanh(c_t) ⊙ σ'(a_o)
-            dc.mul_(f_steps[t])  # back through the forget gate: ∂L/∂c_{t-1} gets ∂L/∂c_t ⊙ f_t
-            if t > 0:
-                # propagate the error terms of all gates back through W_hh, adding the output error at t−1
-                if out_errors is None:
-                    torch.mm(delta_steps[t], W_hh, out=dh_steps[t - 1])  # (B, H)
-                else:
-                    torch.addmm(out_errors[t - 1], delta_steps[t], W_hh, out=dh_steps[t - 1])  # (B, H)
 
-        needs = ctx.needs_input_grad
-        dx = dh0 = dc0 = dW_ih = dW_hh = db_ih = db_hh = None
-        delta2d = delta.view(T * B, 4 * H)
-        if needs[0]:
-            dx = torch.mm(delta2d, W_ih).view(T, B, I)  # ∂L/∂x_t = δ_t W_ih
-        if needs[1]:
-            dh0 = torch.mm(delta[0], W_hh)  # ∂L/∂h_0 = δ_1 W_hh
-        if needs[2]:
-            dc0 = dc  # ∂L/∂c_0 = ∂L/∂c_1 ⊙ f_1
-        # weight adjustments, accumulated over all time steps in one matmul each
-        if needs[3]:
-            dW_ih = torch.mm(delta2d.t(), x.reshape(T * B, I))  # (4H, I) Σ_t δ_tᵀ x_t
-        if needs[4]:
-            dW_hh = recurrent_weight_adjustment(delta, h0, h)  # (4H, H) Σ_t δ_tᵀ h_{t-1}
-        if (needs[5] and ctx.has_b_ih) or (needs[6] and ctx.has_b_hh):
-            db = delta2d.sum(0)  # (4H,) Σ_t Σ_batch δ_t
-            db_ih = db if needs[5] and ctx.has_b_ih else None
-            db_hh = db.clone() if needs[6] and ctx.has_b_hh else None
-        reduce_over_time((dW_ih, dW_hh, db_ih, db_hh), T, ctx.time_reduction)
-        if record is not None:
-            record.dh, record.dc, record.delta = dh.clone(), dc_record, split_gates("lstm", delta)
-            if record.weight_adjustments:
-                record_weight_adjustments(record, delta, delta, x, h0, h)
-        return dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, None, None
+def _op_backward(inputs, outputs, grads, needs, options: str) -> list[torch.Tensor | None]:
+    x, h0, c0, W_ih, W_hh, b_ih, b_hh = inputs
+    h, _, _, gates, c, tanh_c = outputs
+    T, B, I = x.shape
+    result = list(_backward_pass(x.reshape(T * B, I), h0, c0, W_ih, W_hh, gates, c, tanh_c, h.reshape(T * B, -1),
+                                 grads[0], grads[1], grads[2], needs, (b_ih is not None, b_hh is not None),
+                                 DenseLayout(T, B), options, None))
+    if result[0] is not None:
+        result[0] = result[0].view(T, B, I)
+    return result
+
+
+def _op_fake(inputs, options: str) -> list[torch.Tensor]:
+    x, h0, _, _, W_hh = inputs[:5]
+    T, B, H = x.shape[0], x.shape[1], W_hh.shape[1]
+    return [x.new_empty(T, B, H), h0.new_empty(B, H), h0.new_empty(B, H), x.new_empty(T * B, 4 * H),
+            *(x.new_empty(T * B, H) for _ in range(2))]
+
+
+LSTM_OP = EngineOp("lstm", _op_forward, _op_backward, _op_fake)
 
 
 def lstm_layer(
@@ -192,6 +245,39 @@ def lstm_layer(
         out (T, B, H), every h_t; h_T (B, H); c_T (B, H).
     """
     check_layer_args("lstm", x, (h0, c0), W_hh, time_reduction)
+    if opaque():  # torch.compile / export: one opaque operator, and no Trace
+        out, h_last, c_last = LSTM_OP([x, h0, c0, W_ih, W_hh, b_ih, b_hh], time_reduction)[:3]
+        return out, h_last, c_last
     record = new_record("lstm", trace_name, time_reduction, x, h0, c0, W_ih, W_hh)
-    return LSTMBPTT.apply(x.contiguous(), h0.contiguous(), c0.contiguous(), W_ih, W_hh, b_ih, b_hh,
-                          time_reduction, record)
+    return LSTMBPTT.apply(x, h0.contiguous(), c0.contiguous(), W_ih, W_hh, b_ih, b_hh, None, time_reduction, record)
+
+
+@torch.compiler.disable  # data-dependent steps: under torch.compile this runs eagerly (a graph break)
+def lstm_packed_layer(
+    x: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    layout: PackedLayout,
+    W_ih: torch.Tensor,
+    W_hh: torch.Tensor,
+    b_ih: torch.Tensor | None = None,
+    b_hh: torch.Tensor | None = None,
+    time_reduction: str = "sum",
+    trace_name: str | None = None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """One LSTM layer over a packed batch (engine/packed.py): each step's matmul on its running rows.
+
+    Args:
+        x: (N, I) the packed rows; h0, c0: (B, H) in the packed batch's (sorted) order.
+        layout: the batch's PackedLayout. The rest as for lstm_layer ("mean" divides by T, the
+            longest sequence's steps).
+
+    Returns:
+        out (N, H), packed; and (h_n, c_n) (B, H) each, every sequence's last real step. A Trace
+        records (T, B, ·) tensors with zeros at the padded steps and `mask` (T, B).
+    """
+    check_layer_args("lstm", x.unsqueeze(0), (h0, c0), W_hh, time_reduction)
+    record = new_record("lstm", trace_name, time_reduction, layout.pad(x), h0, c0, W_ih, W_hh, layout.mask())
+    out, h_n, c_n = LSTMBPTT.apply(x.contiguous(), h0.contiguous(), c0.contiguous(), W_ih, W_hh, b_ih, b_hh,
+                                   layout, time_reduction, record)
+    return out, (h_n, c_n)

@@ -56,6 +56,22 @@ class PackedLayout:
         for name in ("last_rows", "prev_rows", "reverse_rows", "padded_rows"):
             setattr(self, name, getattr(self, name).to(device))
 
+    def split(self, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(N, F) rows -> one (n_t, F) view per step."""
+        return rows.split(self.batch_sizes)
+
+    def previous(self, rows: torch.Tensor) -> torch.Tensor:
+        """(N − B, F): for every row of steps t ≥ 1, the row of the same sequence at t − 1."""
+        return rows[self.prev_rows]
+
+    def last(self, rows: torch.Tensor) -> torch.Tensor:
+        """(B, F): each sequence's row at its last real step."""
+        return rows[self.last_rows]
+
+    def add_at_last(self, rows: torch.Tensor, values: torch.Tensor) -> None:
+        """rows[last step of sequence b] += values[b], in place (∂L/∂h_n joins the output error)."""
+        rows.index_add_(0, self.last_rows, values)
+
     def pad(self, packed: torch.Tensor) -> torch.Tensor:
         """(N, F) packed rows -> (T, B, F), zeros at the padded steps."""
         padded = packed.new_zeros(self.steps * self.batch, packed.shape[1])
@@ -65,6 +81,68 @@ class PackedLayout:
     def mask(self) -> torch.Tensor:
         """(T, B) True at each sequence's real steps, False at padding."""
         return torch.arange(self.steps).unsqueeze(1) < self.lengths.unsqueeze(0)
+
+
+class DenseLayout:
+    """T steps of the same B rows, a padded batch's (T·B, F) rows, with PackedLayout's interface:
+    the gated engines run one loop over either (views and slices here, no gathers).
+
+    Args:
+        steps: T.
+        batch: B.
+    """
+
+    def __init__(self, steps: int, batch: int) -> None:
+        self.steps, self.batch, self.rows = steps, batch, steps * batch
+        self.batch_sizes = [batch] * steps
+
+    def split(self, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(T·B, F) rows -> T views (B, F)."""
+        return rows.split(self.batch)
+
+    def previous(self, rows: torch.Tensor) -> torch.Tensor:
+        """((T − 1)·B, F): steps 1 … T−1's h_{t-1} are steps 0 … T−2's rows (a view)."""
+        return rows[: self.rows - self.batch]
+
+    def last(self, rows: torch.Tensor) -> torch.Tensor:
+        """(B, F) the last step's rows (a view)."""
+        return rows[self.rows - self.batch :]
+
+    def add_at_last(self, rows: torch.Tensor, values: torch.Tensor) -> None:
+        """The last step's rows += values (B, F), in place."""
+        rows[self.rows - self.batch :].add_(values)
+
+    def pad(self, rows: torch.Tensor) -> torch.Tensor:
+        """(T·B, F) -> (T, B, F), a view."""
+        return rows.view(self.steps, self.batch, rows.shape[1])
+
+    def mask(self) -> None:
+        """None: every step is real (a Trace of a padded batch has no mask)."""
+        return None
+
+
+def as_rows(x: torch.Tensor, layout):
+    """(x as (N, F) rows, their layout): a padded (T, B, F) batch when layout is None (a
+    DenseLayout: the autograd.Function's arguments hold no Python object then, which
+    torch.jit.trace could not record), else packed rows and their PackedLayout."""
+    if layout is None:
+        return x.reshape(-1, x.shape[2]), DenseLayout(x.shape[0], x.shape[1])
+    return x, layout
+
+
+def output_errors(layout, grad_out: torch.Tensor | None, grad_last: torch.Tensor | None,
+                  like: torch.Tensor) -> torch.Tensor:
+    """(N, H) ∂L/∂h_t from outside the layer: the error on every output row, plus ∂L/∂h_n at each
+    sequence's last step (a new tensor the backward loop may add to in place). grad_out is (N, H)
+    or, for a padded batch, (T, B, H) with any strides (one copy either way)."""
+    if grad_out is None:
+        dh = torch.zeros_like(like)
+    else:
+        dh = torch.empty_like(like)  # (N, H) contiguous
+        dh.view(grad_out.shape).copy_(grad_out)
+    if grad_last is not None:
+        layout.add_at_last(dh, grad_last)
+    return dh
 
 
 class ElmanPackedBPTT(torch.autograd.Function):

@@ -81,6 +81,7 @@ class GatedLayerTrace:
     dW_hh_steps: torch.Tensor | None = None  # (T, G·H, H) per-step adjustment of W_hh
     db_ih_steps: torch.Tensor | None = None  # (T, G·H)
     db_hh_steps: torch.Tensor | None = None  # (T, G·H) (differs from db_ih in GRU's n rows: r ⊙ δ_n)
+    mask: torch.Tensor | None = None  # (T, B) bool, False at padded steps of a packed batch (None: all real)
 
     @property
     def steps(self) -> int:

@@ -1,7 +1,9 @@
 """What rnnscope.nn.LSTM and rnnscope.nn.GRU share: torch.nn.RNNBase's constructor, parameters,
 initialization and input handling, with the engine's gated layers doing the sequence work.
 
-A subclass names its cell (`cell`: "lstm" or "gru") and runs one layer in `_run_layer`.
+A subclass names its cell (`cell`: "lstm" or "gru") and runs one layer in `_run_layer` (padded
+input) and `_packed_layer` (a PackedSequence, through nn/packed.py). Autocast follows torch.nn's
+policy (nn/precision.py) and torch.jit.script is refused with a line (nn/compat.py), as for RNN.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnscope.engine import GATES, TIME_REDUCTIONS
+from rnnscope.nn.compat import refuse_script
+from rnnscope.nn.packed import forward_packed
 
 
 class GatedRNNBase(nn.Module):
@@ -110,6 +114,8 @@ class GatedRNNBase(nn.Module):
     def flatten_parameters(self) -> None:
         """No-op, for compatibility (cuDNN's flat weight buffer is not used)."""
 
+    __prepare_scriptable__ = refuse_script  # torch.jit.script: a line saying what to use instead
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
@@ -130,12 +136,8 @@ class GatedRNNBase(nn.Module):
         return W_ih, W_hh, getattr(self, "bias_ih" + suffix), getattr(self, "bias_hh" + suffix)
 
     def _check_input(self, input) -> tuple[torch.Tensor, bool]:
-        """(input as (T, B, I), whether it came batched); refuses what torch refuses, and packing."""
+        """(input as (T, B, I), whether it came batched); refuses what torch refuses."""
         name = type(self).__name__
-        if isinstance(input, nn.utils.rnn.PackedSequence):
-            raise NotImplementedError(
-                f"rnnscope.nn.{name} does not accept PackedSequence yet; pad the batch to one length instead"
-            )
         if input.dim() not in (2, 3):
             raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D tensor instead")
         if input.shape[-1] != self.input_size:
@@ -180,6 +182,19 @@ class GatedRNNBase(nn.Module):
         return layer_input, tuple(torch.stack(final) for final in finals)
 
     def _run_layer(self, x, states, weights, trace_name):
+        raise NotImplementedError
+
+    def _forward_packed(self, input: nn.utils.rnn.PackedSequence, hx):
+        """A PackedSequence through every layer (nn/packed.py): output packed, the state at each
+        sequence's last real step."""
+        D, H = self.num_directions, self.hidden_size
+        zero = lambda B: input.data.new_zeros(self.num_layers * D, B, H)
+        zero_state = (lambda B: (zero(B), zero(B))) if self.cell == "lstm" else zero
+        return forward_packed(input, hx, zero_state, self._packed_layer, self.input_size, self.num_layers,
+                              self.bidirectional, self.dropout, self.training)
+
+    def _packed_layer(self, x, state0, layout, layer: int, direction: int):
+        """One layer and direction over packed rows (nn/packed.py's run_layer)."""
         raise NotImplementedError
 
     def _output(self, output: torch.Tensor, batched: bool) -> torch.Tensor:

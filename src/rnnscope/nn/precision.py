@@ -6,6 +6,9 @@ What torch does under autocast (torch 2.13):
   the whole recurrence runs in it, and output and h_n come back in it.
 - CPU, bf16: torch.nn.RNN decomposes into per-step linear layers, each on the list, so the
   recurrent state is bf16 from the first step on; output and h_n are bf16 (LSTM too).
+  torch.nn.GRU on the CPU is the exception, and torch.nn.LSTM on a PackedSequence there: their
+  matmuls run in bf16 but the gate arithmetic mixes them with the fp32 initial state, so their
+  state, output and h_n (c_n) stay fp32.
 In both cases the matmuls accumulate in fp32 inside the kernel (cuBLAS, oneDNN) and the weight
 gradients reach the fp32 parameters through the cast's backward.
 
@@ -13,7 +16,10 @@ rnnscope does the same: under autocast, input, state and weights are cast to the
 and the module runs with autocast switched off inside (every tensor already has the dtype, so
 the per-op cast checks would only cost time). The hand-written backward then runs in that dtype
 too; its weight adjustments are one matmul over all time steps, so their sum over time is
-accumulated in fp32 by the matmul kernel, not step by step in the low dtype.
+accumulated in fp32 by the matmul kernel, not step by step in the low dtype. For GRU on the CPU
+(and LSTM on a packed batch there) the results are cast back to the input's dtype (fp32), as
+torch returns them; the state between steps is bf16 in rnnscope where torch keeps it fp32 (the
+engine runs one dtype throughout).
 
 A module plugs in with two lines at the top of its forward:
 
@@ -40,6 +46,13 @@ def autocast_dtype(input: torch.Tensor | PackedSequence) -> torch.dtype | None:
     return torch.get_autocast_dtype(device_type)
 
 
+def cpu_input_dtype(input: torch.Tensor | PackedSequence) -> torch.dtype | None:
+    """The input's dtype when it is on the CPU, else None: the result_dtype of a module whose
+    torch.nn counterpart returns fp32 under CPU autocast (GRU; LSTM on a PackedSequence)."""
+    data = input.data if isinstance(input, PackedSequence) else input
+    return data.dtype if data.device.type == "cpu" else None
+
+
 def _cast(value, dtype: torch.dtype):
     """A tensor, a PackedSequence or a tuple of tensors (an LSTM's (h, c)) in `dtype`; None stays."""
     if value is None:
@@ -49,12 +62,20 @@ def _cast(value, dtype: torch.dtype):
     return value.to(dtype)
 
 
-def run_in_autocast_dtype(module: nn.Module, dtype: torch.dtype, input, hx=None):
+def run_in_autocast_dtype(module: nn.Module, dtype: torch.dtype, input, hx=None, result_dtype=None):
     """Call `module` on input and hx with its parameters, input and state cast to `dtype` and
     autocast off (the module's forward sees no autocast, so it does not come back here).
-    Differentiable: the gradients reach the parameters in their own dtype."""
+    Differentiable: the gradients reach the parameters in their own dtype. With result_dtype,
+    the output and the final state are cast to it (torch.nn.GRU on the CPU returns fp32)."""
     data = input.data if isinstance(input, PackedSequence) else input
     params = {name: p.to(dtype) for name, p in module.named_parameters()}
     # module.forward, not module(): the caller's hooks already run around this call, once
     with torch.autocast(data.device.type, enabled=False), _reparametrize_module(module, params):
-        return module.forward(_cast(input, dtype), _cast(hx, dtype))
+        output, state = module.forward(_cast(input, dtype), _cast(hx, dtype))
+    if result_dtype is None:
+        return output, state
+    if isinstance(output, PackedSequence):  # its indices stay integers
+        output = output._replace(data=output.data.to(result_dtype))
+    else:
+        output = output.to(result_dtype)
+    return output, _cast(state, result_dtype)
