@@ -13,7 +13,7 @@ import pytest
 from rnnscope.cli import main, os_error_message
 from rnnscope.errors import UserError
 from rnnscope.parallel import launch
-from rnnscope.train import loop
+from rnnscope.train import lastgood
 from rnnscope.train.config import load_config
 
 TINY = ["--data.samples", "40", "--data.seq_len", "6", "--model.hidden", "4", "--data.batch_size", "8",
@@ -64,7 +64,7 @@ def test_a_full_disk_while_checkpointing_is_one_line(tmp_path, capsys, monkeypat
     def full(path, state):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), *([str(path)] if named else []))
 
-    monkeypatch.setattr(loop, "save_checkpoint", full)
+    monkeypatch.setattr(lastgood, "save_checkpoint", full)  # every checkpoint write goes through LastGood
     assert main(["train", *TINY, "--train.run_dir", str(tmp_path / "run")]) == 2
     err = one_line_error(capsys)
     assert "No space left on device; the disk is full: free some space" in err
