@@ -201,8 +201,15 @@ class ModelParallelContext(ParallelContext):
         """Before a log or checkpoint: every rank's `net` gets the whole model, and the whole
         model's optimizer state is assembled from every rank's (tag mp-sync, phase "sync")."""
         self.sync()
-        gathered = self.mesh.model_comm.all_gather_object(
-            (optimizer.state_dict(), self.piece_names()), tag=SYNC_TAG)
+        # the wire carries no pickles (parallel/objects.py): string keys, rows as [start, stop]
+        local = optimizer.state_dict()
+        local = {"state": {str(i): entry for i, entry in local["state"].items()},
+                 "param_groups": local["param_groups"]}
+        names = [(name, None if rows is None else [rows.start, rows.stop])
+                 for name, rows in self.piece_names()]
+        gathered = self.mesh.model_comm.all_gather_object((local, names), tag=SYNC_TAG)
+        gathered = [(state, [(name, None if rows is None else slice(*rows)) for name, rows in names])
+                    for state, names in gathered]
         self._optimizer_state = whole_optimizer_state(gathered, self.net)
         self.ledger.close_step(step, "sync")
         self._step_start = time.perf_counter()

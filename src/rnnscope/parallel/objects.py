@@ -50,7 +50,7 @@ def encode(obj: object) -> bytes:
             name = str(value.dtype).removeprefix("torch.")
             if name not in _DTYPES:
                 raise ObjectFormatError(f"tensors of dtype {value.dtype} cannot be sent")
-            data = value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() \
+            data = value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() \
                 if value.numel() else b""
             blobs.append(data)
             entry = {_TENSOR: [name, list(value.shape), offset, len(data)]}

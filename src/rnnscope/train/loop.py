@@ -136,13 +136,12 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
         check_memory(cfg)  # before anything is allocated: refuse what cannot fit
     run, state = set_up(cfg, distributed if distributed is not None else SingleProcess(), resume)
     run.model.train()
-    run.stop.install()
+    run.stop.install()  # Ctrl-C, SIGTERM: finish the batch, checkpoint, then Interrupted
     try:
         for b, idx in remaining_batches(run, state):
             step_before = state.step
             train_batch(run, state, idx)
-            state.batches_done = b + 1
-            state.samples, state.samples_total = state.samples + run.batch_size, state.samples_total + run.batch_size
+            state.batch_trained(b, run.batch_size)
             run.progress.advance(state.step)
             logs = crossed(step_before, state.step, cfg.train.log_every) or state.done
             saves = crossed(step_before, state.step, cfg.train.checkpoint_every) or state.done

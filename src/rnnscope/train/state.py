@@ -54,6 +54,11 @@ class TrainState:
         """The last step is behind us."""
         return self.step >= self.total_steps
 
+    def batch_trained(self, b: int, batch_size: int) -> None:
+        """Batch b of this epoch (`batch_size` sequences) is trained on."""
+        self.batches_done = b + 1
+        self.samples, self.samples_total = self.samples + batch_size, self.samples_total + batch_size
+
 
 @dataclass
 class Run:
