@@ -18,11 +18,12 @@ from rnnscope.parallel.objects import ObjectFormatError, decode, encode
 def test_objects_round_trip_data_and_tensors_bit_for_bit():
     obj = {"a": [1, 2.5, None, True, "x", (3, 4)], "nan": math.nan, "inf": -math.inf,
            "t": torch.randn(3, 4), "i": torch.arange(5), "b": torch.tensor([True, False]),
-           "empty": torch.empty(0, 2), "h": torch.randn(2).to(torch.bfloat16)}
+           "empty": torch.empty(0, 2), "h": torch.randn(2).to(torch.bfloat16),
+           "step": torch.tensor(3.0)}  # 0-dim, like Adam's step in an optimizer state
     back = decode(encode(obj))
     assert back["a"] == [1, 2.5, None, True, "x", [3, 4]]
     assert math.isnan(back["nan"]) and back["inf"] == -math.inf
-    for key in ("t", "i", "b", "empty", "h"):
+    for key in ("t", "i", "b", "empty", "h", "step"):
         assert back[key].dtype == obj[key].dtype and torch.equal(back[key], obj[key]), key
 
 

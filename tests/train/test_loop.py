@@ -127,6 +127,9 @@ class RecordingContext:
     def on_step_end(self, step, model):
         self.calls.append(f"step{step}")
 
+    def before_diagnostics(self, step):
+        self.calls.append(f"diagnostics{step}")
+
     def average(self, value):
         self.calls.append("average")
         return value
@@ -162,6 +165,17 @@ def test_the_loop_calls_the_dist_context_at_its_seams(tmp_path, monkeypatch, is_
     assert built == [1]  # the optimizer is built after wrap_model
     assert (tmp_path / "run" / "metrics.jsonl").exists() == is_main
     assert (tmp_path / "run" / "checkpoints").exists() == is_main
+
+
+@pytest.mark.parametrize("is_main", [True, False])
+def test_every_rank_hears_before_diagnostics_and_only_the_main_rank_probes(tmp_path, monkeypatch, is_main):
+    probed = []
+    monkeypatch.setattr(loop, "diagnostics_hook", lambda: lambda model, batch, step, run_dir, **kw: probed.append(step))
+    ctx = RecordingContext(is_main)
+    train(cfg_for(tmp_path, "--train.max_steps", "5", "--diagnostics.every", "2"), distributed=ctx)
+    steps = [c for c in ctx.calls if c.startswith(("step", "diagnostics"))]
+    assert steps == ["step1", "step2", "diagnostics2", "step3", "step4", "diagnostics4", "step5"]
+    assert probed == ([2, 4] if is_main else [])
 
 
 def test_diagnostics_are_recorded_every_n_steps(tmp_path, monkeypatch):

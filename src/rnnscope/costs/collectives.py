@@ -188,13 +188,14 @@ def _halving_doubling(op: str, elements: int, n: int, rank: int | None) -> tuple
             kept.append(m)
     rs_sent, rs_recv = elements - kept[-1], sum(kept)
     ag_sent, ag_recv = sum(kept), elements - kept[-1]
-    extra = elements if e and (rank is None or rank < 2 * e) else 0  # the fold partner's array
+    folded = bool(e) and (rank is None or rank < 2 * e)  # receives the fold partner's array
+    extra = elements if folded else 0
     if op == "reduce_scatter":
         return (rs_sent, rs_recv, levels)
     if op == "all_gather":
         return (ag_sent, ag_recv, levels)
     return (rs_sent + ag_sent + extra, rs_recv + ag_recv + extra,
-            2 * levels + (1 if extra else 0))
+            2 * levels + (1 if folded else 0))  # a fold is one message, even of 0 elements
 
 
 @lru_cache(maxsize=4096)

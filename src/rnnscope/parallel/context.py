@@ -124,6 +124,9 @@ class ParallelContext:
         self.ledger.close_step(step)
         self.last_step = step
 
+    def before_diagnostics(self, step: int) -> None:
+        """Every rank holds the whole model (data parallel): nothing to gather."""
+
     def data_comm(self) -> Communicator | None:
         """The communicator over this rank's data replicas (None: this rank is the only one)."""
         return self.comm if self.world_size > 1 else None

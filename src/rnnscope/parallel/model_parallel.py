@@ -21,8 +21,8 @@ layers, or H/M neurons of every layer).
   model's (phase "sync", tag `mp-sync`): the loop then validates `net` locally, and checkpoints
   are complete models with one process's optimizer state, so a run resumes (`--resume`, or a
   restart by --parallel.max_restarts) bitwise, each rank taking its share back
-  (`local_optimizer_state`). On a --diagnostics.every step `on_step_end` gathers the pieces too,
-  so that rank 0's probe runs the whole model.
+  (`local_optimizer_state`). On a --diagnostics.every step `before_diagnostics` gathers the
+  pieces too, so that rank 0's probe runs the whole model.
 - `close` writes `model_parallel.json` into the run directory: each rank's measured idle share
   (the pipeline's wait for its neighbours) for `rnnscope compare`.
 """
@@ -184,15 +184,17 @@ class ModelParallelContext(ParallelContext):
             g.copy_(part.view_as(g))
 
     def on_step_end(self, step: int, model: nn.Module) -> None:
-        """Close the step's ledger rows; before rank 0's diagnostics probe (the loop records
-        on steps that are multiples of --diagnostics.every), gather the whole model."""
+        """Note the step's idle share and close its ledger rows."""
         now = time.perf_counter()
         self.idle.append((getattr(self.stage, "idle_s", 0.0), now - self._step_start))
         super().on_step_end(step, model)
-        every = self.cfg.diagnostics.every
-        if every > 0 and step % every == 0:
-            self.sync()
-            self.ledger.close_step(step, "sync")
+        self._step_start = time.perf_counter()
+
+    def before_diagnostics(self, step: int) -> None:
+        """Before rank 0's diagnostics probe: every rank's `net` gets the whole model (tag
+        mp-sync, phase "sync", kept out of the step's own rows)."""
+        self.sync()
+        self.ledger.close_step(step, "sync")
         self._step_start = time.perf_counter()
 
     def before_snapshot(self, step: int, optimizer: torch.optim.Optimizer) -> None:

@@ -8,6 +8,7 @@ fixed points and knows nothing else about torch.distributed:
         x, y = distributed.shard((x, y))          # this rank's share of the global batch
         ... forward, backward, clip, optimizer step ...
         distributed.on_step_end(step, model)      # after every optimizer step: ledger flush, checksums
+        distributed.before_diagnostics(step)      # on a --diagnostics.every step: the whole model here
         distributed.before_snapshot(step, opt)    # before a log or checkpoint: the whole model here
         loss = distributed.average(loss)          # before a metrics line: the global batch's loss
         norm = distributed.grad_norm(model, norm) # ... and the whole model's gradient norm
@@ -48,6 +49,12 @@ class DistContext(Protocol):
 
     def on_step_end(self, step: int, model: nn.Module) -> None:
         """Called after every optimizer step with the number of steps done so far (1-based)."""
+        ...
+
+    def before_diagnostics(self, step: int) -> None:
+        """Called by every rank after `on_step_end` of a step that --diagnostics.every records,
+        before the main rank's probe runs the unwrapped model: it must then hold the whole model
+        (a model split gathers its pieces)."""
         ...
 
     def average(self, value: float) -> float:
@@ -96,6 +103,9 @@ class SingleProcess:
 
     def on_step_end(self, step: int, model: nn.Module) -> None:
         """Nothing to synchronize."""
+
+    def before_diagnostics(self, step: int) -> None:
+        """The whole model is here already."""
 
     def average(self, value: float) -> float:
         """One replica: the value itself."""

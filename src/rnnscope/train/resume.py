@@ -18,8 +18,10 @@ from pathlib import Path
 import torch
 
 from rnnscope.errors import UserError
-from rnnscope.train.checkpoint import check_structure, checkpoint_dir, load_checkpoint
+from rnnscope.train.checkpoint import check_structure, checkpoint_dir, load_checkpoint, set_rng_state
 from rnnscope.train.config import to_dict
+from rnnscope.train.restore import load_weights
+from rnnscope.train.state import TrainState
 
 # settings a resume may change: (section, key); a whole section with key None
 SAFE_ON_RESUME: set[tuple[str, str | None]] = {
@@ -113,3 +115,20 @@ def load_for_resume(run_dir: Path, cfg) -> dict:
     ckpt = check_structure(load_checkpoint(path), path)
     check_resume(to_dict(cfg), ckpt["config"], run_dir)
     return ckpt
+
+
+def restore(ckpt: dict, net: torch.nn.Module, optimizer: torch.optim.Optimizer, dist,
+            cfg, run_dir: Path) -> TrainState:
+    """Load a checkpoint's weights, this rank's share of its optimizer state and its RNG state;
+    the TrainState it was saved at."""
+    try:
+        load_weights(net, ckpt["model"], f"the checkpoint in {run_dir}")
+        optimizer.load_state_dict(dist.local_optimizer_state(ckpt["optimizer"]))
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise UserError(f"the checkpoint in {run_dir} does not fit this config "
+                        f"({str(exc).strip().splitlines()[0]}); resume without changing "
+                        "--model, --data or --optim.name") from None
+    apply_optimizer_settings(optimizer, cfg.optim)  # a resume's --optim.lr (momentum, decay) wins
+    set_rng_state(ckpt["rng"])
+    return TrainState(step=ckpt["step"], epoch=ckpt["epoch"], batches_done=ckpt["batches_done"],
+                      best_val=ckpt["best_val"])
