@@ -3,5 +3,8 @@
 import sys
 
 from rnnscope.cli import main
+from rnnscope.parallel.exit import exit_worker
 
-sys.exit(main())
+status = main()
+exit_worker(status)  # a torchrun worker ends here, past torch's teardown (see parallel/exit.py)
+sys.exit(status)

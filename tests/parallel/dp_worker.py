@@ -157,7 +157,6 @@ def run_ops(args) -> None:
     if r == 0:
         results["rows"] = comm.ledger.rows
         (Path(args.out) / "ops.json").write_text(json.dumps(results))
-    dist.destroy_process_group()
 
 
 HERE = Path(__file__).resolve().parent
@@ -234,4 +233,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from rnnscope.parallel.exit import exit_worker
+
     main()
+    exit_worker(0)  # past torch's gloo teardown, which can deadlock (rnnscope/parallel/exit.py)

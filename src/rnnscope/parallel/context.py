@@ -30,6 +30,7 @@ from torch import nn
 
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import Communicator
+from rnnscope.parallel.exit import is_torchrun_worker
 from rnnscope.parallel.ledger import write_jsonl
 from rnnscope.parallel.summary import print_summary
 from rnnscope.train.checkpoint import checkpoint_dir
@@ -187,7 +188,9 @@ class ParallelContext:
                 else:
                     print_summary([row for part in rows for row in part], path)
         finally:
-            if dist.is_initialized():
+            # a torchrun worker keeps its group until it leaves through exit_worker: destroying it
+            # here can deadlock with gloo's thread (parallel/exit.py says how)
+            if dist.is_initialized() and not is_torchrun_worker():
                 dist.destroy_process_group()
 
 
