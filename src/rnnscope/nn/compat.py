@@ -6,6 +6,8 @@ that must say why and what to use instead, shared by every drop-in module.
 
 from __future__ import annotations
 
+import math
+
 from torch import nn
 
 
@@ -20,3 +22,29 @@ def refuse_script(module: nn.Module) -> nn.Module:
         f"torch.jit.script cannot compile rnnscope.nn.{name}: its BPTT engine is Python (an "
         f"autograd.Function). Use torch.export.export(model, args) for a deployable graph, "
         f"torch.compile(model) for speed, or torch.jit.trace(model, x) for one fixed sequence length")
+
+
+class TorchRNNModule(nn.Module):
+    """What every drop-in shares with torch.nn.RNNBase around its weights: torch's initialization,
+    `all_weights`, the no-op `flatten_parameters` and the TorchScript refusal.
+
+    A subclass registers its parameters in torch's order and names them in `_flat_weights_names`.
+    """
+
+    def reset_parameters(self) -> None:
+        """torch's initialization: every weight and bias ~ U(−1/√H, 1/√H)."""
+        stdv = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -stdv, stdv)
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        """Parameters grouped per layer and direction, as torch.nn.RNNBase.all_weights."""
+        per_group = 4 if self.bias else 2
+        params = [getattr(self, name) for name in self._flat_weights_names]
+        return [params[i : i + per_group] for i in range(0, len(params), per_group)]
+
+    def flatten_parameters(self) -> None:
+        """No-op, for compatibility (cuDNN's flat weight buffer is not used)."""
+
+    __prepare_scriptable__ = refuse_script  # torch.jit.script: a line saying what to use instead

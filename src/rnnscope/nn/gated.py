@@ -8,7 +8,6 @@ policy (nn/precision.py) and torch.jit.script is refused with a line (nn/compat.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
@@ -16,11 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnscope.engine import GATES, TIME_REDUCTIONS
-from rnnscope.nn.compat import refuse_script
+from rnnscope.nn.compat import TorchRNNModule
 from rnnscope.nn.packed import forward_packed
 
 
-class GatedRNNBase(nn.Module):
+class GatedRNNBase(TorchRNNModule):
     """torch.nn.LSTM / torch.nn.GRU's interface over rnnscope's hand-written BPTT.
 
     Args:
@@ -97,24 +96,6 @@ class GatedRNNBase(nn.Module):
     @staticmethod
     def _suffix(layer: int, direction: int) -> str:
         return f"_l{layer}" + ("_reverse" if direction == 1 else "")
-
-    def reset_parameters(self) -> None:
-        """torch's initialization: every weight and bias ~ U(−1/√H, 1/√H)."""
-        stdv = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -stdv, stdv)
-
-    @property
-    def all_weights(self) -> list[list[nn.Parameter]]:
-        """Parameters grouped per layer and direction, as torch.nn.RNNBase.all_weights."""
-        per_group = 4 if self.bias else 2
-        params = [getattr(self, name) for name in self._flat_weights_names]
-        return [params[i : i + per_group] for i in range(0, len(params), per_group)]
-
-    def flatten_parameters(self) -> None:
-        """No-op, for compatibility (cuDNN's flat weight buffer is not used)."""
-
-    __prepare_scriptable__ = refuse_script  # torch.jit.script: a line saying what to use instead
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

@@ -10,7 +10,6 @@ What torch.nn.RNN lacks: nonlinearity="sigmoid" (the chapter's Elman network), p
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
@@ -19,12 +18,12 @@ from torch import nn
 
 from rnnscope.engine import ACTIVATIONS, TIME_REDUCTIONS, elman_layer
 from rnnscope.engine.packed import elman_packed_layer
-from rnnscope.nn.compat import refuse_script
+from rnnscope.nn.compat import TorchRNNModule
 from rnnscope.nn.packed import forward_packed
 from rnnscope.nn.precision import autocast_dtype, run_in_autocast_dtype
 
 
-class RNN(nn.Module):
+class RNN(TorchRNNModule):
     """An Elman RNN, a drop-in for torch.nn.RNN whose backward is rnnscope's hand-written BPTT.
 
     Args:
@@ -94,24 +93,6 @@ class RNN(nn.Module):
                     setattr(self, kind + suffix, nn.Parameter(torch.empty(shape, **factory)))
                     self._flat_weights_names.append(kind + suffix)
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """torch.nn.RNN's initialization: every weight and bias ~ U(−1/√H, 1/√H)."""
-        stdv = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -stdv, stdv)
-
-    @property
-    def all_weights(self) -> list[list[nn.Parameter]]:
-        """Parameters grouped per layer and direction, as torch.nn.RNN.all_weights."""
-        per_group = 4 if self.bias else 2
-        params = [getattr(self, name) for name in self._flat_weights_names]
-        return [params[i : i + per_group] for i in range(0, len(params), per_group)]
-
-    def flatten_parameters(self) -> None:
-        """No-op, for compatibility (cuDNN's flat weight buffer is not used)."""
-
-    __prepare_scriptable__ = refuse_script  # torch.jit.script: a line saying what to use instead
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
