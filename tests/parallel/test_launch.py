@@ -52,6 +52,11 @@ def test_describe_failure_names_the_worker_the_signal_and_the_checkpoint(tmp_pat
     aborted.timestamp = killed.timestamp
     text = describe_failure(ChildFailedError("rnnscope", {0: aborted, 1: killed}), tmp_path, 0)
     assert "failed: worker rank 1 (pid 4242) was killed by SIGKILL" in text
+    # and so is the survivor that said its one line about the dead peer and exited with status 1
+    reported = ProcessFailure(local_rank=0, pid=4241, exitcode=1, error_file="")
+    reported.timestamp = killed.timestamp
+    text = describe_failure(ChildFailedError("rnnscope", {0: reported, 1: killed}), tmp_path, 0)
+    assert "failed: worker rank 1 (pid 4242) was killed by SIGKILL" in text
 
 
 # -- real runs through `rnnscope train` ------------------------------------------------------

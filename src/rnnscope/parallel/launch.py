@@ -219,10 +219,12 @@ def last_checkpoint(run_dir: Path) -> str:
 
 def describe_failure(exc, run_dir: Path, restarts: int) -> str:
     """One paragraph: which worker failed first and how, who was stopped, the last checkpoint."""
-    # timestamps are whole seconds: on a tie, a worker the agent stopped (SIGTERM) or one that
-    # aborted (SIGABRT: gloo's reaction when a peer's connection is reset) came later
+    # timestamps are whole seconds: on a tie, a worker the agent stopped (SIGTERM), one that
+    # aborted (SIGABRT: gloo's reaction when a peer's connection is reset) or one that exited with
+    # a status (its one line about the peer that died) came later than one a signal killed
     first_rank, first = min(exc.failures.items(), key=lambda kv: (
-        kv[1].timestamp, kv[1].exitcode in (-signal.SIGTERM, -signal.SIGABRT), kv[0]))
+        kv[1].timestamp, kv[1].exitcode >= 0 or kv[1].exitcode in (-signal.SIGTERM, -signal.SIGABRT),
+        kv[0]))
     text = (f"worker rank {first_rank} (pid {first.pid}) {_how(first)} at "
             f"{first.timestamp_isoformat()}")
     others = [f"rank {rank} {_how(f)}" for rank, f in sorted(exc.failures.items())
