@@ -7,6 +7,7 @@ that must say why and what to use instead, shared by every drop-in module.
 from __future__ import annotations
 
 import math
+import warnings
 
 from torch import nn
 
@@ -22,6 +23,23 @@ def refuse_script(module: nn.Module) -> nn.Module:
         f"torch.jit.script cannot compile rnnscope.nn.{name}: its BPTT engine is Python (an "
         f"autograd.Function). Use torch.export.export(model, args) for a deployable graph, "
         f"torch.compile(model) for speed, or torch.jit.trace(model, x) for one fixed sequence length")
+
+
+def check_sizes(hidden_size, num_layers, dropout, stacklevel: int) -> None:
+    """The constructor arguments every drop-in checks alike (ValueError naming the value); a
+    dropout that cannot act (one layer) is a warning, as in torch. `stacklevel` points the
+    warning at the user's constructor call."""
+    if not isinstance(hidden_size, int) or hidden_size <= 0:
+        raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
+    if not isinstance(num_layers, int) or num_layers <= 0:
+        raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
+    if not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
+        raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
+    if dropout > 0 and num_layers == 1:
+        warnings.warn(
+            f"dropout={dropout} and num_layers=1: dropout acts between layers, so it does nothing here",
+            stacklevel=stacklevel,
+        )
 
 
 class TorchRNNModule(nn.Module):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnscope.engine import GATES, TIME_REDUCTIONS
-from rnnscope.nn.compat import TorchRNNModule
+from rnnscope.nn.compat import TorchRNNModule, check_sizes
 from rnnscope.nn.packed import forward_packed
 
 
@@ -58,17 +58,9 @@ class GatedRNNBase(TorchRNNModule):
                              "(torch.nn.LSTM's proj_size); leave proj_size=0")
         if time_reduction not in TIME_REDUCTIONS:
             raise ValueError(f"time_reduction must be one of {TIME_REDUCTIONS}, got {time_reduction!r}")
-        if not isinstance(hidden_size, int) or hidden_size <= 0:
-            raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
-        if not isinstance(num_layers, int) or num_layers <= 0:
-            raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
-        if not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
-            raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
-        if dropout > 0 and num_layers == 1:
-            warnings.warn(
-                f"dropout={dropout} and num_layers=1: dropout acts between layers, so it does nothing here",
-                stacklevel=3,
-            )
+        # the warning points at the user's call, past a subclass's own __init__ where it has one
+        check_sizes(hidden_size, num_layers, dropout,
+                    stacklevel=3 + (type(self).__init__ is not GatedRNNBase.__init__))
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size, self.time_reduction = bidirectional, 0, time_reduction

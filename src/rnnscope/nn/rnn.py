@@ -18,7 +18,7 @@ from torch import nn
 
 from rnnscope.engine import ACTIVATIONS, TIME_REDUCTIONS, elman_layer
 from rnnscope.engine.packed import elman_packed_layer
-from rnnscope.nn.compat import TorchRNNModule
+from rnnscope.nn.compat import TorchRNNModule, check_sizes
 from rnnscope.nn.packed import forward_packed
 from rnnscope.nn.precision import autocast_dtype, run_in_autocast_dtype
 
@@ -62,17 +62,7 @@ class RNN(TorchRNNModule):
             raise ValueError(f"time_reduction must be one of {TIME_REDUCTIONS}, got {time_reduction!r}")
         if proj_size:
             raise ValueError("proj_size is an LSTM option; torch.nn.RNN and rnnscope.nn.RNN do not support it")
-        if not isinstance(hidden_size, int) or hidden_size <= 0:
-            raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
-        if not isinstance(num_layers, int) or num_layers <= 0:
-            raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
-        if not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1 or isinstance(dropout, bool):
-            raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
-        if dropout > 0 and num_layers == 1:
-            warnings.warn(
-                f"dropout={dropout} and num_layers=1: dropout acts between layers, so it does nothing here",
-                stacklevel=2,
-            )
+        check_sizes(hidden_size, num_layers, dropout, stacklevel=3)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.nonlinearity, self.bias, self.batch_first = nonlinearity, bias, batch_first
         self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, 0
