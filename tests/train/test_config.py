@@ -82,6 +82,7 @@ def test_wrong_type_override_names_the_key():
     (["--train.tbptt_k1", "4", "--train.tbptt_k2", "6"], r"try 4 or 8"),
     (["--train.tbptt_k2", "6"], "needs --train.tbptt_k1"),
     (["--train.epochs", "0"], "both 0"),
+    (["--model.cell", "lstm", "--model.activation", "tanh"], "activation tanh is for --model.cell elman"),
 ])
 def test_values_out_of_range_are_refused(override, message):
     with pytest.raises(UserError, match=message):

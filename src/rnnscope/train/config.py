@@ -372,6 +372,10 @@ def check_cell(cfg: Config) -> None:
     cell = cfg.model.cell
     if cell == "elman":
         return
+    if cfg.model.activation != "sigmoid":  # the default; the gated cells have their own
+        raise UserError(f"--model.activation {cfg.model.activation} is for --model.cell elman; --model.cell "
+                        f"{cell} has sigmoid gates and tanh by its own definition, so leave "
+                        "--model.activation out")
     if cfg.model.init == "identity":
         raise UserError(f"--model.init identity (W_hh = I, the IRNN) is for --model.cell elman, got "
                         f"--model.cell {cell}; use default, xavier or orthogonal")
