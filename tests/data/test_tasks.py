@@ -71,3 +71,26 @@ def test_batch_order_is_a_fixed_permutation_per_epoch_dropping_the_last_partial_
     assert len(set(torch.cat(a).tolist())) == 9
     assert [t.tolist() for t in a] != [t.tolist() for t in batch_order(10, 3, seed=0, epoch=3)]
     assert len(batch_order(2, 8, seed=0, epoch=0)) == 1  # less than one batch: all of it
+
+
+@pytest.mark.parametrize("overrides", [(), ("--data.predict", "last_step"), ("--data.task", "adding"),
+                                       ("--data.task", "copy", "--data.copy_symbols", "6")])
+def test_the_task_shape_without_torch_is_the_built_tasks(overrides):
+    from rnnscope.data.shapes import task_shape
+
+    cfg = data("--data.samples", "8", "--data.seq_len", "12", *overrides)
+    ds, shape = build_dataset(cfg, seed=0), task_shape(cfg)
+    assert (shape.input_size, shape.output_size, shape.every_step) == (
+        ds.input_size, ds.output_size, ds.every_step)
+
+
+def test_the_planner_sizes_a_built_in_task_without_importing_torch():
+    """`rnnscope plan` must answer at once: reading a task's shape must not import torch (≈ 1 s)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from rnnscope.cli import main; "
+            "status = main(['plan', '--workers', '4096', '--json', '--data.task', 'copy']); "
+            "assert status == 0, status; assert 'torch' not in sys.modules, 'torch was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

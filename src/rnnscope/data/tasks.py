@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from rnnscope.data.dataset import Dataset, split
-from rnnscope.errors import UserError
+from rnnscope.data.shapes import task_shape
 
 IGNORE = -100  # class-index target where nothing is asked (torch's cross_entropy ignore_index)
 
@@ -39,19 +39,17 @@ def sine(data_cfg, seed: int) -> Dataset:
     else:
         y = torch.tensor(series[:, T + k - 1, None], dtype=torch.float32)  # (n, 1)
     x_tr, y_tr, x_va, y_va = split(x, y, data_cfg.val_fraction)
+    shape = task_shape(data_cfg)
     return Dataset(x_tr, y_tr, x_va, y_va, kind="regression", every_step=every_step,
-                   input_size=1, output_size=1, name="sine", input_names=["sine"],
+                   input_size=shape.input_size, output_size=shape.output_size, name="sine",
+                   input_names=["sine"],
                    target_names=[f"sine(t+{k})"])
 
 
 def adding(data_cfg, seed: int) -> Dataset:
     """The adding problem: many-to-one regression of the sum of the two marked values."""
-    if data_cfg.predict == "every_step":
-        raise UserError("--data.task adding has one target at the last step; "
-                        "leave --data.predict at auto or last_step")
+    shape = task_shape(data_cfg)  # refuses what the task cannot take
     T = data_cfg.seq_len
-    if T < 2:
-        raise UserError(f"--data.task adding needs --data.seq_len ≥ 2, got {T}")
     rng = np.random.default_rng(seed)
     n = data_cfg.samples
     values = rng.uniform(0.0, 1.0, size=(n, T))
@@ -65,20 +63,15 @@ def adding(data_cfg, seed: int) -> Dataset:
     target = values[rows, first] + values[rows, second]
     y = torch.tensor(target[:, None], dtype=torch.float32)  # (n, 1)
     x_tr, y_tr, x_va, y_va = split(x, y, data_cfg.val_fraction)
-    return Dataset(x_tr, y_tr, x_va, y_va, kind="regression", every_step=False,
-                   input_size=2, output_size=1, name="adding",
+    return Dataset(x_tr, y_tr, x_va, y_va, kind="regression", every_step=shape.every_step,
+                   input_size=shape.input_size, output_size=shape.output_size, name="adding",
                    input_names=["value", "marker"], target_names=["sum"])
 
 
 def copy(data_cfg, seed: int) -> Dataset:
     """The copy task: one-hot symbols, blank and go marker in; the pattern's symbols out."""
-    if data_cfg.predict == "last_step":
-        raise UserError("--data.task copy recalls a pattern over several steps; "
-                        "leave --data.predict at auto or every_step")
+    shape = task_shape(data_cfg)  # refuses what the task cannot take
     T, L, K = data_cfg.seq_len, data_cfg.copy_length, data_cfg.copy_symbols
-    if T < 2 * L + 1:
-        raise UserError(f"--data.task copy needs --data.seq_len ≥ 2·copy_length + 1 = {2 * L + 1} "
-                        f"(pattern, go marker, recall), got {T}")
     rng = np.random.default_rng(seed)
     n = data_cfg.samples
     pattern = rng.integers(0, K, size=(n, L))
@@ -91,8 +84,8 @@ def copy(data_cfg, seed: int) -> Dataset:
     target[:, T - L :] = pattern
     y = torch.tensor(target, dtype=torch.long)  # (n, T)
     x_tr, y_tr, x_va, y_va = split(x, y, data_cfg.val_fraction)
-    return Dataset(x_tr, y_tr, x_va, y_va, kind="classification", every_step=True,
-                   input_size=K + 2, output_size=K, name="copy",
+    return Dataset(x_tr, y_tr, x_va, y_va, kind="classification", every_step=shape.every_step,
+                   input_size=shape.input_size, output_size=shape.output_size, name="copy",
                    input_names=[f"symbol{i}" for i in range(K)] + ["blank", "go"],
                    target_names=["symbol"])
 
