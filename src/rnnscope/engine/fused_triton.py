@@ -72,6 +72,8 @@ def fused_setting() -> str:
 def elman_layer_for(x: torch.Tensor, hidden_size: int) -> Callable:
     """The Elman layer function to run on x: fused_elman_layer or the loop's elman_layer
     (see the module docstring for when)."""
+    if opaque():  # torch.compile / export: the loop's opaque operator (checked first: it traces)
+        return elman_layer
     setting = fused_setting()
     if setting == "0" or not kernels_apply(x, hidden_size):
         return elman_layer
