@@ -92,6 +92,16 @@ def test_one_of_the_two_outputs_gets_a_gradient(loss, time_reduction):
 
 
 @needs_kernels
+def test_w_hh_read_every_step(monkeypatch):
+    """The large-H variant (RELOAD_W: W_hh read again each step instead of kept in registers)."""
+    monkeypatch.setattr(fused_triton, "W_RESIDENT_MAX", 16)
+    x, h0, weights = random_layer(3, 5, 2, 20, torch.float32, True)
+    fused = layer_results(fused_elman_layer, x, h0, weights, "tanh")
+    loop = layer_results(elman_layer, x, h0, weights, "tanh")
+    assert_equal_results(fused, loop, 1e-5)
+
+
+@needs_kernels
 def test_no_bias_and_no_h0_gradient():
     x, h0, (W_ih, W_hh, _, _) = random_layer(3, 4, 2, 16, torch.float64, True)
     results = []

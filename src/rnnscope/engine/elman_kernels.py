@@ -1,8 +1,8 @@
 """The Elman recurrence as two Triton kernels: the whole forward time loop, the whole backward one.
 
 Persistent kernels: each program owns BLOCK_B rows of the batch and the full hidden width
-(padded to BLOCK_H, a power of two ≥ 16, with masks), loads W_hh once into registers and loops
-over the time steps inside the kernel, so a layer costs one launch forward and one backward
+(padded to BLOCK_H, a power of two ≥ 16, with masks), loads W_hh once into registers (or, with
+RELOAD_W for large H, every step from the caches) and loops over the time steps inside the kernel, so a layer costs one launch forward and one backward
 however long the sequence. Per step, in the words of engine/bptt.py:
 
     forward   z_t = xw_t + h_{t-1} W_hhᵀ,   h_t = f(z_t)            (xw = x W_ihᵀ + b, one torch matmul before)
@@ -35,7 +35,7 @@ def elman_forward(
     w_ptr,  # (H, H) W_hh
     z_ptr,  # (T, B, H) z_t, written only when WRITE_Z (a Trace asked for it)
     T, B, H,
-    ACT: tl.constexpr, USE_DOT: tl.constexpr, WRITE_Z: tl.constexpr,
+    ACT: tl.constexpr, USE_DOT: tl.constexpr, WRITE_Z: tl.constexpr, RELOAD_W: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)  # this program's batch rows
@@ -43,11 +43,14 @@ def elman_forward(
     ks = tl.arange(0, BLOCK_H)
     mask = (rows[:, None] < B) & (cols[None, :] < H)  # (BLOCK_B, BLOCK_H)
     w_mask = (ks[:, None] < H) & (cols[None, :] < H)
-    W_hh_t = tl.load(w_ptr + cols[None, :] * H + ks[:, None], mask=w_mask, other=0.0)  # (k, j) = W_hh[j, k]
+    w_offsets = cols[None, :] * H + ks[:, None]  # (k, j) = W_hh[j, k]: W_hhᵀ
+    W_hh_t = tl.load(w_ptr + w_offsets, mask=w_mask, other=0.0)
     offsets = rows[:, None] * H + cols[None, :]  # (BLOCK_B, BLOCK_H) within one step
     h = tl.load(h0_ptr + offsets, mask=mask, other=0.0)  # h_0
     step = B * H
     for t in range(T):
+        if RELOAD_W:  # too large for registers: read it again each step (from the L1/L2 caches)
+            W_hh_t = tl.load(w_ptr + w_offsets, mask=w_mask, other=0.0)
         xw_t = tl.load(xw_ptr + offsets, mask=mask, other=0.0)
         if USE_DOT:
             z = xw_t + tl.dot(h, W_hh_t, input_precision="ieee")  # z_t = xw_t + h_{t-1} W_hhᵀ
@@ -77,7 +80,7 @@ def elman_backward(
     dh_ptr,  # (T, B, H) out: ∂L/∂h_t, written only when WRITE_DH (a Trace asked for it)
     T, B, H,
     ACT: tl.constexpr, USE_DOT: tl.constexpr, HAS_GRAD_OUT: tl.constexpr,
-    HAS_GRAD_LAST: tl.constexpr, WRITE_DH: tl.constexpr,
+    HAS_GRAD_LAST: tl.constexpr, WRITE_DH: tl.constexpr, RELOAD_W: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -85,7 +88,8 @@ def elman_backward(
     ks = tl.arange(0, BLOCK_H)
     mask = (rows[:, None] < B) & (cols[None, :] < H)
     w_mask = (ks[:, None] < H) & (cols[None, :] < H)
-    W_hh = tl.load(w_ptr + ks[:, None] * H + cols[None, :], mask=w_mask, other=0.0)  # (j, k) = W_hh[j, k]
+    w_offsets = ks[:, None] * H + cols[None, :]  # (j, k) = W_hh[j, k]
+    W_hh = tl.load(w_ptr + w_offsets, mask=w_mask, other=0.0)
     offsets = rows[:, None] * H + cols[None, :]
     step = B * H
     last = (T - 1).to(tl.int64) * step  # the offset of step T, where the loop starts
@@ -98,6 +102,8 @@ def elman_backward(
     else:
         dh_next = tl.zeros((BLOCK_B, BLOCK_H), dtype=h_ptr.dtype.element_ty)
     for _ in range(T):  # t = T … 1
+        if RELOAD_W:
+            W_hh = tl.load(w_ptr + w_offsets, mask=w_mask, other=0.0)
         dh = dh_next  # the error arriving from step t+1 (δ_{t+1} W_hh)
         if HAS_GRAD_OUT:
             dh += tl.load(grad_out_ptr + offsets, mask=mask, other=0.0)  # output error at t

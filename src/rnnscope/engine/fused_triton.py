@@ -41,6 +41,7 @@ from rnnscope.errors import UserError
 ENV = "RNNSCOPE_FUSED"  # "0": never fused, "1": fused wherever the kernels apply, unset: on CUDA
 MAX_HIDDEN = {torch.float32: 256, torch.float64: 64}  # one program holds W_hh (and fp64's broadcast products)
 BLOCK_B = 16  # batch rows per program (tl.dot wants every dimension ≥ 16)
+W_RESIDENT_MAX = 128  # up to this BLOCK_H a program keeps W_hh in registers; above, it rereads it each step
 
 
 @functools.cache
@@ -107,8 +108,8 @@ def interpreter_active() -> bool:
 def _launch_settings(x: torch.Tensor, H: int) -> dict:
     """The constexprs and launch options every kernel call shares."""
     block_h = max(16, 1 << (H - 1).bit_length())  # the smallest power of two ≥ H, and ≥ 16
-    return {"USE_DOT": x.dtype == torch.float32, "BLOCK_B": BLOCK_B, "BLOCK_H": block_h,
-            "num_warps": 4 if block_h <= 64 else 8}
+    return {"USE_DOT": x.dtype == torch.float32, "RELOAD_W": block_h > W_RESIDENT_MAX,
+            "BLOCK_B": BLOCK_B, "BLOCK_H": block_h, "num_warps": 4 if block_h <= 64 else 8}
 
 
 def _grid(B: int) -> tuple[int]:
