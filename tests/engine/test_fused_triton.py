@@ -94,7 +94,7 @@ def test_one_of_the_two_outputs_gets_a_gradient(loss, time_reduction):
 @needs_kernels
 def test_w_hh_read_every_step(monkeypatch):
     """The large-H variant (RELOAD_W: W_hh read again each step instead of kept in registers)."""
-    monkeypatch.setattr(fused_triton, "W_RESIDENT_MAX", 16)
+    monkeypatch.setattr(fused_triton, "W_RESIDENT_MAX", 16)  # BLOCK_H 32 > 16: reread
     x, h0, weights = random_layer(3, 5, 2, 20, torch.float32, True)
     fused = layer_results(fused_elman_layer, x, h0, weights, "tanh")
     loop = layer_results(elman_layer, x, h0, weights, "tanh")
@@ -189,6 +189,26 @@ def test_kernels_in_the_interpreter():
     assert "passed" in summary and "skipped" not in summary, summary  # every kernel test ran
 
 
+@pytest.mark.skipif(fused_triton.interpreter_active(), reason="Triton's interpreter is on: nothing compiles")
+@pytest.mark.parametrize("dtype, precision", [("fp32", "ieee"), ("fp32", "tf32"), ("fp64", "ieee")])
+def test_kernels_compile_for_a_gpu(dtype, precision):
+    """Both kernels, every flag on, compiled for an H100 (sm_90) without one: Triton's front end
+    and ptxas accept them (what the interpreter cannot tell: globals, types, loop-carried values)."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    constants = {"ACT": 2, "USE_DOT": dtype == "fp32", "PREC": precision, "WRITE_Z": True, "RELOAD_W": True,
+                 "HAS_GRAD_OUT": True, "HAS_GRAD_LAST": True, "WRITE_DH": True, "BLOCK_B": 16, "BLOCK_H": 16}
+    for kernel in fused_triton._kernels():
+        names = kernel.arg_names
+        signature = {n: "*" + dtype if n.endswith("_ptr") else "i32" if n in ("T", "B", "H") else "constexpr"
+                     for n in names}
+        constexprs = {(names.index(n),): constants[n] for n in names if signature[n] == "constexpr"}
+        compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
+                                  target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, "enable_fp_fusion": True})
+        assert compiled.asm["cubin"], kernel.__name__
+
+
 # --- on a GPU: the compiled kernels against cuDNN and the loop (benchmarks/gpu_check.sh) ---
 
 @requires_cuda
@@ -212,6 +232,22 @@ def test_cuda_fused_float32_equals_cudnn(B, T, I, H, monkeypatch):
         results.append([out.detach(), h_n.detach(), xs.grad, h0s.grad] + [p.grad for p in rnn.parameters()])
     for name, fused, cudnn in zip(["out", "h_n", "x", "h0", "W_ih", "W_hh", "b_ih", "b_hh"], *results):
         assert rel_err(fused, cudnn) <= (1e-5 if name in ("out", "h_n") else 1e-4), name
+
+
+@requires_cuda
+def test_cuda_fused_tf32_equals_cudnn_tf32(monkeypatch):
+    """torch's "high" float32 matmul precision: the kernels' tl.dot in TF32, as cuDNN's default."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        torch.manual_seed(0)
+        ours, theirs = rnnscope.nn.RNN(8, 128).cuda(), torch.nn.RNN(8, 128).cuda()
+        theirs.load_state_dict(ours.state_dict())
+        x = torch.randn(100, 64, 8, device="cuda")
+        assert rel_err(ours(x)[0], theirs(x)[0]) <= 5e-3  # TF32: 10-bit mantissas, ≈ 1e-3 per product
+    finally:
+        torch.set_float32_matmul_precision(precision)
 
 
 @requires_cuda

@@ -11,8 +11,9 @@ however long the sequence. Per step, in the words of engine/bptt.py:
 
 The weight adjustments stay one torch matmul each after the loop (engine/bptt.py's).
 
-The product with W_hh is tl.dot for float32 (IEEE fp32, no TF32 rounding) and a sum of
-broadcast products for float64 (tl.dot does not take fp64 on every GPU); USE_DOT picks one.
+The product with W_hh is tl.dot for float32 (PREC: "ieee" fp32, or "tf32" when torch allows it
+for matmuls) and a sum of broadcast products for float64 (tl.dot does not take fp64 on every
+GPU); USE_DOT picks one.
 The activations are written with exp only (libdevice's tanh is not available in Triton's
 interpreter), so the interpreter on a CPU (TRITON_INTERPRET=1 set before triton's first import)
 runs the very code a GPU compiles.
@@ -25,8 +26,9 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-TANH, RELU, SIGMOID = 0, 1, 2  # the ACT constexpr
-ACT_CODES = {"tanh": TANH, "relu": RELU, "sigmoid": SIGMOID}
+# the ACT constexpr (a kernel reads a global only when it is a tl.constexpr)
+TANH, RELU, SIGMOID = tl.constexpr(0), tl.constexpr(1), tl.constexpr(2)
+ACT_CODES = {"tanh": 0, "relu": 1, "sigmoid": 2}
 
 
 def elman_forward(
@@ -35,7 +37,7 @@ def elman_forward(
     w_ptr,  # (H, H) W_hh
     z_ptr,  # (T, B, H) z_t, written only when WRITE_Z (a Trace asked for it)
     T, B, H,
-    ACT: tl.constexpr, USE_DOT: tl.constexpr, WRITE_Z: tl.constexpr, RELOAD_W: tl.constexpr,
+    ACT: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr, WRITE_Z: tl.constexpr, RELOAD_W: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)  # this program's batch rows
@@ -53,7 +55,7 @@ def elman_forward(
             W_hh_t = tl.load(w_ptr + w_offsets, mask=w_mask, other=0.0)
         xw_t = tl.load(xw_ptr + offsets, mask=mask, other=0.0)
         if USE_DOT:
-            z = xw_t + tl.dot(h, W_hh_t, input_precision="ieee")  # z_t = xw_t + h_{t-1} W_hhᵀ
+            z = xw_t + tl.dot(h, W_hh_t, input_precision=PREC)  # z_t = xw_t + h_{t-1} W_hhᵀ
         else:
             z = xw_t + tl.sum(h[:, :, None] * W_hh_t[None, :, :], axis=1)
         if WRITE_Z:
@@ -79,7 +81,7 @@ def elman_backward(
     dh0_ptr,  # (B, H) out: ∂L/∂h_0
     dh_ptr,  # (T, B, H) out: ∂L/∂h_t, written only when WRITE_DH (a Trace asked for it)
     T, B, H,
-    ACT: tl.constexpr, USE_DOT: tl.constexpr, HAS_GRAD_OUT: tl.constexpr,
+    ACT: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr, HAS_GRAD_OUT: tl.constexpr,
     HAS_GRAD_LAST: tl.constexpr, WRITE_DH: tl.constexpr, RELOAD_W: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
@@ -121,7 +123,7 @@ def elman_backward(
         tl.store(delta_ptr + offsets, delta, mask=mask)
         # propagate the error term back through W_hh: ∂L/∂h_{t-1} (∂L/∂h_0 after the last step)
         if USE_DOT:
-            dh_next = tl.dot(delta, W_hh, input_precision="ieee")
+            dh_next = tl.dot(delta, W_hh, input_precision=PREC)
         else:
             dh_next = tl.sum(delta[:, :, None] * W_hh[None, :, :], axis=1)
         h_ptr -= step

@@ -41,7 +41,13 @@ from rnnscope.errors import UserError
 ENV = "RNNSCOPE_FUSED"  # "0": never fused, "1": fused wherever the kernels apply, unset: on CUDA
 MAX_HIDDEN = {torch.float32: 256, torch.float64: 64}  # one program holds W_hh (and fp64's broadcast products)
 BLOCK_B = 16  # batch rows per program (tl.dot wants every dimension ≥ 16)
-W_RESIDENT_MAX = 128  # up to this BLOCK_H a program keeps W_hh in registers; above, it rereads it each step
+# Up to this BLOCK_H a program keeps W_hh in registers; above, it rereads it every step (RELOAD_W).
+# Compiled for sm_90, keeping it spills less at H = 256 than rereading (ptxas: 104 B of stack vs
+# 3.6 kB with TF32), so the reread variant is off until a GPU measures otherwise.
+W_RESIDENT_MAX = 256
+# tl.dot's input precision, following torch's float32 matmul precision, so that the kernels round
+# as the loop's torch.mm would: "highest" (torch's default) IEEE fp32, "high" and "medium" TF32.
+DOT_PRECISION = {"highest": "ieee", "high": "tf32", "medium": "tf32"}
 
 
 @functools.cache
@@ -108,8 +114,10 @@ def interpreter_active() -> bool:
 def _launch_settings(x: torch.Tensor, H: int) -> dict:
     """The constexprs and launch options every kernel call shares."""
     block_h = max(16, 1 << (H - 1).bit_length())  # the smallest power of two ≥ H, and ≥ 16
-    return {"USE_DOT": x.dtype == torch.float32, "RELOAD_W": block_h > W_RESIDENT_MAX,
-            "BLOCK_B": BLOCK_B, "BLOCK_H": block_h, "num_warps": 4 if block_h <= 64 else 8}
+    return {"USE_DOT": x.dtype == torch.float32, "PREC": DOT_PRECISION[torch.get_float32_matmul_precision()],
+            "RELOAD_W": block_h > W_RESIDENT_MAX,
+            "BLOCK_B": BLOCK_B, "BLOCK_H": block_h, "num_warps": 4 if block_h <= 64 else 8,
+            "enable_fp_fusion": True}  # a*b + c as one FMA (Triton's default today, said out loud)
 
 
 def _grid(B: int) -> tuple[int]:
