@@ -1,0 +1,141 @@
+"""Benchmark: the fused Triton time loops (engine/fused_triton.py) on a GPU against cuDNN and the loop.
+
+One training step (forward + backward of a many-to-one MSE, as in benchmarks/engine.py) of
+rnnscope.nn.RNN with the fused kernels (RNNSCOPE_FUSED unset: automatic on CUDA), of the same
+module on the Python loop (RNNSCOPE_FUSED=0) and of cuDNN's torch.nn.RNN, on the four
+configurations of benchmarks/engine.py plus T = 10,000; tanh against cuDNN, sigmoid (which
+cuDNN lacks) against the loop. Two precisions: "fp32" (torch's "highest" matmul precision,
+cuDNN's TF32 off: the kernels' tl.dot in IEEE fp32) and "tf32" (torch's "high", cuDNN's default
+TF32: tl.dot in TF32). Ratios above 1 mean the fused engine is faster.
+
+    python benchmarks/fused_cuda.py [--quick] [--json PATH]    # or: benchmarks/engine.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+
+import torch
+from engine import CONFIGS, interleaved_times, make_step
+
+import rnnscope.nn
+from rnnscope.engine.fused_triton import elman_layer_for, fused_elman_layer
+
+LONG = (32, 10_000, 1, 32)  # (B, T, I, H): the long sequence of the issue
+PRECISIONS = {"fp32": ("highest", False), "tf32": ("high", True)}  # torch matmul precision, cudnn.allow_tf32
+
+
+def with_fused(step, setting: str | None):
+    """`step` run with RNNSCOPE_FUSED=setting (None: unset, the automatic choice)."""
+
+    def run() -> None:
+        before = os.environ.pop("RNNSCOPE_FUSED", None)
+        if setting is not None:
+            os.environ["RNNSCOPE_FUSED"] = setting
+        try:
+            step()
+        finally:
+            os.environ.pop("RNNSCOPE_FUSED", None)
+            if before is not None:
+                os.environ["RNNSCOPE_FUSED"] = before
+
+    return run
+
+
+def measure(B: int, T: int, I: int, H: int, nonlinearity: str, repeats: int, min_seconds: float,
+            device: str = "cuda") -> dict:
+    """Median seconds per step of the fused engine, the loop and (tanh, relu) cuDNN on one configuration."""
+    torch.manual_seed(0)
+    x, y = torch.randn(T, B, I, device=device), torch.randn(B, 1, device=device)
+    readout = torch.nn.Linear(H, 1).to(device)
+    ours = rnnscope.nn.RNN(I, H, nonlinearity=nonlinearity).to(device)
+    fns = {"fused": with_fused(make_step(ours, readout, x, y), None),
+           "loop": with_fused(make_step(ours, readout, x, y), "0")}
+    if nonlinearity != "sigmoid":
+        theirs = torch.nn.RNN(I, H, nonlinearity=nonlinearity).to(device)
+        theirs.load_state_dict(ours.state_dict())
+        fns["cuDNN"] = make_step(theirs, readout, x, y)
+    fused_runs = elman_layer_for(x, H) is fused_elman_layer  # False (H > 256): the loop runs under both names
+    times = {name: statistics.median(ts) for name, ts in interleaved_times(fns, repeats, min_seconds).items()}
+    row = {"B": B, "T": T, "I": I, "H": H, "nonlinearity": nonlinearity, "fused_runs": fused_runs,
+           "seconds": times, "loop_over_fused": times["loop"] / times["fused"]}
+    if "cuDNN" in times:
+        row["cudnn_over_fused"] = times["cuDNN"] / times["fused"]
+    return row
+
+
+def run(repeats: int, min_seconds: float, configs=(*CONFIGS, LONG), device: str = "cuda") -> dict:
+    """Every configuration, both precisions, tanh and sigmoid (device "cpu": a smoke run of this code)."""
+    matmul_precision = torch.get_float32_matmul_precision()
+    cudnn_tf32 = torch.backends.cudnn.allow_tf32
+    name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    result = {"device": name, "torch": torch.__version__, "precisions": {}}
+    try:
+        for name, (precision, tf32) in PRECISIONS.items():
+            torch.set_float32_matmul_precision(precision)
+            torch.backends.cudnn.allow_tf32 = tf32
+            rows = []
+            for B, T, I, H in configs:
+                for nonlinearity in ("tanh", "sigmoid"):
+                    long = T >= 10_000  # a loop step there takes a second: fewer rounds
+                    rows.append(measure(B, T, I, H, nonlinearity, 2 if long else repeats,
+                                        0.0 if long else min_seconds, device))
+                    r = rows[-1]
+                    print(f"{name} {nonlinearity} ({B}, {T}, {I}, {H}): loop / fused = {r['loop_over_fused']:.2f}x"
+                          + (f", cuDNN / fused = {r['cudnn_over_fused']:.2f}x" if "cudnn_over_fused" in r else ""),
+                          file=sys.stderr, flush=True)
+            vs_cudnn = [r["cudnn_over_fused"] for r in rows if "cudnn_over_fused" in r]
+            small = [r["cudnn_over_fused"] for r in rows if "cudnn_over_fused" in r and r["H"] <= 256]
+            result["precisions"][name] = {
+                "rows": rows,
+                "median_cudnn_over_fused": statistics.median(vs_cudnn),
+                "min_cudnn_over_fused_h_le_256": min(small),
+                "median_loop_over_fused_sigmoid": statistics.median(
+                    [r["loop_over_fused"] for r in rows if r["nonlinearity"] == "sigmoid"]),
+            }
+    finally:
+        torch.set_float32_matmul_precision(matmul_precision)
+        torch.backends.cudnn.allow_tf32 = cudnn_tf32
+    return result
+
+
+def print_table(result: dict) -> None:
+    """One line per configuration and precision (the goal: cuDNN / fused ≥ 1.0 for H ≤ 256)."""
+    print(f"fused Triton time loops, {result['device']}, torch {result['torch']}")
+    print(f"{'precision':9} {'cell':8} {'B, T, I, H':>20} {'fused ms':>10} {'loop ms':>10} {'cuDNN ms':>10} "
+          f"{'cuDNN/fused':>12} {'loop/fused':>11}")
+    for name, part in result["precisions"].items():
+        for r in part["rows"]:
+            s = r["seconds"]
+            shape = f"{r['B']}, {r['T']}, {r['I']}, {r['H']}"
+            cudnn = f"{s['cuDNN'] * 1e3:10.2f}" if "cuDNN" in s else f"{'-':>10}"
+            ratio = f"{r['cudnn_over_fused']:11.2f}x" if "cudnn_over_fused" in r else f"{'-':>12}"
+            note = "" if r["fused_runs"] else "  (the loop ran: the kernels do not apply, H > 256)"
+            print(f"{name:9} {r['nonlinearity']:8} {shape:>20} {s['fused'] * 1e3:10.2f} {s['loop'] * 1e3:10.2f} "
+                  f"{cudnn} {ratio} {r['loop_over_fused']:10.2f}x{note}")
+        print(f"{name}: median cuDNN / fused {part['median_cudnn_over_fused']:.2f}x, min over H ≤ 256 "
+              f"{part['min_cudnn_over_fused_h_le_256']:.2f}x; sigmoid loop / fused median "
+              f"{part['median_loop_over_fused_sigmoid']:.2f}x")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument("--json", metavar="PATH", help="also write the JSON to PATH")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("benchmarks/fused_cuda.py: torch sees no CUDA device here; run it on a GPU machine "
+                         "(benchmarks/gpu_check.sh)")
+    result = run(repeats=3 if args.quick else 15, min_seconds=0.2 if args.quick else 2.0)
+    print_table(result)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
