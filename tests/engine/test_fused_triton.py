@@ -182,7 +182,7 @@ def test_kernels_in_the_interpreter():
     env.pop("RNNSCOPE_FUSED", None)
     child = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", str(Path(__file__).resolve()),
-         "-k", "not in_the_interpreter and not cuda and not without_triton"],
+         "-k", "not in_the_interpreter and not cuda and not without_triton and not compile"],
         cwd=root, env=env, capture_output=True, text=True, timeout=280)
     summary = child.stdout.strip().splitlines()[-1] if child.stdout.strip() else ""
     assert child.returncode == 0, child.stdout[-3000:] + child.stderr[-2000:]
