@@ -51,6 +51,6 @@ stage "benchmark: benchmarks/engine.py --device cuda --quick (then the fused tab
 timeout 240 "$py" benchmarks/engine.py --device cuda --quick --json "$out/engine_cuda.json" \
   > "$out/engine_cuda.txt" 2> "$out/engine_cuda.progress.txt"
 echo $? > "$out/engine_cuda.rc"
-grep -v '^ \|^[{}\[]' "$out/engine_cuda.txt" | tail -40
+awk '/^{/{json=1} !json{print} /^}/{json=0}' "$out/engine_cuda.txt" | tail -45  # the tables, not the JSON
 
 stage "done: tests rc $(cat "$out/tests.rc"), benchmark rc $(cat "$out/engine_cuda.rc"); files in $out"
