@@ -148,6 +148,7 @@ def test_which_layer_runs(monkeypatch):
     assert elman_layer_for(x.double(), 65) is elman_layer  # fp64's broadcast products too large
     assert elman_layer_for(x.half(), 32) is elman_layer
     assert elman_layer_for(x[:0], 32) is elman_layer  # T = 0: the loop's own error
+    assert elman_layer_for(x[:, :0], 32) is elman_layer  # B = 0: no program to launch
     monkeypatch.setenv("RNNSCOPE_FUSED", "0")
     assert elman_layer_for(x, 32) is elman_layer
     monkeypatch.setenv("RNNSCOPE_FUSED", "yes")

@@ -67,7 +67,7 @@ def elman_forward(
             h = tl.maximum(z, 0.0)
         else:
             h = 1.0 / (1.0 + tl.exp(-z))  # σ(z)
-        h = tl.where(mask, h, 0.0)  # padded columns stay 0 (σ(0) would be 0.5)
+        # padded columns hold f(0) (σ(0) = 0.5), harmless: W_hh's padded rows and columns are 0
         tl.store(xw_ptr + offsets, h, mask=mask)  # h_t
         xw_ptr += step
 

@@ -62,9 +62,9 @@ def triton_imports() -> bool:
 
 def kernels_apply(x: torch.Tensor, hidden_size: int) -> bool:
     """Whether the fused kernels can run this layer: float32 or float64, H within MAX_HIDDEN, at
-    least one time step, and no compiler tracing (which sees the loop's opaque operator)."""
+    least one time step and one row, and no compiler tracing (which sees the loop's opaque operator)."""
     return (x.dtype in MAX_HIDDEN and hidden_size <= MAX_HIDDEN[x.dtype] and x.dim() == 3
-            and x.shape[0] > 0 and not opaque())
+            and x.shape[0] > 0 and x.shape[1] > 0 and not opaque())
 
 
 def fused_setting() -> str:
