@@ -4,7 +4,8 @@ One training step (forward + backward of a many-to-one MSE, as in benchmarks/eng
 rnnscope.nn.RNN with the fused kernels (RNNSCOPE_FUSED unset: automatic on CUDA), of the same
 module on the Python loop (RNNSCOPE_FUSED=0) and of cuDNN's torch.nn.RNN, on the four
 configurations of benchmarks/engine.py plus T = 10,000; tanh against cuDNN, sigmoid (which
-cuDNN lacks) against the loop. Two precisions: "fp32" (torch's "highest" matmul precision,
+cuDNN lacks) against the loop; and the loop's whole step captured as a CUDA graph ("loop graph",
+the issue's alternative to kernels). Two precisions: "fp32" (torch's "highest" matmul precision,
 cuDNN's TF32 off: the kernels' tl.dot in IEEE fp32) and "tf32" (torch's "high", cuDNN's default
 TF32: tl.dot in TF32). Ratios above 1 mean the fused engine is faster.
 
@@ -46,6 +47,38 @@ def with_fused(step, setting: str | None):
     return run
 
 
+def graphed_loop_step(rnn: torch.nn.Module, readout: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor):
+    """The loop's training step (RNNSCOPE_FUSED=0) captured once as a CUDA graph and replayed: the
+    issue's other way to pay one launch for many steps. Same step as make_step, without its
+    synchronize inside (a capture may not synchronize); the replay ends in one."""
+    params = list(rnn.parameters()) + list(readout.parameters())
+
+    def body() -> None:
+        _, h_n = rnn(x)
+        torch.nn.functional.mse_loss(readout(h_n[-1]), y).backward()
+
+    body = with_fused(body, "0")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up on a side stream, as torch.cuda.graph's docs ask
+        for _ in range(3):
+            for p in params:
+                p.grad = None
+            body()
+    torch.cuda.current_stream().wait_stream(side)
+    for p in params:
+        p.grad = None  # so that the captured backward allocates the gradients in the graph's pool
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        body()
+
+    def step() -> None:
+        graph.replay()
+        torch.cuda.synchronize()
+
+    return step
+
+
 def measure(B: int, T: int, I: int, H: int, nonlinearity: str, repeats: int, min_seconds: float,
             device: str = "cuda") -> dict:
     """Median seconds per step of the fused engine, the loop and (tanh, relu) cuDNN on one configuration."""
@@ -59,12 +92,23 @@ def measure(B: int, T: int, I: int, H: int, nonlinearity: str, repeats: int, min
         theirs = torch.nn.RNN(I, H, nonlinearity=nonlinearity).to(device)
         theirs.load_state_dict(ours.state_dict())
         fns["cuDNN"] = make_step(theirs, readout, x, y)
+    graph_error = None
+    if device == "cuda":
+        try:
+            fns["loop graph"] = graphed_loop_step(rnnscope.nn.RNN(I, H, nonlinearity=nonlinearity).to(device),
+                                                  torch.nn.Linear(H, 1).to(device), x, y)
+        except Exception as error:  # a capture that fails is a finding, not the end of the run
+            graph_error = f"{type(error).__name__}: {error}"[:200]
     fused_runs = elman_layer_for(x, H) is fused_elman_layer  # False (H > 256): the loop runs under both names
     times = {name: statistics.median(ts) for name, ts in interleaved_times(fns, repeats, min_seconds).items()}
     row = {"B": B, "T": T, "I": I, "H": H, "nonlinearity": nonlinearity, "fused_runs": fused_runs,
            "seconds": times, "loop_over_fused": times["loop"] / times["fused"]}
     if "cuDNN" in times:
         row["cudnn_over_fused"] = times["cuDNN"] / times["fused"]
+    if "loop graph" in times:
+        row["graph_over_fused"] = times["loop graph"] / times["fused"]
+    if graph_error:
+        row["graph_error"] = graph_error
     return row
 
 
@@ -86,7 +130,8 @@ def run(repeats: int, min_seconds: float, configs=(*CONFIGS, LONG), device: str 
                                         0.0 if long else min_seconds, device))
                     r = rows[-1]
                     print(f"{name} {nonlinearity} ({B}, {T}, {I}, {H}): loop / fused = {r['loop_over_fused']:.2f}x"
-                          + (f", cuDNN / fused = {r['cudnn_over_fused']:.2f}x" if "cudnn_over_fused" in r else ""),
+                          + (f", cuDNN / fused = {r['cudnn_over_fused']:.2f}x" if "cudnn_over_fused" in r else "")
+                          + (f", loop graph / fused = {r['graph_over_fused']:.2f}x" if "graph_over_fused" in r else ""),
                           file=sys.stderr, flush=True)
             vs_cudnn = [r["cudnn_over_fused"] for r in rows if "cudnn_over_fused" in r]
             small = [r["cudnn_over_fused"] for r in rows if "cudnn_over_fused" in r and r["H"] <= 256]
@@ -107,7 +152,7 @@ def print_table(result: dict) -> None:
     """One line per configuration and precision (the goal: cuDNN / fused ≥ 1.0 for H ≤ 256)."""
     print(f"fused Triton time loops, {result['device']}, torch {result['torch']}")
     print(f"{'precision':9} {'cell':8} {'B, T, I, H':>20} {'fused ms':>10} {'loop ms':>10} {'cuDNN ms':>10} "
-          f"{'cuDNN/fused':>12} {'loop/fused':>11}")
+          f"{'cuDNN/fused':>12} {'loop/fused':>11} {'graph/fused':>12}")
     for name, part in result["precisions"].items():
         for r in part["rows"]:
             s = r["seconds"]
@@ -115,8 +160,11 @@ def print_table(result: dict) -> None:
             cudnn = f"{s['cuDNN'] * 1e3:10.2f}" if "cuDNN" in s else f"{'-':>10}"
             ratio = f"{r['cudnn_over_fused']:11.2f}x" if "cudnn_over_fused" in r else f"{'-':>12}"
             note = "" if r["fused_runs"] else "  (the loop ran: the kernels do not apply, H > 256)"
+            graph = f"{r['graph_over_fused']:11.2f}x" if "graph_over_fused" in r else f"{'-':>12}"
+            if "graph_error" in r:
+                note += f"  (loop graph: {r['graph_error']})"
             print(f"{name:9} {r['nonlinearity']:8} {shape:>20} {s['fused'] * 1e3:10.2f} {s['loop'] * 1e3:10.2f} "
-                  f"{cudnn} {ratio} {r['loop_over_fused']:10.2f}x{note}")
+                  f"{cudnn} {ratio} {r['loop_over_fused']:10.2f}x {graph}{note}")
         print(f"{name}: median cuDNN / fused {part['median_cudnn_over_fused']:.2f}x, min over H ≤ 256 "
               f"{part['min_cudnn_over_fused_h_le_256']:.2f}x; sigmoid loop / fused median "
               f"{part['median_loop_over_fused_sigmoid']:.2f}x")
