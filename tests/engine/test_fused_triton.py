@@ -144,6 +144,9 @@ def test_which_layer_runs(monkeypatch):
     monkeypatch.setenv("RNNSCOPE_FUSED", "1")
     if KERNELS_RUN_HERE:
         assert elman_layer_for(x, 32) is fused_elman_layer
+    else:  # CPU tensors, and triton imported without its interpreter: say how to get it
+        with pytest.raises(UserError, match="set TRITON_INTERPRET=1 too"):
+            elman_layer_for(x, 32)
     assert elman_layer_for(x, 257) is elman_layer  # W_hh too large for one program
     assert elman_layer_for(x.double(), 65) is elman_layer  # fp64's broadcast products too large
     assert elman_layer_for(x.half(), 32) is elman_layer
