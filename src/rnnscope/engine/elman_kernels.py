@@ -137,6 +137,8 @@ def compile_kernels() -> tuple:
     for its own library functions such as tl.sum too)."""
     # T unspecialized: Triton would turn T = 1 into a constant, and `(T - 1).to(...)` needs a tensor
     jit = triton.jit(do_not_specialize=["T"])
+    if not hasattr(triton, "knobs"):  # triton before 3.4 (pyproject asks for 3.6; a GPU box may differ)
+        return jit(elman_forward), jit(elman_backward)
     with triton.knobs.runtime.scope():  # wrap ours as triton's own were wrapped, whatever the variable says now
         triton.knobs.runtime.interpret = interpreter_active()
         return jit(elman_forward), jit(elman_backward)
