@@ -136,12 +136,18 @@ def compile_kernels() -> tuple:
     when TRITON_INTERPRET=1 was set before triton was first imported (Triton decides it there,
     for its own library functions such as tl.sum too)."""
     # T unspecialized: Triton would turn T = 1 into a constant, and `(T - 1).to(...)` needs a tensor
-    jit = triton.jit(do_not_specialize=["T"])
+    return as_kernel(elman_forward, do_not_specialize=["T"]), as_kernel(elman_backward, do_not_specialize=["T"])
+
+
+def as_kernel(fn, **options):
+    """triton.jit(fn), interpreted exactly when triton's own library functions are (whatever
+    TRITON_INTERPRET says now)."""
+    jit = triton.jit(**options) if options else triton.jit
     if not hasattr(triton, "knobs"):  # triton before 3.4 (pyproject asks for 3.6; a GPU box may differ)
-        return jit(elman_forward), jit(elman_backward)
-    with triton.knobs.runtime.scope():  # wrap ours as triton's own were wrapped, whatever the variable says now
+        return jit(fn)
+    with triton.knobs.runtime.scope():
         triton.knobs.runtime.interpret = interpreter_active()
-        return jit(elman_forward), jit(elman_backward)
+        return jit(fn)
 
 
 def interpreter_active() -> bool:
