@@ -23,8 +23,9 @@ import torch
 from testing_utils import rel_err, requires_cuda
 
 import rnnscope.nn
-from rnnscope.engine import Trace, elman_layer
-from rnnscope.engine import fused_triton
+from rnnscope.engine import Trace, elman_layer, lstm_layer
+from rnnscope.engine import fused_lstm, fused_triton
+from rnnscope.engine.fused_lstm import fused_lstm_layer, lstm_layer_for
 from rnnscope.engine.fused_triton import elman_layer_for, fused_elman_layer
 from rnnscope.errors import UserError
 
@@ -135,6 +136,64 @@ def test_nn_rnn_fused_equals_the_default_path(monkeypatch):
         assert rel_err(fused, loop) <= 1e-9
 
 
+def lstm_results(layer, x, h0, c0, weights, time_reduction="sum", loss=("out", "h", "c")):
+    """Outputs, gradients and the Trace's per-step tensors of one LSTM layer call."""
+    leaves = [t.detach().clone().requires_grad_(True) for t in (x, h0, c0, *weights)]
+    with Trace(weight_adjustments=True) as trace:
+        out, h_last, c_last = layer(*leaves, time_reduction=time_reduction)
+        terms = {"out": torch.sin(out).pow(2).sum(), "h": h_last.pow(2).sum(), "c": (1.3 * c_last).sum()}
+        sum(terms[name] for name in loss).backward()
+    record = trace.layers[0]
+    results = {"out": out.detach(), "h_last": h_last.detach(), "c_last": c_last.detach()}
+    results |= {name: t.grad for name, t in zip(("x", "h0", "c0", "W_ih", "W_hh", "b_ih", "b_hh"), leaves)}
+    results |= {name: getattr(record, name) for name in ("c", "h", "dh", "dc", "dW_ih_steps", "dW_hh_steps",
+                                                         "db_ih_steps", "db_hh_steps")}
+    for field in ("gates", "preactivations", "delta"):
+        results |= {f"{field}[{gate}]": value for gate, value in getattr(record, field).items()}
+    return results
+
+
+def random_lstm(T, B, I, H, dtype, device=DEVICE):
+    """x, h0, c0 and the four LSTM weights (4H rows), torch's initial scale."""
+    g = torch.Generator().manual_seed(T * 1000 + B * 10 + H)
+    tensors = [torch.randn(T, B, I, generator=g, dtype=dtype), torch.randn(B, H, generator=g, dtype=dtype),
+               torch.randn(B, H, generator=g, dtype=dtype)]
+    tensors += [(torch.rand(*shape, generator=g, dtype=dtype) * 2 - 1) * H ** -0.5
+                for shape in ((4 * H, I), (4 * H, H), (4 * H,), (4 * H,))]
+    x, h0, c0, *weights = [t.to(device) for t in tensors]
+    return x, h0, c0, weights
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("T, B, I, H, loss, time_reduction", [(1, 3, 2, 16, ("out",), "sum"),
+                                                              (6, 20, 3, 24, ("out", "h", "c"), "mean"),
+                                                              (4, 5, 2, 17, ("c",), "sum")])
+def test_lstm_kernels_equal_the_loop(dtype, T, B, I, H, loss, time_reduction):
+    """The fused LSTM: outputs, h_T, c_T, every gradient, and the Trace (gates, a_t, c_t, dh_t,
+    dc_t, every gate's δ_t, per-step weight adjustments); only ∂L/∂c_T reaching it, too."""
+    x, h0, c0, weights = random_lstm(T, B, I, H, dtype)
+    fused = lstm_results(fused_lstm_layer, x, h0, c0, weights, time_reduction, loss)
+    loop = lstm_results(lstm_layer, x, h0, c0, weights, time_reduction, loss)
+    assert_equal_results(fused, loop, TOLERANCE[dtype])
+
+
+def test_which_lstm_layer_runs(monkeypatch):
+    x = torch.zeros(3, 2, 4)
+    monkeypatch.delenv("RNNSCOPE_FUSED", raising=False)
+    assert lstm_layer_for(x, 32) is lstm_layer  # CPU tensors: the loop unless forced
+    monkeypatch.setenv("RNNSCOPE_FUSED", "1")
+    if KERNELS_RUN_HERE:
+        assert lstm_layer_for(x, 32) is fused_lstm_layer
+    else:
+        with pytest.raises(UserError, match="set TRITON_INTERPRET=1 too"):
+            lstm_layer_for(x, 32)
+    assert lstm_layer_for(x, 65) is lstm_layer  # four blocks of W_hh too large for one program
+    assert lstm_layer_for(x.double(), 33) is lstm_layer
+    monkeypatch.setenv("RNNSCOPE_FUSED", "0")
+    assert lstm_layer_for(x, 32) is lstm_layer
+
+
 def test_which_layer_runs(monkeypatch):
     """The dispatch: the loop on CPU unless forced, for dtypes and sizes the kernels do not take,
     and with RNNSCOPE_FUSED=0; a wrong value of the variable is the user's one-line error."""
@@ -196,14 +255,15 @@ def test_kernels_in_the_interpreter():
 @pytest.mark.skipif(fused_triton.interpreter_active(), reason="Triton's interpreter is on: nothing compiles")
 @pytest.mark.parametrize("dtype, precision", [("fp32", "ieee"), ("fp32", "tf32"), ("fp64", "ieee")])
 def test_kernels_compile_for_a_gpu(dtype, precision):
-    """Both kernels, every flag on, compiled for an H100 (sm_90) without one: Triton's front end
+    """The Elman and LSTM kernels, every flag on, compiled for an H100 (sm_90) without one: Triton's front end
     and ptxas accept them (what the interpreter cannot tell: globals, types, loop-carried values)."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
     constants = {"ACT": 2, "USE_DOT": dtype == "fp32", "PREC": precision, "WRITE_Z": True, "RELOAD_W": True,
-                 "HAS_GRAD_OUT": True, "HAS_GRAD_LAST": True, "WRITE_DH": True, "BLOCK_B": 16, "BLOCK_H": 16}
-    for kernel in fused_triton._kernels():
+                 "HAS_GRAD_OUT": True, "HAS_GRAD_LAST": True, "WRITE_DH": True, "BLOCK_B": 16, "BLOCK_H": 16,
+                 "WRITE_A": True, "HAS_GRAD_C_LAST": True, "WRITE_D": True}  # the last three: LSTM's
+    for kernel in (*fused_triton._kernels(), *fused_lstm._kernels()):
         names = kernel.arg_names
         signature = {n: "*" + dtype if n.endswith("_ptr") else "i32" if n in ("T", "B", "H") else "constexpr"
                      for n in names}
@@ -264,3 +324,32 @@ def test_cuda_kernels_equal_the_loop(dtype, activation):
         fused = layer_results(fused_elman_layer, x, h0, weights, activation)
         loop = layer_results(elman_layer, x, h0, weights, activation)
         assert_equal_results(fused, loop, TOLERANCE[dtype] * (10 if dtype == torch.float32 else 1))
+
+
+@requires_cuda
+@pytest.mark.parametrize("B, T, I, H", [(64, 100, 8, 64), (1, 200, 1, 16)])
+def test_cuda_fused_lstm_equals_cudnn(B, T, I, H, monkeypatch):
+    """The fused LSTM layer with torch.nn.LSTM's weights equals cuDNN's LSTM (TF32 off)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(I, H).cuda()
+    x = torch.randn(T, B, I, device="cuda")
+    h0, c0 = torch.randn(1, B, H, device="cuda") * 0.5, torch.randn(1, B, H, device="cuda") * 0.5
+    ref_out, (ref_h, ref_c) = lstm(x, (h0, c0))
+    (torch.sin(ref_out).pow(2).mean() + ref_h.sum() + ref_c.sum()).backward()
+    ref_grads = [p.grad.clone() for p in lstm.all_weights[0]]
+    weights = [p.detach().clone().requires_grad_(True) for p in lstm.all_weights[0]]
+    out, h_T, c_T = fused_lstm_layer(x, h0[0], c0[0], *weights)
+    (torch.sin(out).pow(2).mean() + h_T.sum() + c_T.sum()).backward()
+    assert rel_err(out, ref_out) <= 1e-5 and rel_err(c_T, ref_c[0]) <= 1e-5
+    for weight, ref in zip(weights, ref_grads):
+        assert rel_err(weight.grad, ref) <= 1e-4
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_lstm_kernels_equal_the_loop(dtype):
+    x, h0, c0, weights = random_lstm(50, 37, 5, 40, dtype, device="cuda")
+    fused = lstm_results(fused_lstm_layer, x, h0, c0, weights)
+    loop = lstm_results(lstm_layer, x, h0, c0, weights)
+    assert_equal_results(fused, loop, TOLERANCE[dtype] * (10 if dtype == torch.float32 else 1))

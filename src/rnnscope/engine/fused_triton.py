@@ -79,11 +79,18 @@ def fused_setting() -> str:
 def elman_layer_for(x: torch.Tensor, hidden_size: int) -> Callable:
     """The Elman layer function to run on x: fused_elman_layer or the loop's elman_layer
     (see the module docstring for when)."""
+    return fused_elman_layer if use_fused(x, lambda: kernels_apply(x, hidden_size)) else elman_layer
+
+
+def use_fused(x: torch.Tensor, kernels_fit: Callable[[], bool]) -> bool:
+    """Whether a layer on x runs fused kernels (the rules of the module docstring; kernels_fit
+    says whether the cell's kernels take x's dtype and sizes). RNNSCOPE_FUSED=1 where the kernels
+    cannot run (no triton; CPU tensors without Triton's interpreter) is the user's one-line error."""
     if opaque():  # torch.compile / export: the loop's opaque operator (checked first: it traces)
-        return elman_layer
+        return False
     setting = fused_setting()
-    if setting == "0" or not kernels_apply(x, hidden_size):
-        return elman_layer
+    if setting == "0" or not kernels_fit():
+        return False
     if setting == "1":
         if not triton_imports():
             raise UserError(f"{ENV}=1 in the environment, but triton does not import here: "
@@ -91,8 +98,8 @@ def elman_layer_for(x: torch.Tensor, hidden_size: int) -> Callable:
         if not x.is_cuda and not interpreter_active():
             raise UserError(f"{ENV}=1 in the environment on CPU tensors: Triton runs kernels on the CPU only "
                             "in its interpreter; set TRITON_INTERPRET=1 too (before triton is first imported)")
-        return fused_elman_layer
-    return fused_elman_layer if x.is_cuda and triton_imports() else elman_layer
+        return True
+    return x.is_cuda and triton_imports()
 
 
 @functools.cache
