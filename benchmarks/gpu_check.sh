@@ -42,7 +42,7 @@ fi
 
 stage "CUDA tests: fused kernels vs cuDNN and the loop, the engine vs the float64 reference"
 # on a GPU every test of test_fused_triton.py runs on it (the interpreter's child is skipped there)
-timeout 210 "$py" -m pytest -q -p no:cacheprovider -rs \
+timeout 210 "$py" -m pytest -q -p no:cacheprovider -rs --durations=15 \
   tests/engine/test_fused_triton.py tests/engine/test_bptt_cuda.py > "$out/tests.txt" 2>&1
 echo $? > "$out/tests.rc"
 tail -5 "$out/tests.txt"
