@@ -23,8 +23,9 @@ import torch
 from testing_utils import rel_err, requires_cuda
 
 import rnnscope.nn
-from rnnscope.engine import Trace, elman_layer, lstm_layer
-from rnnscope.engine import fused_lstm, fused_triton
+from rnnscope.engine import Trace, elman_layer, gru_layer, lstm_layer
+from rnnscope.engine import fused_gru, fused_lstm, fused_triton
+from rnnscope.engine.fused_gru import fused_gru_layer, gru_layer_for
 from rnnscope.engine.fused_lstm import fused_lstm_layer, lstm_layer_for
 from rnnscope.engine.fused_triton import elman_layer_for, fused_elman_layer
 from rnnscope.errors import UserError
@@ -178,7 +179,40 @@ def test_lstm_kernels_equal_the_loop(dtype, T, B, I, H, loss, time_reduction):
     assert_equal_results(fused, loop, TOLERANCE[dtype])
 
 
-def test_which_lstm_layer_runs(monkeypatch):
+def gru_results(layer, x, h0, weights, time_reduction="sum", loss=("out", "h")):
+    """Outputs, gradients and the Trace's per-step tensors of one GRU layer call (a None weight: no bias)."""
+    leaves = [None if t is None else t.detach().clone().requires_grad_(True) for t in (x, h0, *weights)]
+    with Trace(weight_adjustments=True) as trace:
+        out, h_last = layer(*leaves, time_reduction=time_reduction)
+        terms = {"out": torch.sin(out).pow(2).sum(), "h": h_last.pow(2).sum()}
+        sum(terms[name] for name in loss).backward()
+    record = trace.layers[0]
+    results = {"out": out.detach(), "h_last": h_last.detach()}
+    results |= {name: t.grad for name, t in zip(("x", "h0", "W_ih", "W_hh", "b_ih", "b_hh"), leaves) if t is not None}
+    results |= {name: getattr(record, name) for name in ("h", "hn", "dh", "dW_ih_steps", "dW_hh_steps",
+                                                         "db_ih_steps", "db_hh_steps")}
+    for field in ("gates", "preactivations", "delta"):
+        results |= {f"{field}[{gate}]": value for gate, value in getattr(record, field).items()}
+    return results
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("T, B, I, H, loss, time_reduction, biases", [
+    (1, 3, 2, 16, ("out",), "sum", (True, True)), (6, 20, 3, 24, ("out", "h"), "mean", (True, True)),
+    (4, 5, 2, 17, ("h",), "sum", (False, True)), (3, 4, 2, 16, ("out",), "sum", (True, False))])
+def test_gru_kernels_equal_the_loop(dtype, T, B, I, H, loss, time_reduction, biases):
+    """The fused GRU: outputs, h_T, every gradient, and the Trace (gates, a_t, hn_t, dh_t, every
+    gate's δ_t and W_hn's share, per-step weight adjustments); with b_ih or b_hh absent (b_hn)."""
+    x, h0, _, weights = random_lstm(T, B, I, H, dtype)
+    weights = [w[: 3 * H] for w in weights]  # (3H, ·): r, z, n
+    weights = [w if keep else None for w, keep in zip(weights, (True, True, *biases))]
+    fused = gru_results(fused_gru_layer, x, h0, weights, time_reduction, loss)
+    loop = gru_results(gru_layer, x, h0, weights, time_reduction, loss)
+    assert_equal_results(fused, loop, TOLERANCE[dtype])
+
+
+def test_which_gated_layer_runs(monkeypatch):
     x = torch.zeros(3, 2, 4)
     monkeypatch.delenv("RNNSCOPE_FUSED", raising=False)
     assert lstm_layer_for(x, 32) is lstm_layer  # CPU tensors: the loop unless forced
@@ -190,8 +224,10 @@ def test_which_lstm_layer_runs(monkeypatch):
             lstm_layer_for(x, 32)
     assert lstm_layer_for(x, 65) is lstm_layer  # four blocks of W_hh too large for one program
     assert lstm_layer_for(x.double(), 33) is lstm_layer
+    assert gru_layer_for(x, 65) is gru_layer
     monkeypatch.setenv("RNNSCOPE_FUSED", "0")
     assert lstm_layer_for(x, 32) is lstm_layer
+    assert gru_layer_for(x, 32) is gru_layer
 
 
 def test_which_layer_runs(monkeypatch):
@@ -255,15 +291,15 @@ def test_kernels_in_the_interpreter():
 @pytest.mark.skipif(fused_triton.interpreter_active(), reason="Triton's interpreter is on: nothing compiles")
 @pytest.mark.parametrize("dtype, precision", [("fp32", "ieee"), ("fp32", "tf32"), ("fp64", "ieee")])
 def test_kernels_compile_for_a_gpu(dtype, precision):
-    """The Elman and LSTM kernels, every flag on, compiled for an H100 (sm_90) without one: Triton's front end
+    """The Elman, LSTM and GRU kernels, every flag on, compiled for an H100 (sm_90) without one: Triton's front end
     and ptxas accept them (what the interpreter cannot tell: globals, types, loop-carried values)."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
     constants = {"ACT": 2, "USE_DOT": dtype == "fp32", "PREC": precision, "WRITE_Z": True, "RELOAD_W": True,
                  "HAS_GRAD_OUT": True, "HAS_GRAD_LAST": True, "WRITE_DH": True, "BLOCK_B": 16, "BLOCK_H": 16,
-                 "WRITE_A": True, "HAS_GRAD_C_LAST": True, "WRITE_D": True}  # the last three: LSTM's
-    for kernel in (*fused_triton._kernels(), *fused_lstm._kernels()):
+                 "WRITE_A": True, "HAS_GRAD_C_LAST": True, "WRITE_D": True, "HAS_B_HN": True}  # the last four: the gated cells'
+    for kernel in (*fused_triton._kernels(), *fused_lstm._kernels(), *fused_gru._kernels()):
         names = kernel.arg_names
         signature = {n: "*" + dtype if n.endswith("_ptr") else "i32" if n in ("T", "B", "H") else "constexpr"
                      for n in names}
@@ -352,4 +388,32 @@ def test_cuda_lstm_kernels_equal_the_loop(dtype):
     x, h0, c0, weights = random_lstm(50, 37, 5, 40, dtype, device="cuda")
     fused = lstm_results(fused_lstm_layer, x, h0, c0, weights)
     loop = lstm_results(lstm_layer, x, h0, c0, weights)
+    assert_equal_results(fused, loop, TOLERANCE[dtype] * (10 if dtype == torch.float32 else 1))
+
+
+@requires_cuda
+def test_cuda_fused_gru_equals_cudnn(monkeypatch):
+    """The fused GRU layer with torch.nn.GRU's weights equals cuDNN's GRU (TF32 off)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(8, 64).cuda()
+    x, h0 = torch.randn(100, 64, 8, device="cuda"), torch.randn(1, 64, 64, device="cuda") * 0.5
+    ref_out, ref_h = gru(x, h0)
+    (torch.sin(ref_out).pow(2).mean() + ref_h.sum()).backward()
+    ref_grads = [p.grad.clone() for p in gru.all_weights[0]]
+    weights = [p.detach().clone().requires_grad_(True) for p in gru.all_weights[0]]
+    out, h_T = fused_gru_layer(x, h0[0], *weights)
+    (torch.sin(out).pow(2).mean() + h_T.sum()).backward()
+    assert rel_err(out, ref_out) <= 1e-5
+    for weight, ref in zip(weights, ref_grads):
+        assert rel_err(weight.grad, ref) <= 1e-4
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_gru_kernels_equal_the_loop(dtype):
+    x, h0, _, weights = random_lstm(50, 37, 5, 32, dtype, device="cuda")
+    weights = [w[: 3 * 32] for w in weights]
+    fused = gru_results(fused_gru_layer, x, h0, weights)
+    loop = gru_results(gru_layer, x, h0, weights)
     assert_equal_results(fused, loop, TOLERANCE[dtype] * (10 if dtype == torch.float32 else 1))
