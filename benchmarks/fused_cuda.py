@@ -5,8 +5,8 @@ rnnscope.nn.RNN with the fused kernels (RNNSCOPE_FUSED unset: automatic on CUDA)
 module on the Python loop (RNNSCOPE_FUSED=0) and of cuDNN's torch.nn.RNN, on the four
 configurations of benchmarks/engine.py plus T = 10,000; tanh against cuDNN, sigmoid (which
 cuDNN lacks) against the loop; and the loop's whole step captured as a CUDA graph ("loop graph",
-the issue's alternative to kernels). Then the fused LSTM layer (engine/fused_lstm.py, H ≤ 64)
-against cuDNN's torch.nn.LSTM and the loop's lstm_layer. Two precisions: "fp32" (torch's "highest" matmul precision,
+the issue's alternative to kernels). Then the fused LSTM and GRU layers (engine/fused_lstm.py,
+fused_gru.py, H ≤ 64) against cuDNN's torch.nn.LSTM / GRU and the loop's lstm_layer / gru_layer. Two precisions: "fp32" (torch's "highest" matmul precision,
 cuDNN's TF32 off: the kernels' tl.dot in IEEE fp32) and "tf32" (torch's "high", cuDNN's default
 TF32: tl.dot in TF32). Ratios above 1 mean the fused engine is faster.
 
@@ -25,13 +25,14 @@ import torch
 from engine import CONFIGS, interleaved_times, make_step
 
 import rnnscope.nn
-from rnnscope.engine import lstm_layer
-from rnnscope.engine.fused_lstm import MAX_HIDDEN as LSTM_MAX_HIDDEN
+from rnnscope.engine import gru_layer, lstm_layer
+from rnnscope.engine.fused_gru import fused_gru_layer
+from rnnscope.engine.fused_lstm import MAX_HIDDEN as GATED_MAX_HIDDEN
 from rnnscope.engine.fused_lstm import fused_lstm_layer
 from rnnscope.engine.fused_triton import elman_layer_for, fused_elman_layer
 
 LONG = (32, 10_000, 1, 32)  # (B, T, I, H): the long sequence of the issue
-LSTM_EXTRA = (64, 100, 8, 64)  # the largest H the fused LSTM takes in fp32
+GATED_EXTRA = (64, 100, 8, 64)  # the largest H the fused LSTM and GRU take in fp32
 PRECISIONS = {"fp32": ("highest", False), "tf32": ("high", True)}  # torch matmul precision, cudnn.allow_tf32
 
 
@@ -117,31 +118,38 @@ def measure(B: int, T: int, I: int, H: int, nonlinearity: str, repeats: int, min
     return row
 
 
-class OneLayerLSTM(torch.nn.Module):
-    """torch.nn.LSTM's weights run by an engine layer function (fused_lstm_layer or the loop's
-    lstm_layer); returns (out, h_n) as make_step reads it."""
+# cell -> (torch's module, the fused layer, the loop's layer)
+GATED = {"lstm": (torch.nn.LSTM, fused_lstm_layer, lstm_layer), "gru": (torch.nn.GRU, fused_gru_layer, gru_layer)}
 
-    def __init__(self, lstm: torch.nn.LSTM, layer) -> None:
+
+class OneGatedLayer(torch.nn.Module):
+    """torch.nn.LSTM's or GRU's weights run by an engine layer function (fused or the loop's);
+    returns (out, h_n) as make_step reads it."""
+
+    def __init__(self, module: torch.nn.Module, layer, cell: str) -> None:
         super().__init__()
-        self.lstm, self.layer = lstm, layer
+        self.module, self.layer, self.cell = module, layer, cell
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        zeros = x.new_zeros(x.shape[1], self.lstm.hidden_size)
-        out, h_T, _ = self.layer(x, zeros, zeros, *self.lstm.all_weights[0])
+        zeros = x.new_zeros(x.shape[1], self.module.hidden_size)
+        states = (zeros, zeros) if self.cell == "lstm" else (zeros,)
+        out, h_T, *_ = self.layer(x, *states, *self.module.all_weights[0])
         return out, h_T.unsqueeze(0)
 
 
-def measure_lstm(B: int, T: int, I: int, H: int, repeats: int, min_seconds: float, device: str = "cuda") -> dict:
-    """Median seconds per step of the fused LSTM layer, the loop's and cuDNN's torch.nn.LSTM."""
+def measure_gated(cell: str, B: int, T: int, I: int, H: int, repeats: int, min_seconds: float,
+                  device: str = "cuda") -> dict:
+    """Median seconds per step of the fused LSTM or GRU layer, the loop's, and cuDNN's module."""
     torch.manual_seed(0)
     x, y = torch.randn(T, B, I, device=device), torch.randn(B, 1, device=device)
     readout = torch.nn.Linear(H, 1).to(device)
-    lstm = torch.nn.LSTM(I, H).to(device)
-    fns = {"fused": make_step(OneLayerLSTM(lstm, fused_lstm_layer), readout, x, y),
-           "loop": make_step(OneLayerLSTM(lstm, lstm_layer), readout, x, y),
-           "cuDNN": make_step(lstm, readout, x, y)}
+    torch_module, fused_layer, loop_layer = GATED[cell]
+    module = torch_module(I, H).to(device)
+    fns = {"fused": make_step(OneGatedLayer(module, fused_layer, cell), readout, x, y),
+           "loop": make_step(OneGatedLayer(module, loop_layer, cell), readout, x, y),
+           "cuDNN": make_step(module, readout, x, y)}
     times = {name: statistics.median(ts) for name, ts in interleaved_times(fns, repeats, min_seconds).items()}
-    return {"B": B, "T": T, "I": I, "H": H, "nonlinearity": "lstm", "fused_runs": True, "seconds": times,
+    return {"B": B, "T": T, "I": I, "H": H, "nonlinearity": cell, "fused_runs": True, "seconds": times,
             "loop_over_fused": times["loop"] / times["fused"], "cudnn_over_fused": times["cuDNN"] / times["fused"]}
 
 
@@ -166,24 +174,26 @@ def run(repeats: int, min_seconds: float, configs=(*CONFIGS, LONG), device: str 
                           + (f", cuDNN / fused = {r['cudnn_over_fused']:.2f}x" if "cudnn_over_fused" in r else "")
                           + (f", loop graph / fused = {r['graph_over_fused']:.2f}x" if "graph_over_fused" in r else ""),
                           file=sys.stderr, flush=True)
-            for B, T, I, H in [*configs, LSTM_EXTRA]:
-                if H > LSTM_MAX_HIDDEN[torch.float32]:
-                    continue
-                long = T >= 10_000
-                rows.append(measure_lstm(B, T, I, H, 2 if long else repeats, 0.0 if long else min_seconds, device))
-                print(f"{name} lstm ({B}, {T}, {I}, {H}): loop / fused = {rows[-1]['loop_over_fused']:.2f}x, "
-                      f"cuDNN / fused = {rows[-1]['cudnn_over_fused']:.2f}x", file=sys.stderr, flush=True)
-            vs_cudnn = [r["cudnn_over_fused"] for r in rows if "cudnn_over_fused" in r and r["nonlinearity"] != "lstm"]
-            small = [r["cudnn_over_fused"] for r in rows
-                     if "cudnn_over_fused" in r and r["H"] <= 256 and r["nonlinearity"] != "lstm"]
+            for cell in GATED:
+                for B, T, I, H in [*configs, GATED_EXTRA]:
+                    if H > GATED_MAX_HIDDEN[torch.float32]:
+                        continue
+                    long = T >= 10_000
+                    rows.append(measure_gated(cell, B, T, I, H, 2 if long else repeats,
+                                              0.0 if long else min_seconds, device))
+                    print(f"{name} {cell} ({B}, {T}, {I}, {H}): loop / fused = {rows[-1]['loop_over_fused']:.2f}x, "
+                          f"cuDNN / fused = {rows[-1]['cudnn_over_fused']:.2f}x", file=sys.stderr, flush=True)
+            elman = [r for r in rows if r["nonlinearity"] not in GATED]
+            vs_cudnn = [r["cudnn_over_fused"] for r in elman if "cudnn_over_fused" in r]
+            small = [r["cudnn_over_fused"] for r in elman if "cudnn_over_fused" in r and r["H"] <= 256]
             result["precisions"][name] = {
                 "rows": rows,
                 "median_cudnn_over_fused": statistics.median(vs_cudnn),
                 "min_cudnn_over_fused_h_le_256": min(small),
                 "median_loop_over_fused_sigmoid": statistics.median(
                     [r["loop_over_fused"] for r in rows if r["nonlinearity"] == "sigmoid"]),
-                "median_cudnn_over_fused_lstm": statistics.median(
-                    [r["cudnn_over_fused"] for r in rows if r["nonlinearity"] == "lstm"]),
+                **{f"median_cudnn_over_fused_{cell}": statistics.median(
+                    [r["cudnn_over_fused"] for r in rows if r["nonlinearity"] == cell]) for cell in GATED},
             }
     finally:
         torch.set_float32_matmul_precision(matmul_precision)
@@ -210,8 +220,8 @@ def print_table(result: dict) -> None:
                   f"{cudnn} {ratio} {r['loop_over_fused']:10.2f}x {graph}{note}")
         print(f"{name}: median cuDNN / fused {part['median_cudnn_over_fused']:.2f}x, min over H ≤ 256 "
               f"{part['min_cudnn_over_fused_h_le_256']:.2f}x; sigmoid loop / fused median "
-              f"{part['median_loop_over_fused_sigmoid']:.2f}x; LSTM cuDNN / fused median "
-              f"{part['median_cudnn_over_fused_lstm']:.2f}x")
+              f"{part['median_loop_over_fused_sigmoid']:.2f}x; cuDNN / fused median LSTM "
+              f"{part['median_cudnn_over_fused_lstm']:.2f}x, GRU {part['median_cudnn_over_fused_gru']:.2f}x")
 
 
 def main(argv: list[str] | None = None) -> None:
