@@ -11,7 +11,8 @@ when it is off (the same step on a build of the engine with tracing compiled out
 
     python benchmarks/engine.py            # the four configurations of the issue
     python benchmarks/engine.py --quick    # fewer repeats
-    python benchmarks/engine.py --device cuda   # on a GPU (each step ends in a synchronize)
+    python benchmarks/engine.py --device cuda   # on a GPU (each step ends in a synchronize), then
+                                                # the fused Triton time loops (benchmarks/fused_cuda.py)
     python benchmarks/engine.py --cell gru      # the gated cells: lstm or gru
 """
 
@@ -253,7 +254,8 @@ def main() -> None:
                         help="rnn (Elman), lstm or gru: rnnscope's module against torch's")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda, but torch sees no CUDA device here")
+        raise SystemExit("benchmarks/engine.py: --device cuda, but torch sees no CUDA device here; "
+                         "run it on a GPU machine (benchmarks/gpu_check.sh runs it with the GPU tests)")
     result = run(repeats=3 if args.quick else 15, min_seconds=0.2 if args.quick else 2.0,
                  device=args.device, cell=args.cell)
     print_table(result)
@@ -262,6 +264,11 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             f.write(text)
+    if args.device == "cuda" and args.cell == "rnn":  # the fused Triton time loops (benchmarks/fused_cuda.py)
+        import fused_cuda
+
+        fused_cuda.main((["--quick"] if args.quick else [])
+                        + (["--json", args.json.removesuffix(".json") + "_fused.json"] if args.json else []))
 
 
 if __name__ == "__main__":

@@ -118,6 +118,17 @@ def _backward_pass(x, h0, W_ih, W_hh, h, grad_out, grad_h_last, needs, has_bias,
             else:
                 dh = torch.addmm(out_errors[t - 1], delta_steps[t], W_hh, out=dh_buffer)  # (B, H)
 
+    grads = _gradients_from_error_terms(x, h0, W_ih, W_hh, h, delta, needs, has_bias, time_reduction)
+    if record is not None:
+        _record_backward(record, dh_record, delta, x, h0, h)
+    return grads
+
+
+def _gradients_from_error_terms(x, h0, W_ih, W_hh, h, delta, needs, has_bias, time_reduction: str):
+    """The gradients of (x, h0, W_ih, W_hh, b_ih, b_hh) from the error terms δ (T, B, H), one
+    matmul each after the time loop (None where `needs` says no); the fused kernels use it too."""
+    T, B, I = x.shape
+    H = W_hh.shape[0]
     dx = dh0 = dW_ih = dW_hh = db_ih = db_hh = None
     delta2d = delta.view(T * B, H)
     if needs[0]:
@@ -141,8 +152,6 @@ def _backward_pass(x, h0, W_ih, W_hh, h, grad_out, grad_h_last, needs, has_bias,
         for grad in (dW_ih, dW_hh, db_ih, db_hh):
             if grad is not None:
                 grad.mul_(scale)
-    if record is not None:
-        _record_backward(record, dh_record, delta, x, h0, h)
     return dx, dh0, dW_ih, dW_hh, db_ih, db_hh
 
 
@@ -215,20 +224,27 @@ def elman_layer(
     if opaque():  # torch.compile / export / jit.trace: one opaque operator, and no Trace
         out, h_last = ELMAN_OP([x, h0, W_ih, W_hh, b_ih, b_hh], f"{activation} {time_reduction}")
         return out, h_last
-    record = None
-    trace = active_trace()
-    if trace is not None:
-        record = LayerTrace(
-            name=trace_name or "layer",
-            activation=activation,
-            time_reduction=time_reduction,
-            x=x.detach().clone(),
-            h0=h0.detach().clone(),
-            W_ih=W_ih.detach().clone(),
-            W_hh=W_hh.detach().clone(),
-            weight_adjustments=trace.weight_adjustments,
-        )
-        trace.layers.append(record)
+    record = _new_record(x, h0, W_ih, W_hh, activation, time_reduction, trace_name)
     return ElmanBPTT.apply(
         x.contiguous(), h0.contiguous(), W_ih, W_hh, b_ih, b_hh, activation, time_reduction, record
     )
+
+
+def _new_record(x, h0, W_ih, W_hh, activation: str, time_reduction: str,
+                trace_name: str | None) -> LayerTrace | None:
+    """The active Trace's new record for this layer call (appended to it), or None with no Trace."""
+    trace = active_trace()
+    if trace is None:
+        return None
+    record = LayerTrace(
+        name=trace_name or "layer",
+        activation=activation,
+        time_reduction=time_reduction,
+        x=x.detach().clone(),
+        h0=h0.detach().clone(),
+        W_ih=W_ih.detach().clone(),
+        W_hh=W_hh.detach().clone(),
+        weight_adjustments=trace.weight_adjustments,
+    )
+    trace.layers.append(record)
+    return record

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnscope.engine import ACTIVATIONS, TIME_REDUCTIONS, elman_layer
+from rnnscope.engine import ACTIVATIONS, TIME_REDUCTIONS
+from rnnscope.engine.fused_triton import elman_layer_for
 from rnnscope.engine.packed import elman_packed_layer
 from rnnscope.nn.compat import TorchRNNModule, check_sizes
 from rnnscope.nn.packed import forward_packed
@@ -128,13 +129,14 @@ class RNN(TorchRNNModule):
             raise RuntimeError(f"Expected hidden size {expected_hx}, got {tuple(hx.shape)}")
 
         layer_input = input  # (T, B, I)
+        layer_fn = elman_layer_for(input, self.hidden_size)  # Triton's fused time loops on CUDA (docs/engine.md)
         h_n = []
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(num_directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
                 x = layer_input if direction == 0 else layer_input.flip(0)
-                out, h_last = elman_layer(
+                out, h_last = layer_fn(
                     x,
                     hx[layer * num_directions + direction],
                     getattr(self, "weight_ih" + suffix),

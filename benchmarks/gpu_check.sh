@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The one-shot GPU check of the fused Triton time loops (issue 19), for a session lent a GPU.
+#
+#   benchmarks/gpu_check.sh [OUTDIR]        # default: $OUT, else /tmp/rnnscope-gpu-check
+#
+# Run from the repository root. It records the machine, installs triton if it does not import,
+# runs the CUDA tests (the fused kernels against cuDNN's torch.nn.RNN and the loop; the engine
+# against the float64 reference, now through the fused kernels), then benchmarks/fused_cuda.py
+# --quick (the table `benchmarks/engine.py --device cuda` ends with; run that for the full
+# tables). Every stage has a timeout; the whole run stays under ~7 minutes. Into OUTDIR:
+#   log.txt, env.txt   the stages with their times; GPU, driver, torch, triton versions
+#   tests.txt          pytest's output (tests.rc: its exit status)
+#   fused_cuda.txt     the benchmark table (fused_cuda.json, fused_cuda.progress.txt, .rc)
+set -u
+out="${1:-${OUT:-/tmp/rnnscope-gpu-check}}"
+mkdir -p "$out"
+py="${PYTHON:-python3}"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"  # the working tree, installed or not
+export TRITON_DEFAULT_FP_FUSION=1
+start=$(date +%s)
+stage() { echo "[gpu_check +$(( $(date +%s) - start ))s] $*" | tee -a "$out/log.txt"; }
+
+stage "environment"
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1
+  "$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda,
+             torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')" 2>&1
+} > "$out/env.txt"
+cat "$out/env.txt"
+if ! "$py" -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+  stage "torch sees no CUDA device here: nothing to check (run this on a GPU machine)"
+  exit 2
+fi
+
+if ! "$py" -c "import triton" 2>/dev/null; then
+  stage "triton does not import: pip install triton>=3.6"
+  timeout 180 "$py" -m pip install -q "triton>=3.6" > "$out/pip.txt" 2>&1 \
+    || { stage "could not install triton (see pip.txt): the fused kernels cannot run here"; exit 3; }
+fi
+"$py" -c "import triton; print('triton', triton.__version__)" | tee -a "$out/env.txt"
+"$py" -c "import pytest" 2>/dev/null || timeout 120 "$py" -m pip install -q pytest pytest-timeout hypothesis >> "$out/pip.txt" 2>&1
+
+stage "CUDA tests: fused kernels vs cuDNN and the loop, the engine vs the float64 reference"
+# on a GPU every test of test_fused_triton.py runs on it (the interpreter's child is skipped there)
+timeout 210 "$py" -m pytest -q -p no:cacheprovider -rs --durations=15 \
+  tests/engine/test_fused_triton.py tests/engine/test_bptt_cuda.py > "$out/tests.txt" 2>&1
+echo $? > "$out/tests.rc"
+tail -5 "$out/tests.txt"
+
+stage "benchmark: benchmarks/fused_cuda.py --quick (fused vs cuDNN, the loop and the loop as a CUDA graph)"
+# the table benchmarks/engine.py --device cuda ends with; its per-row ratios go to the progress
+# file as they come, so a timeout still leaves the rows measured so far
+timeout 200 "$py" benchmarks/fused_cuda.py --quick --json "$out/fused_cuda.json" \
+  > "$out/fused_cuda.txt" 2> "$out/fused_cuda.progress.txt"
+echo $? > "$out/fused_cuda.rc"
+cat "$out/fused_cuda.txt"
+[ -s "$out/fused_cuda.txt" ] || tail -25 "$out/fused_cuda.progress.txt"
+
+stage "done: tests rc $(cat "$out/tests.rc"), benchmark rc $(cat "$out/fused_cuda.rc"); files in $out"
