@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnscope.data.csv import all_origins
+from rnnscope.data.ragged import every_span
 from rnnscope.data.series import prepare, steps_ahead
 from rnnscope.data.table import table_from_columns
 from rnnscope.data.timeindex import stamp
@@ -66,7 +67,8 @@ class Forecaster:
     def _forecast(self, prepared, is_frame: bool, many: bool):
         """One series' forecasts: an array (N, K, O), or a DataFrame (with the series id when several)."""
         seq_len = self.cfg.data.seq_len
-        chunks = list(forecast(self.model, prepared, all_origins(prepared, seq_len), seq_len))
+        span, rows = every_span(prepared, seq_len) if many else (all_origins(prepared, seq_len), seq_len)
+        chunks = list(forecast(self.model, prepared, span, rows))  # a short series: one window of all its rows
         ks = steps_ahead(self.spec)
         if not chunks:
             which = f"series {prepared.series_id!r} has" if many else "the data has"

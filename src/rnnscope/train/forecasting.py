@@ -14,6 +14,7 @@ import torch
 
 from rnnscope.data.csv import origins as split_origins
 from rnnscope.data.csv import window_views
+from rnnscope.data.ragged import every_span, shorter_span
 from rnnscope.data.scores import Scoreboard, baselines
 from rnnscope.data.series import Prepared, steps_ahead, to_data_units
 from rnnscope.errors import UserError
@@ -87,10 +88,10 @@ def score_series(model, parts: list[Prepared], part: int, seq_len: int) -> dict:
     under "series"."""
     total, count, per = None, 0, {}
     for p in parts:
-        span = split_origins(p, part, seq_len)
+        span, rows = shorter_span(p, part, seq_len)  # a short series: its one shorter window (data/ragged.py)
         if len(span) == 0:
             continue
-        board, n = _board(model, p, span, seq_len)
+        board, n = _board(model, p, span, rows)
         per[p.series_id] = {"forecasts": n, "targets": board.result()}
         if total is None:
             total = Scoreboard(p.spec, board.ks)
@@ -125,7 +126,7 @@ def validation_forecast(model, dataset, seq_len: int) -> dict | None:
         return None
     parts = parts_of(prepared)
     spec = parts[0].spec
-    has_val = any(p.bounds[2] > p.bounds[1] and len(split_origins(p, 1, seq_len)) for p in parts)
+    has_val = any(p.bounds[2] > p.bounds[1] and len(shorter_span(p, 1, seq_len)[0]) for p in parts)
     time = describe(spec["time"]) + (f"; {len(parts)} series" if isinstance(prepared, list) else "")
     return {"time": time, "inputs": spec["inputs"], "targets": spec["targets"],
             "season": spec["season"], "missing": spec["missing"],
@@ -146,14 +147,12 @@ def time_axis(spec: dict, positions: np.ndarray) -> np.ndarray:
 def forecast_frame(model, prepared: Prepared, seq_len: int, max_points: int = 5000) -> dict:
     """What the forecast picture draws: actual values, the model's and the naive forecast of the
     first step ahead, per target, over time, with the split boundaries (at most max_points each)."""
-    from rnnscope.data.csv import all_origins
-
     spec, R = prepared.spec, prepared.x.shape[0]
     k = steps_ahead(spec)[0]
-    span = all_origins(prepared, seq_len)
+    span, rows = every_span(prepared, seq_len)  # a short series: one window of all its rows
     every = max(1, len(span) // max_points)
     span = range(span.start, span.stop, every)
-    chunks = list(forecast(model, prepared, span, seq_len))
+    chunks = list(forecast(model, prepared, span, rows))
     o = np.concatenate([c[0] for c in chunks])
     values = np.concatenate([c[1] for c in chunks])[:, 0]  # (N, O) at step k
     rows = np.arange(0, R, max(1, R // max_points))
