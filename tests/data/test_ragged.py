@@ -17,6 +17,8 @@ import torch
 from rnnscope.cli import main
 from rnnscope.data import build_dataset
 from rnnscope.data.ragged import MIN_STEPS, PaddedWindows, RaggedRows
+from rnnscope.errors import UserError
+from rnnscope.parallel.data import shard_rows
 from rnnscope.train.config import load_config
 from rnnscope.train.metrics import loss_fn
 from rnnscope.train.model import SequenceModel
@@ -122,8 +124,12 @@ def test_a_padded_batch_is_sliced_like_a_tensor_and_refuses_truncated_bptt():
     x, _, n = _batch([L, 3, 2])
     batch = PaddedWindows(x, n)
     assert batch[:, 0:L] is batch and batch[1:].shape == (2, L, 3) and batch[[2]].lengths.tolist() == [2]
-    with pytest.raises(Exception, match=r"--train\.tbptt_k1 cuts them into pieces: set it to 0"):
+    with pytest.raises(UserError, match=r"--train\.tbptt_k1 cuts them into pieces: set it to 0"):
         batch[:, 0:4]
+    x_share, y_share = shard_rows((batch, torch.zeros(3, 1)), rank=2, world_size=3)  # data parallel
+    assert x_share.lengths.tolist() == [2] and torch.equal(x_share.x, x[2:])
+    with pytest.raises(UserError, match=r"reached torch\.tensor_split.*--parallel\.strategy data"):
+        torch.tensor_split(batch, 2)  # how the model-split strategies cut a batch
 
 
 def test_the_cli_trains_evaluates_and_predicts_series_shorter_than_a_window(tmp_path, capsys):

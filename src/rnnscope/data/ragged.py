@@ -92,6 +92,15 @@ class PaddedWindows:
     def contiguous(self) -> PaddedWindows:
         return self
 
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        """A torch function on the whole batch (the model-split strategies cut batches with
+        torch.tensor_split) is refused in one line: these batches feed a model that packs them."""
+        raise UserError(f"windows of different lengths (a series shorter than --data.seq_len) reached "
+                        f"torch.{getattr(func, '__name__', func)}, which wants plain tensors: they train on one "
+                        "process or with --parallel.strategy data; give every series at least --data.seq_len "
+                        "rows for the other strategies")
+
     def packed(self) -> PackedSequence:
         """The windows as a PackedSequence (batch first, any order of lengths)."""
         return pack_padded_sequence(self.x, self.lengths, batch_first=True, enforce_sorted=False)
