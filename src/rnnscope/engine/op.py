@@ -149,6 +149,7 @@ def _define(name: str, forward: Callable, backward: Callable, fake: Callable):
         def forward(ctx, present, options, *tensors):
             outputs = raw_op(list(tensors), present, options)
             ctx.present, ctx.options, ctx.num_tensors = present, options, len(tensors)
+            ctx.set_materialize_grads(False)  # an output nothing used (a residual): None, not zeros to add
             ctx.save_for_backward(*tensors, *outputs)
             return tuple(outputs)
 
