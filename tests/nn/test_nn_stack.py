@@ -69,3 +69,23 @@ def test_dropout_in_training_keeps_one_operator_per_layer(module):
     targets = [str(n.target) for n in backend.graphs[0].graph.nodes if n.op == "call_function"]
     assert sum(f"{OPERATORS[module]}_forward" in t for t in targets) == 2
     assert not any("_stack_forward" in t for t in targets)
+
+
+@pytest.mark.parametrize("module", OPERATORS)
+def test_no_graph_break_and_one_dynamic_recompile_over_sequence_lengths(module):
+    torch._dynamo.reset()
+    rnn = getattr(rnnscope.nn, module)(3, 4, 2, batch_first=True)
+    readout = torch.nn.Linear(4, 1)
+
+    def model(x):
+        out, _ = rnn(x)
+        return readout(out[:, -1])
+
+    explained = torch._dynamo.explain(model)(torch.randn(2, 5, 3))
+    assert explained.graph_count == 1 and explained.graph_break_count == 0
+    torch._dynamo.reset()
+    backend = Captured()
+    compiled = torch.compile(model, backend=backend)
+    for steps in (5, 7, 9, 30):  # the second length makes T dynamic; no graph after that
+        compiled(torch.randn(2, steps, 3)).sum().backward()
+    assert len(backend.graphs) == 2
