@@ -99,12 +99,13 @@ def _series_batches(cfg, model, prepared, own_file: bool, many: bool):
     spec = prepared.spec
     ks, targets = steps_ahead(spec), spec["targets"]
     R, split_names = prepared.x.shape[0], np.array(["train", "validation", "test", "future"])
-    span, rows = every_span(prepared, cfg.data.seq_len) if many else (all_origins(prepared, cfg.data.seq_len), 0)
+    L = cfg.data.seq_len
+    span, window = every_span(prepared, L) if many else (all_origins(prepared, L), L)  # data/ragged.py
     if many and len(span) == 0:
         raise UserError(f"series {prepared.series_id!r} has {R} rows, fewer than one window of "
                         f"{cfg.data.seq_len} (the run's --data.seq_len) or a shorter one of {MIN_STEPS}; give it "
                         "more rows or leave it out")
-    for o, values in forecast(model, prepared, span, rows or cfg.data.seq_len):  # rows: a short series' window
+    for o, values in forecast(model, prepared, span, window):  # window: fewer rows for a short series
         actual = actual_values(prepared, o, ks)  # (B, K, O)
         target_row = (o[:, None] + np.array(ks)[None, :]).ravel()  # (B·K,), origin-major
         past_end = np.maximum(target_row - (R - 1), 0)

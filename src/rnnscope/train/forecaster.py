@@ -67,8 +67,8 @@ class Forecaster:
     def _forecast(self, prepared, is_frame: bool, many: bool):
         """One series' forecasts: an array (N, K, O), or a DataFrame (with the series id when several)."""
         seq_len = self.cfg.data.seq_len
-        span, rows = every_span(prepared, seq_len) if many else (all_origins(prepared, seq_len), seq_len)
-        chunks = list(forecast(self.model, prepared, span, rows))  # a short series: one window of all its rows
+        span, window = every_span(prepared, seq_len) if many else (all_origins(prepared, seq_len), seq_len)
+        chunks = list(forecast(self.model, prepared, span, window))  # a short series: one window of all its rows
         ks = steps_ahead(self.spec)
         if not chunks:
             which = f"series {prepared.series_id!r} has" if many else "the data has"

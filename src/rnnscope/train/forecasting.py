@@ -88,10 +88,10 @@ def score_series(model, parts: list[Prepared], part: int, seq_len: int) -> dict:
     under "series"."""
     total, count, per = None, 0, {}
     for p in parts:
-        span, rows = shorter_span(p, part, seq_len)  # a short series: its one shorter window (data/ragged.py)
+        span, window = shorter_span(p, part, seq_len)  # a short series: its one shorter window (data/ragged.py)
         if len(span) == 0:
             continue
-        board, n = _board(model, p, span, rows)
+        board, n = _board(model, p, span, window)
         per[p.series_id] = {"forecasts": n, "targets": board.result()}
         if total is None:
             total = Scoreboard(p.spec, board.ks)
@@ -149,10 +149,10 @@ def forecast_frame(model, prepared: Prepared, seq_len: int, max_points: int = 50
     first step ahead, per target, over time, with the split boundaries (at most max_points each)."""
     spec, R = prepared.spec, prepared.x.shape[0]
     k = steps_ahead(spec)[0]
-    span, rows = every_span(prepared, seq_len)  # a short series: one window of all its rows
+    span, window = every_span(prepared, seq_len)  # a short series: one window of all its rows
     every = max(1, len(span) // max_points)
     span = range(span.start, span.stop, every)
-    chunks = list(forecast(model, prepared, span, rows))
+    chunks = list(forecast(model, prepared, span, window))
     o = np.concatenate([c[0] for c in chunks])
     values = np.concatenate([c[1] for c in chunks])[:, 0]  # (N, O) at step k
     rows = np.arange(0, R, max(1, R // max_points))
