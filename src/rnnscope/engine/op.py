@@ -20,6 +20,7 @@ options (custom operator schemas take tensors, numbers and strings, not Python o
 
     GRU_OP = EngineOp("gru", forward, backward, fake)
     outputs = GRU_OP(inputs, "tanh sum")            # differentiable, opaque to the compiler
+    out, finals = GRU_OP.stack(x, layers, 2, 1, "sum")   # a whole module: one call (nn/stack.py)
 """
 
 from __future__ import annotations
