@@ -24,7 +24,7 @@ from rnnscope.train.metrics import loss_fn
 from rnnscope.train.model import SequenceModel
 
 L = 8
-SIZES = {"long": 40, "mid": 30, "short": 7, "tiny": 5}  # rows; short and tiny hold no window of L
+SIZES = {"long": 40, "mid": 30, "short": 7, "tiny": 6}  # rows; short and tiny hold no window of L
 
 
 def series_file(path):
@@ -41,9 +41,10 @@ def data_cfg(path, *more):
                               *more]).data
 
 
-@pytest.mark.parametrize("predict", ["every_step", "last_step"])
-def test_a_short_series_gives_one_shorter_window_per_split_padded_past_its_length(tmp_path, predict):
-    ds = build_dataset(data_cfg(series_file(tmp_path / "s.csv"), "--data.predict", predict), seed=0)
+@pytest.mark.parametrize("predict, difference", [("every_step", "0"), ("last_step", "0"), ("last_step", "1")])
+def test_a_short_series_gives_one_shorter_window_per_split_padded_past_its_length(tmp_path, predict, difference):
+    ds = build_dataset(data_cfg(series_file(tmp_path / "s.csv"), "--data.predict", predict, "--data.difference",
+                                difference), seed=0)
     parts = {p.series_id: p for p in ds.series}
     offsets = dict(zip(SIZES, np.cumsum([0] + list(SIZES.values()))))
     for x, y in ((ds.x_train, ds.y_train), (ds.x_val, ds.y_val), (ds.x_test, ds.y_test)):
@@ -54,6 +55,7 @@ def test_a_short_series_gives_one_shorter_window_per_split_padded_past_its_lengt
             mine = (first >= offsets[store]) & (first < offsets[store] + n)
             if n < L:  # one shorter window, ending at the split's last origin
                 assert mine.sum() == 1 and MIN_STEPS <= lengths[mine][0] < L
+                assert first[mine][0] >= offsets[store] + int(difference)  # a differenced first row has no input
             else:
                 assert (lengths[mine] == L).all()
         i = int(np.flatnonzero(lengths < L)[0])
@@ -151,6 +153,15 @@ def test_the_cli_trains_evaluates_and_predicts_series_shorter_than_a_window(tmp_
         mine = [r for r in rows if r["store"] == store]
         assert len(mine) == 1 and mine[0]["time"] == str(SIZES[store] + 1) and mine[0]["split"] == "future"
         assert math.isfinite(float(mine[0]["v_predicted"]))
+    import pandas as pd  # load_run(...).predict forecasts a short series as predict does
+
+    import rnnscope
+
+    frame = rnnscope.load_run(run).predict(pd.read_csv(path))
+    short = frame[frame["store"] == "short"]
+    assert len(short) == 1
+    assert float(short["v_predicted"].iloc[0]) == pytest.approx(
+        float(next(r for r in rows if r["store"] == "short")["v_predicted"]), rel=1e-6)
     # truncated BPTT cannot cut windows of different lengths: one line, exit 2
     assert main(["train", "--data.csv", str(path), "--data.series_column", "store", "--data.seq_len", str(L),
                  "--train.tbptt_k1", "4", "--train.epochs", "1", "--train.run_dir", str(tmp_path / "r2"),
