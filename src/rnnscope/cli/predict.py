@@ -91,10 +91,10 @@ def _series_batches(cfg, model, prepared, own_file: bool, many: bool):
     import pyarrow as pa
 
     from rnnscope.data.csv import all_origins
-    from rnnscope.data.ragged import MIN_STEPS, every_span
+    from rnnscope.data.ragged import MIN_STEPS
     from rnnscope.data.series import steps_ahead
     from rnnscope.data.timeindex import stamp
-    from rnnscope.train.forecasting import actual_values, forecast
+    from rnnscope.train.forecasting import actual_values, every_span, forecast
 
     spec = prepared.spec
     ks, targets = steps_ahead(spec), spec["targets"]

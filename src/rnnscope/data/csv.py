@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from rnnscope.data.dataset import Dataset
-from rnnscope.data.ragged import MIN_STEPS, ragged_splits, shorter_window
+from rnnscope.data.ragged import MIN_STEPS, ragged_splits
 from rnnscope.data.series import Prepared, input_names, output_names, prepare, steps_ahead
 from rnnscope.errors import UserError
 
@@ -156,7 +156,7 @@ def _many_dataset(data_cfg, spec: dict, parts: list[Prepared], L: int, every_ste
             span = origins(p, part, L, data_cfg.stride if part == 0 else 1)
             rows = p.bounds[part + 1] - p.bounds[part]
             if len(span) == 0 and (part == 0 or rows > 0):
-                span = shorter_window(p, part, L)  # data/ragged.py: one window of fewer rows, if any fit
+                span = origins(p, part, min(MIN_STEPS, L))[-1:]  # one shorter window, if any fits (data/ragged.py)
             if len(span) == 0 and (part == 0 or rows > 0):
                 raise UserError(
                     f"{data_cfg.csv}: series {p.series_id!r} has {R} rows, too few for a {name} window of its own "

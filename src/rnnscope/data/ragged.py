@@ -10,7 +10,9 @@ as padded batches with their lengths, and the model runs them as a PackedSequenc
 
 Each window then stops at its own last row: the forecast is read there (many-to-one), and with a
 target at every step the targets past a window's length are NaN, which the loss leaves out
-(train/metrics.loss_fn), so no padded step reaches a gradient.
+(train/metrics.loss_fn), so no padded step reaches a gradient. data/csv.py picks the shorter
+window's origin; evaluate and predict forecast short series through train/forecasting.py's
+shorter_span and every_span.
 """
 
 from __future__ import annotations
@@ -22,14 +24,6 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 from rnnscope.errors import UserError
 
 MIN_STEPS = 2  # the fewest rows a shorter window may have
-
-
-def shorter_window(p, part: int, seq_len: int) -> range:
-    """The forecast origin of a series' one shorter window in split `part` (0 train, 1 validation,
-    2 test), as a range of one; empty when even MIN_STEPS rows do not fit before it."""
-    from rnnscope.data.csv import origins
-
-    return origins(p, part, min(MIN_STEPS, seq_len))[-1:]
 
 
 def window_lengths(origins: np.ndarray, offsets, seq_len: int, difference: int) -> np.ndarray:
@@ -177,25 +171,3 @@ def ragged_splits(x: np.ndarray, t: np.ndarray, offsets, starts: list, seq_len: 
         splits.append((RaggedRows(xt, first, n, seq_len, targets=False), y))
     return splits
 
-
-def shorter_span(p, part: int, seq_len: int) -> tuple[range, int]:
-    """(origins, window rows) to forecast split `part` of one series from: every origin of a full
-    window, else the one shorter window's origin and its rows (empty when none fits)."""
-    from rnnscope.data.csv import origins
-
-    span = origins(p, part, seq_len)
-    if len(span):
-        return span, seq_len
-    span = shorter_window(p, part, seq_len)
-    return span, (span[0] + 1 - p.spec["difference"] if len(span) else seq_len)
-
-
-def every_span(p, seq_len: int) -> tuple[range, int]:
-    """(origins, window rows) of every forecast of one series (predict): every origin of a full
-    window, else one window of all its rows, ending at its last row (empty when under MIN_STEPS)."""
-    from rnnscope.data.csv import all_origins
-
-    span, R = all_origins(p, seq_len), p.x.shape[0]
-    if len(span) or R - p.spec["difference"] < min(MIN_STEPS, seq_len):
-        return span, seq_len
-    return range(R - 1, R), R - p.spec["difference"]

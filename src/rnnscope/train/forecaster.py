@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from rnnscope.data.csv import all_origins
-from rnnscope.data.ragged import every_span
 from rnnscope.data.series import prepare, steps_ahead
 from rnnscope.data.table import table_from_columns
 from rnnscope.data.timeindex import stamp
 from rnnscope.errors import UserError
-from rnnscope.train.forecasting import forecast
+from rnnscope.train.forecasting import every_span, forecast
 from rnnscope.train.restore import load_run, restore_model
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rnnscope.data.csv import all_origins, window_views
 from rnnscope.data.csv import origins as split_origins
-from rnnscope.data.csv import window_views
-from rnnscope.data.ragged import every_span, shorter_span
+from rnnscope.data.ragged import MIN_STEPS
 from rnnscope.data.scores import Scoreboard, baselines
 from rnnscope.data.series import Prepared, steps_ahead, to_data_units
 from rnnscope.errors import UserError
@@ -75,6 +75,26 @@ def score_origins(model, prepared: Prepared, span: range, seq_len: int) -> dict:
     accumulated batch by batch (no forecast is kept)."""
     board, count = _board(model, prepared, span, seq_len)
     return {"forecasts": count, "targets": board.result()}
+
+
+def shorter_span(p: Prepared, part: int, seq_len: int) -> tuple[range, int]:
+    """(origins, window rows) to forecast split `part` of one series from: every origin of a full
+    window, else the origin of the split's one shorter window (data/ragged.py) and its rows;
+    an empty range when not even MIN_STEPS rows fit."""
+    span = split_origins(p, part, seq_len)
+    if len(span):
+        return span, seq_len
+    span = split_origins(p, part, min(MIN_STEPS, seq_len))[-1:]
+    return span, (span[0] + 1 - p.spec["difference"] if len(span) else seq_len)
+
+
+def every_span(p: Prepared, seq_len: int) -> tuple[range, int]:
+    """(origins, window rows) of every forecast of one series (predict): every origin of a full
+    window, else one window of all its rows, ending at its last row (empty under MIN_STEPS)."""
+    span, R = all_origins(p, seq_len), p.x.shape[0]
+    if len(span) or R - p.spec["difference"] < min(MIN_STEPS, seq_len):
+        return span, seq_len
+    return range(R - 1, R), R - p.spec["difference"]
 
 
 def parts_of(series) -> list[Prepared]:
