@@ -3,7 +3,10 @@
 The model is the training loop's (a 2-layer rnnscope.nn.RNN, or LSTM / GRU with --cell, H = 32,
 and a linear readout of the last step), one step is forward + backward of an MSE, float32 on CPU. Each row runs in a fresh
 process with an empty inductor cache (what a new user's first run pays; --warm keeps one cache):
-- "opaque op": the engine as it ships, one custom operator per layer (engine/op.py);
+- "opaque op": the engine as it ships, one custom operator for the whole stack of layers
+  (nn/stack.py, engine/op.py): one call forward, one backward;
+- "op per layer": one operator per layer and direction (what shipped before the stack operator;
+  nn/stack.py's stacked patched to return False);
 - "traced through": the engine as it was before, the compiler tracing its Python time loop
   (the engine module's opaque patched to return False), at short lengths only: its cost grows with T;
 - "linear only": the readout alone, the compiler's fixed cost on this machine.
@@ -28,7 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROWS = [("linear only", 50), ("opaque op", 50), ("opaque op", 1000), ("traced through", 50)]
+ROWS = [("linear only", 50), ("opaque op", 50), ("op per layer", 50), ("opaque op", 1000), ("op per layer", 1000),
+        ("traced through", 50)]
 B, I, H = 16, 4, 32
 
 
@@ -49,6 +53,11 @@ def measure(variant: str, T: int, backend: str, repeats: int, cell: str = "rnn")
     module, engine_file = CELLS[cell]
     if variant == "traced through":  # the engine before it became an operator
         importlib.import_module(f"rnnscope.engine.{engine_file}").opaque = lambda: False
+        importlib.import_module("rnnscope.nn.rnn").stacked = lambda module: False
+        importlib.import_module("rnnscope.nn.gated").stacked = lambda module: False
+    if variant == "op per layer":  # each layer and direction its own operator call
+        importlib.import_module("rnnscope.nn.rnn").stacked = lambda module: False
+        importlib.import_module("rnnscope.nn.gated").stacked = lambda module: False
     torch.manual_seed(0)
     torch.set_num_threads(1)
     rnn = getattr(rnnscope.nn, module)(I, H, 2, batch_first=True) if variant != "linear only" else None
@@ -137,7 +146,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(args.one[0], int(args.one[1]), args.backend, args.repeats, args.cell)))
         return
-    repeats = 5 if args.quick else 20
+    repeats = 20 if args.quick else 100
     with tempfile.TemporaryDirectory() as shared:
         rows = [run_row(v, T, args.backend, repeats, shared if args.warm else None, args.timeout, args.cell)
                 for v, T in ROWS if v in args.variants]

@@ -91,18 +91,21 @@ def _series_batches(cfg, model, prepared, own_file: bool, many: bool):
     import pyarrow as pa
 
     from rnnscope.data.csv import all_origins
+    from rnnscope.data.ragged import MIN_STEPS
     from rnnscope.data.series import steps_ahead
     from rnnscope.data.timeindex import stamp
-    from rnnscope.train.forecasting import actual_values, forecast
+    from rnnscope.train.forecasting import actual_values, every_span, forecast
 
     spec = prepared.spec
     ks, targets = steps_ahead(spec), spec["targets"]
     R, split_names = prepared.x.shape[0], np.array(["train", "validation", "test", "future"])
-    span = all_origins(prepared, cfg.data.seq_len)
+    L = cfg.data.seq_len
+    span, window = every_span(prepared, L) if many else (all_origins(prepared, L), L)  # data/ragged.py
     if many and len(span) == 0:
         raise UserError(f"series {prepared.series_id!r} has {R} rows, fewer than one window of "
-                        f"{cfg.data.seq_len} (the run's --data.seq_len); give it more rows or leave it out")
-    for o, values in forecast(model, prepared, span, cfg.data.seq_len):
+                        f"{cfg.data.seq_len} (the run's --data.seq_len) or a shorter one of {MIN_STEPS}; give it "
+                        "more rows or leave it out")
+    for o, values in forecast(model, prepared, span, window):  # window: fewer rows for a short series
         actual = actual_values(prepared, o, ks)  # (B, K, O)
         target_row = (o[:, None] + np.array(ks)[None, :]).ravel()  # (B·K,), origin-major
         past_end = np.maximum(target_row - (R - 1), 0)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from rnnscope.data.dataset import Dataset
+from rnnscope.data.ragged import MIN_STEPS, ragged_splits
 from rnnscope.data.series import Prepared, input_names, output_names, prepare, steps_ahead
 from rnnscope.errors import UserError
 
@@ -155,17 +156,19 @@ def _many_dataset(data_cfg, spec: dict, parts: list[Prepared], L: int, every_ste
             span = origins(p, part, L, data_cfg.stride if part == 0 else 1)
             rows = p.bounds[part + 1] - p.bounds[part]
             if len(span) == 0 and (part == 0 or rows > 0):
+                span = origins(p, part, min(MIN_STEPS, L))[-1:]  # one shorter window, if any fits (data/ragged.py)
+            if len(span) == 0 and (part == 0 or rows > 0):
                 raise UserError(
                     f"{data_cfg.csv}: series {p.series_id!r} has {R} rows, too few for a {name} window of its own "
                     f"(its {name} part is {rows} rows; a window needs seq_len {L} rows and its target "
-                    f"{ks[-1]} later, {need} rows in all); lower --data.seq_len, give that series more rows, "
-                    "or leave it out of the file")
+                    f"{ks[-1]} later, {need} rows in all, {need - L + MIN_STEPS} for a shorter one); lower "
+                    "--data.seq_len, give that series more rows, or leave it out of the file")
             starts[part].append(np.asarray(span, dtype=np.int64) + offset)
     xt, tt = torch.from_numpy(x), torch.from_numpy(t)
     x_windows = xt.unfold(0, L, 1).transpose(1, 2)  # (W, T, I') view: every window of the stack
     y_windows = tt.unfold(0, L, 1).transpose(1, 2) if every_step else tt
-    split = []
-    for origin in starts:
+    split = ragged_splits(x, t, offsets, starts, L, spec["difference"], every_step) or []  # short windows
+    for origin in starts if not split else ():
         o = torch.from_numpy(np.concatenate(origin))
         split.append((Rows(x_windows, o - L + 1), Rows(y_windows, o - L + 1 if every_step else o)))
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = split

@@ -6,7 +6,8 @@ Long format (`--data.series_column store`): the rows of each id, in file order, 
 ids keep the order of their first row. Several files (a glob) with `--data.files series`: each
 file is one series, its id the file's name. Every series then gets its own time index, gaps,
 chronological split and transforms (data/series.py); windows are cut inside one series only
-(data/csv.py), so no window crosses from one series into the next.
+(data/csv.py), so no window crosses from one series into the next; a series too short for a
+window of --data.seq_len gives a shorter one, and its batches run packed (data/ragged.py).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from torch import nn
 from rnnscope.engine import GATES, TIME_REDUCTIONS
 from rnnscope.nn.compat import TorchRNNModule, check_sizes
 from rnnscope.nn.packed import forward_packed
+from rnnscope.nn.stack import run_stack, stacked
 
 
 class GatedRNNBase(TorchRNNModule):
@@ -136,6 +137,8 @@ class GatedRNNBase(TorchRNNModule):
 
     def _run_layers(self, x: torch.Tensor, states: tuple[torch.Tensor, ...]):
         """Every layer and direction in turn: output (T, B, D·H) and the final states, each (D·layers, B, H)."""
+        if stacked(self):  # torch.compile / export: every layer and direction as one operator
+            return run_stack(self, x, states)
         layer_input = x  # (T, B, I)
         finals: list[list[torch.Tensor]] = [[] for _ in states]
         D = self.num_directions

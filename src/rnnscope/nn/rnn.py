@@ -22,6 +22,7 @@ from rnnscope.engine.packed import elman_packed_layer
 from rnnscope.nn.compat import TorchRNNModule, check_sizes
 from rnnscope.nn.packed import forward_packed
 from rnnscope.nn.precision import autocast_dtype, run_in_autocast_dtype
+from rnnscope.nn.stack import run_stack, stacked
 
 
 class RNN(TorchRNNModule):
@@ -127,6 +128,11 @@ class RNN(TorchRNNModule):
             hx = input.new_zeros(expected_hx)
         elif tuple(hx.shape) != expected_hx:
             raise RuntimeError(f"Expected hidden size {expected_hx}, got {tuple(hx.shape)}")
+        if stacked(self):  # torch.compile / export: every layer and direction as one operator
+            output, (h_n,) = run_stack(self, input, (hx,))
+            if not batched:
+                return output.squeeze(1), h_n.squeeze(1)
+            return (output.transpose(0, 1) if self.batch_first else output), h_n
 
         layer_input = input  # (T, B, I)
         layer_fn = elman_layer_for(input, self.hidden_size)  # Triton's fused time loops on CUDA (docs/engine.md)

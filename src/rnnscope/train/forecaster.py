@@ -20,7 +20,7 @@ from rnnscope.data.series import prepare, steps_ahead
 from rnnscope.data.table import table_from_columns
 from rnnscope.data.timeindex import stamp
 from rnnscope.errors import UserError
-from rnnscope.train.forecasting import forecast
+from rnnscope.train.forecasting import every_span, forecast
 from rnnscope.train.restore import load_run, restore_model
 
 
@@ -66,7 +66,8 @@ class Forecaster:
     def _forecast(self, prepared, is_frame: bool, many: bool):
         """One series' forecasts: an array (N, K, O), or a DataFrame (with the series id when several)."""
         seq_len = self.cfg.data.seq_len
-        chunks = list(forecast(self.model, prepared, all_origins(prepared, seq_len), seq_len))
+        span, window = every_span(prepared, seq_len) if many else (all_origins(prepared, seq_len), seq_len)
+        chunks = list(forecast(self.model, prepared, span, window))  # a short series: one window of all its rows
         ks = steps_ahead(self.spec)
         if not chunks:
             which = f"series {prepared.series_id!r} has" if many else "the data has"

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rnnscope.data.csv import all_origins, window_views
 from rnnscope.data.csv import origins as split_origins
-from rnnscope.data.csv import window_views
+from rnnscope.data.ragged import MIN_STEPS
 from rnnscope.data.scores import Scoreboard, baselines
 from rnnscope.data.series import Prepared, steps_ahead, to_data_units
 from rnnscope.errors import UserError
@@ -76,6 +77,26 @@ def score_origins(model, prepared: Prepared, span: range, seq_len: int) -> dict:
     return {"forecasts": count, "targets": board.result()}
 
 
+def shorter_span(p: Prepared, part: int, seq_len: int) -> tuple[range, int]:
+    """(origins, window rows) to forecast split `part` of one series from: every origin of a full
+    window, else the origin of the split's one shorter window (data/ragged.py) and its rows;
+    an empty range when not even MIN_STEPS rows fit."""
+    span = split_origins(p, part, seq_len)
+    if len(span):
+        return span, seq_len
+    span = split_origins(p, part, min(MIN_STEPS, seq_len))[-1:]
+    return span, (span[0] + 1 - p.spec["difference"] if len(span) else seq_len)
+
+
+def every_span(p: Prepared, seq_len: int) -> tuple[range, int]:
+    """(origins, window rows) of every forecast of one series (predict): every origin of a full
+    window, else one window of all its rows, ending at its last row (empty under MIN_STEPS)."""
+    span, R = all_origins(p, seq_len), p.x.shape[0]
+    if len(span) or R - p.spec["difference"] < min(MIN_STEPS, seq_len):
+        return span, seq_len
+    return range(R - 1, R), R - p.spec["difference"]
+
+
 def parts_of(series) -> list[Prepared]:
     """The Prepared arrays of each series (one series: a list of one)."""
     return series if isinstance(series, list) else [series]
@@ -87,10 +108,10 @@ def score_series(model, parts: list[Prepared], part: int, seq_len: int) -> dict:
     under "series"."""
     total, count, per = None, 0, {}
     for p in parts:
-        span = split_origins(p, part, seq_len)
+        span, window = shorter_span(p, part, seq_len)  # a short series: its one shorter window (data/ragged.py)
         if len(span) == 0:
             continue
-        board, n = _board(model, p, span, seq_len)
+        board, n = _board(model, p, span, window)
         per[p.series_id] = {"forecasts": n, "targets": board.result()}
         if total is None:
             total = Scoreboard(p.spec, board.ks)
@@ -125,7 +146,7 @@ def validation_forecast(model, dataset, seq_len: int) -> dict | None:
         return None
     parts = parts_of(prepared)
     spec = parts[0].spec
-    has_val = any(p.bounds[2] > p.bounds[1] and len(split_origins(p, 1, seq_len)) for p in parts)
+    has_val = any(p.bounds[2] > p.bounds[1] and len(shorter_span(p, 1, seq_len)[0]) for p in parts)
     time = describe(spec["time"]) + (f"; {len(parts)} series" if isinstance(prepared, list) else "")
     return {"time": time, "inputs": spec["inputs"], "targets": spec["targets"],
             "season": spec["season"], "missing": spec["missing"],
@@ -146,14 +167,12 @@ def time_axis(spec: dict, positions: np.ndarray) -> np.ndarray:
 def forecast_frame(model, prepared: Prepared, seq_len: int, max_points: int = 5000) -> dict:
     """What the forecast picture draws: actual values, the model's and the naive forecast of the
     first step ahead, per target, over time, with the split boundaries (at most max_points each)."""
-    from rnnscope.data.csv import all_origins
-
     spec, R = prepared.spec, prepared.x.shape[0]
     k = steps_ahead(spec)[0]
-    span = all_origins(prepared, seq_len)
+    span, window = every_span(prepared, seq_len)  # a short series: one window of all its rows
     every = max(1, len(span) // max_points)
     span = range(span.start, span.stop, every)
-    chunks = list(forecast(model, prepared, span, seq_len))
+    chunks = list(forecast(model, prepared, span, window))
     o = np.concatenate([c[0] for c in chunks])
     values = np.concatenate([c[1] for c in chunks])[:, 0]  # (N, O) at step k
     rows = np.arange(0, R, max(1, R // max_points))

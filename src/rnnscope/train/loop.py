@@ -173,6 +173,7 @@ def set_up(cfg: Config, dist: DistContext, resume: bool) -> tuple[Run, TrainStat
     optimizer = build_optimizer(cfg.optim, model.parameters())
     precision = Precision(cfg.train.precision, device)
     state = restore(ckpt, net, optimizer, dist, cfg, run_dir) if ckpt is not None else TrainState()
+    precision.load_state_dict(ckpt.get("grad_scaler") if ckpt else None)  # fp16: the scale where it stood
     metrics, tensorboard = open_logs(cfg, dist, run_dir, state.step)
 
     windows = tbptt_windows(dataset.x_train.shape[1], cfg.train.tbptt_k1, cfg.train.tbptt_k2)
@@ -324,7 +325,7 @@ def save(run: Run, state: TrainState, name: str, now: bool = False) -> None:
         "model": run.net.state_dict(), "optimizer": run.dist.optimizer_state(run.optimizer),
         "step": state.step, "epoch": state.epoch, "batches_done": state.batches_done,
         "best_val": state.best_val, "rng": rng_state(), "config": to_dict(run.cfg),
-        "normalization": data.normalization,
+        "normalization": data.normalization, "grad_scaler": run.precision.state_dict(),
         "dataset": {"kind": data.kind, "every_step": data.every_step, "name": data.name,
                     "input_size": data.input_size, "output_size": data.output_size,
                     "input_names": data.input_names, "target_names": data.target_names},

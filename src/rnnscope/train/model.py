@@ -36,6 +36,8 @@ class SequenceModel(nn.Module):
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None):
         """ŷ and the final state (h_n, or for LSTM h_n and c_n stacked)."""
+        if hasattr(x, "packed"):  # windows of different lengths (data/ragged.py)
+            return self._forward_packed(x, h0)
         if self.cell == "lstm":
             h, (h_n, c_n) = self.rnn(x, None if h0 is None else h0.chunk(2))  # (B, T, H), (layers, B, H) × 2
             h_n = torch.cat([h_n, c_n])  # (2·layers, B, H)
@@ -43,6 +45,20 @@ class SequenceModel(nn.Module):
             h, h_n = self.rnn(x, h0)  # (B, T, H), (layers, B, H)
         if not self.every_step:
             h = h[:, -1]  # (B, H)
+        return self.readout(h), h_n
+
+    def _forward_packed(self, x, h0: torch.Tensor | None):
+        """forward over a PaddedWindows batch run as a PackedSequence: each window stops at its own
+        last row (ŷ there, or at every real step and zeros past it, where the targets are NaN)."""
+        if self.cell == "lstm":
+            out, (h_n, c_n) = self.rnn(x.packed(), None if h0 is None else h0.chunk(2))
+            last, h_n = h_n[-1], torch.cat([h_n, c_n])
+        else:
+            out, h_n = self.rnn(x.packed(), h0)
+            last = h_n[-1]  # (B, H): each window's last real step, in the batch's order
+        if not self.every_step:
+            return self.readout(last), h_n
+        h, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         return self.readout(h), h_n
 
 

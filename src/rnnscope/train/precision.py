@@ -5,6 +5,7 @@
         y_hat, h_n = model(x, h)             # matmuls in bf16/fp16 (rnnscope.nn.precision's policy)
     precision.backward(loss, optimizer)      # fp16: scaled, then unscaled before clipping
     precision.step(optimizer)                # fp16: skipped when a gradient overflowed
+    checkpoint["grad_scaler"] = precision.state_dict()   # resume: precision.load_state_dict(...)
 
 fp32 is the default and changes nothing. bf16 has fp32's exponent range, so it needs no loss
 scaling (CPU and CUDA). fp16 overflows above 65504 and flushes small gradients to zero, so it
@@ -33,6 +34,16 @@ class Precision:
                             f"and this run trains on {device.type}; use --train.precision bf16 on CPU")
         self.name, self.dtype, self.device_type = name, PRECISIONS[name], device.type
         self.scaler = torch.amp.GradScaler("cuda") if name == "fp16" else None
+
+    def state_dict(self) -> dict | None:
+        """What a checkpoint keeps of the scaler (its scale and growth tracker); None without one."""
+        return self.scaler.state_dict() if self.scaler is not None else None
+
+    def load_state_dict(self, state: dict | None) -> None:
+        """On resume: the scaler continues from the checkpoint's scale (a checkpoint written
+        without a scaler leaves it at its start)."""
+        if self.scaler is not None and state:
+            self.scaler.load_state_dict(state)
 
     def autocast(self):
         """The region where the forward runs in the low precision (a no-op for fp32)."""
