@@ -26,7 +26,7 @@ from rnnscope.errors import UserError
 
 # cells read as "no value here" (a gap), as people and spreadsheets write them
 MISSING_MARKERS = ["", "NA", "N/A", "n/a", "na", "NaN", "nan", "NAN", "null", "NULL", "None", "-", "?"]
-BLOCK_BYTES = 16 << 20  # the streaming reader's block: the first one decides the column types
+BLOCK_BYTES = 16 << 20  # the reader's block (one chunk of each column)
 _NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 _DATE = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}([-/.]\d{1,4})?([ T][\d:.]+)?\s*$")  # 2020-01-31, 31.01.2020
 
@@ -79,47 +79,26 @@ def check_file(path: Path, option: str) -> None:
 def read_table(path: Path) -> Table:
     """One CSV or Parquet file as a Table; bad content gets one line with the line and column."""
     if path.suffix.lower() in (".parquet", ".pq"):
-        return from_arrow(_read_parquet(path), path)
-    if path.stat().st_size == 0:
-        raise UserError(f"data file {path} is empty; it needs a header row and one row per time step")
-    streamed = _stream_csv(path)
-    if streamed is not None:
-        names, chunks, whole = streamed
-        return _from_columns(names, chunks, path, whole)
-    return from_arrow(_read_csv(path), path)
-
-
-def _stream_csv(path: Path):
-    """(names, per column a list of pyarrow arrays, integer columns) read block by block, so the
-    file is never held twice; None when a later block does not fit the types the first block
-    showed (the whole-file reader then infers them from everything and names the bad cell)."""
-    import pyarrow as pa
-    from pyarrow import csv as pacsv
-
-    read = pacsv.ReadOptions(block_size=BLOCK_BYTES)
-    convert = pacsv.ConvertOptions(null_values=MISSING_MARKERS, strings_can_be_null=False,
-                                   quoted_strings_can_be_null=False)
-    try:
-        reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
-        whole = {f.name for f in reader.schema if pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)}
-        if whole:  # whole numbers in the first block may meet decimals later: read them as float64
-            convert.column_types = {name: pa.float64() for name in whole}
-            reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
-        chunks = [[] for _ in reader.schema]
-        for batch in reader:
-            for i, column in enumerate(batch.columns):
-                chunks[i].append(column)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    return reader.schema.names, chunks, whole
+        names, chunks, whole = _columns(_read_parquet(path))
+    else:
+        if path.stat().st_size == 0:
+            raise UserError(f"data file {path} is empty; it needs a header row and one row per time step")
+        names, chunks, whole = _columns(_read_csv(path))  # the pyarrow table itself is gone here
+    return _from_columns(names, chunks, path, whole)
 
 
 def from_arrow(arrow, path: Path) -> Table:
     """A Table from a pyarrow table (read from a file, or built from a DataFrame in memory)."""
+    return _from_columns(*_columns(arrow), path)
+
+
+def _columns(arrow) -> tuple[list[str], list[list], set[str]]:
+    """(names, per column its list of pyarrow chunks, integer columns) of a pyarrow table, so the
+    table can be let go and each column's memory freed as soon as it is converted."""
     import pyarrow as pa
 
     whole = {f.name for f in arrow.schema if pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)}
-    return _from_columns(arrow.column_names, [[c] for c in arrow.columns], path, whole)
+    return arrow.column_names, [list(c.chunks) for c in arrow.columns], whole
 
 
 def _from_columns(raw_names: list[str], chunks: list[list], path: Path, whole: set[str]) -> Table:
@@ -162,23 +141,41 @@ def _drain(chunks: list, rows: int, dtype, arrow_type) -> np.ndarray:
     out = np.empty(rows, dtype=dtype)
     at = 0
     while chunks:
-        chunk = chunks.pop(0)
+        chunk = chunks.pop()  # from the end: popping the front of a long list is quadratic
         if chunk.type != arrow_type:
             chunk = chunk.cast(arrow_type)
-        values = chunk.to_numpy(zero_copy_only=False)
-        out[at : at + len(values)] = values.view(np.int64) if dtype is np.int64 else values
-        at += len(values)
+        n = len(chunk)
+        _copy_values(chunk, out[rows - at - n : rows - at])
+        at += n
     return out
+
+
+def _copy_values(chunk, out: np.ndarray) -> None:
+    """A fixed-width pyarrow array's values into `out`, read from its buffers (pyarrow's own
+    to_numpy goes through pandas, whose import alone costs a noticeable part of a second); nulls
+    become NaN."""
+    n = len(out)
+    if n == 0:
+        return
+    if chunk.null_count == n:  # a column of gaps (pyarrow's null type holds no value buffer)
+        out[:] = np.nan
+        return
+    validity, data = chunk.buffers()[:2]
+    out[:] = np.frombuffer(data, dtype=out.dtype, count=n, offset=chunk.offset * out.itemsize)
+    if chunk.null_count:
+        bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=chunk.offset + n, bitorder="little")
+        out[bits[chunk.offset :] == 0] = np.nan
 
 
 def _read_csv(path: Path):
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
+    read = pacsv.ReadOptions(block_size=BLOCK_BYTES)  # parsed in parallel; types inferred from every block
     convert = pacsv.ConvertOptions(null_values=MISSING_MARKERS, strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
     try:
-        return pacsv.read_csv(path, convert_options=convert)
+        return pacsv.read_csv(path, read_options=read, convert_options=convert)
     except pa.ArrowInvalid as exc:
         _explain_csv(path)  # raises the precise one-line error when a Python scan finds one
         raise UserError(f"data file {path} is not a readable CSV ({str(exc).splitlines()[0]}); "
