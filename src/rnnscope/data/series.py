@@ -46,6 +46,9 @@ def _column_stats(values: np.ndarray, name: str, what: str, path) -> tuple[float
     """Mean and std of one column over its non-missing values, computed without overflow."""
     if values.size == 0:
         return 0.0, 1.0  # no complete window in the train rows: csv_dataset says so, with the fix
+    mean, std = float(np.mean(values)), float(np.std(values))
+    if np.isfinite(mean) and np.isfinite(std):  # no gap and no overflow: the common case, in two passes
+        return mean, (std if std > 1e-12 * max(abs(mean), 1.0) else 1.0)
     scale = float(np.nanmax(np.abs(values))) if values.size and not np.isnan(values).all() else 1.0
     scale = scale if np.isfinite(scale) and scale > 0 else 1.0
     scaled = values / scale  # |scaled| ≤ 1: squares cannot overflow
@@ -113,7 +116,10 @@ def read_series(data_cfg, spec: dict | None = None, table: Table | None = None, 
     columns = list(dict.fromkeys(inputs + targets))
     rows = int(index.positions[-1]) + 1
     regular = rows == len(index.positions)  # no time step skipped: every grid row is a file row
-    values = np.empty((rows, len(columns))) if regular else np.full((rows, len(columns)), np.nan)
+    # column-major: each column is one contiguous run of memory for the per-column work that follows
+    values = np.empty((rows, len(columns)), order="F")
+    if not regular:
+        values.fill(np.nan)
     for j, name in enumerate(columns):
         if regular:
             values[:, j] = numeric_column(table, name, "--data.column")
@@ -169,11 +175,11 @@ def _load(data_cfg, spec, missing, own_file, table, series_id: str | None = None
     path = table.path if series_id is None else f"{table.path} (series {series_id})"
     mode = missing or (spec.get("missing") if spec and "missing" in spec else data_cfg.missing)
     line_of = _line_of(table, index)
-    gap_rows = np.ones(values.shape[0], dtype=bool)
-    gap_rows[index.positions] = False
     positions = np.arange(values.shape[0], dtype=np.int64)
     if np.isnan(values).any():
         if mode == "error":
+            gap_rows = np.ones(values.shape[0], dtype=bool)  # grid rows the file skips
+            gap_rows[index.positions] = False
             try:
                 gaps.refuse(path, columns, values, line_of, index.name, gap_rows)
             except UserError as exc:  # several series: the counts are this series'
@@ -315,13 +321,19 @@ def _fit_stats(spec: dict, loaded: list[dict], path, scaling: bool = True) -> di
     scale = []
     for j in range(len(targets)):
         steps = [np.abs(y[m:, j] - y[:-m, j]) for y in train_y if len(y) > m]
-        scale.append(np.nanmean(steps[0] if len(steps) == 1 else np.concatenate(steps)) if steps else np.nan)
+        scale.append(_nanmean(steps[0] if len(steps) == 1 else np.concatenate(steps)) if steps else np.nan)
     return {"x_mean": [a for a, _ in x_stats], "x_std": [b for _, b in x_stats],
             "t_mean": [a for a, _ in t_stats], "t_std": [b for _, b in t_stats],
-            "y_train_mean": [float(np.nanmean(train_y[0][:, j] if len(train_y) == 1
-                                              else np.concatenate([y[:, j] for y in train_y])))
+            "y_train_mean": [float(_nanmean(train_y[0][:, j] if len(train_y) == 1
+                                            else np.concatenate([y[:, j] for y in train_y])))
                              for j in range(len(targets))],
             "mase_scale": [float(v) if np.isfinite(v) and v > 0 else None for v in scale]}
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """np.nanmean, in one pass when nothing is missing (nanmean copies the array first)."""
+    mean = np.mean(values)
+    return mean if not np.isnan(mean) else np.nanmean(values)
 
 
 def _inputs(spec: dict, x_raw: np.ndarray, x_filled: np.ndarray, path) -> np.ndarray:
@@ -331,12 +343,15 @@ def _inputs(spec: dict, x_raw: np.ndarray, x_filled: np.ndarray, path) -> np.nda
     I = len(spec["inputs"])
     x = np.empty((x_filled.shape[0], len(names)), dtype=np.float32)
     for j in range(I):
-        x[:, j] = (_input_column(spec, x_filled, j) - spec["x_mean"][j]) / spec["x_std"][j]
-        if not np.isfinite(x[:, j]).all():
-            raise UserError(f"{path} column {names[j]!r}: normalized values overflow float32 "
-                            "(values far from the train rows' range); rescale the column")
+        scaled = _input_column(spec, x_filled, j) - spec["x_mean"][j]  # a new array: scaled in place
+        scaled /= spec["x_std"][j]
+        x[:, j] = scaled
         if spec["missing"] == "mask":
             x[:, I + j] = np.isnan(x_raw[:, j])
+    if not np.isfinite(x).all():  # one pass over x rather than one per column; which one, only then
+        j = int(np.flatnonzero(~np.isfinite(x[:, :I]).all(axis=0))[0])
+        raise UserError(f"{path} column {names[j]!r}: normalized values overflow float32 "
+                        "(values far from the train rows' range); rescale the column")
     return x
 
 
@@ -349,11 +364,14 @@ def _targets(spec: dict, y: np.ndarray, y_filled: np.ndarray, path) -> np.ndarra
         for j in range(O):
             c = g * O + j
             if k < R:
-                t[: R - k, c] = (_change(spec, y, y_filled, k, j, R - k) - spec["t_mean"][c]) / spec["t_std"][c]
-            if np.isinf(t[:, c]).any():
-                raise UserError(f"{path} column {spec['targets'][j]!r}: the target values overflow float32 "
-                                "after normalization (values far beyond the train rows' range, or their "
-                                "differences overflow); rescale the column")
+                scaled = _change(spec, y, y_filled, k, j, R - k) - spec["t_mean"][c]  # new: scaled in place
+                scaled /= spec["t_std"][c]
+                t[: R - k, c] = scaled
+    if np.isinf(t).any():  # one pass over t rather than one per column; which one, only then
+        j = int(np.flatnonzero(np.isinf(t).any(axis=0))[0]) % O
+        raise UserError(f"{path} column {spec['targets'][j]!r}: the target values overflow float32 "
+                        "after normalization (values far beyond the train rows' range, or their "
+                        "differences overflow); rescale the column")
     return t
 
 
