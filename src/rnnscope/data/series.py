@@ -116,17 +116,17 @@ def read_series(data_cfg, spec: dict | None = None, table: Table | None = None, 
     columns = list(dict.fromkeys(inputs + targets))
     rows = int(index.positions[-1]) + 1
     regular = rows == len(index.positions)  # no time step skipped: every grid row is a file row
-    # column-major: each column is one contiguous run of memory for the per-column work that follows
-    values = np.empty((rows, len(columns)), order="F")
-    if not regular:
-        values.fill(np.nan)
-    for j, name in enumerate(columns):
-        if regular:
-            values[:, j] = numeric_column(table, name, "--data.column")
-        else:
-            values[index.positions, j] = numeric_column(table, name, "--data.column")
-    table.numeric.clear()  # the file's own arrays (pyarrow buffers) are not needed past this point
+    checked = [numeric_column(table, name, "--data.column") for name in columns]
+    values = table.side_by_side(columns) if regular else None  # the file's own columns: no copy
+    if values is None:  # column-major: each column one contiguous run for the per-column work that follows
+        values = np.empty((rows, len(columns)), order="F")
+        if not regular:
+            values.fill(np.nan)
+        for j, column in enumerate(checked):
+            values[index.positions if not regular else slice(None), j] = column
+    table.numeric.clear()  # the file's own arrays are not needed past this point
     table.text.clear()
+    table.block = None
     return table, index, inputs, targets, columns, values
 
 
@@ -342,10 +342,10 @@ def _inputs(spec: dict, x_raw: np.ndarray, x_filled: np.ndarray, path) -> np.nda
     names = input_names(spec)
     I = len(spec["inputs"])
     x = np.empty((x_filled.shape[0], len(names)), dtype=np.float32)
+    scratch = np.empty(x.shape[0])  # one float64 column reused: no full-size temporary per column
     for j in range(I):
-        scaled = _input_column(spec, x_filled, j) - spec["x_mean"][j]  # a new array: scaled in place
-        scaled /= spec["x_std"][j]
-        x[:, j] = scaled
+        np.subtract(_input_column(spec, x_filled, j), spec["x_mean"][j], out=scratch)
+        np.divide(scratch, spec["x_std"][j], out=x[:, j], casting="same_kind")  # float64 math, stored float32
         if spec["missing"] == "mask":
             x[:, I + j] = np.isnan(x_raw[:, j])
     if not np.isfinite(x).all():  # one pass over x rather than one per column; which one, only then
@@ -359,14 +359,15 @@ def _targets(spec: dict, y: np.ndarray, y_filled: np.ndarray, path) -> np.ndarra
     """(R, K·O) float32 normalized targets per origin row (NaN: unknown or past the end)."""
     R, O = y.shape
     ks = steps_ahead(spec)
-    t = np.full((R, len(ks) * O), np.nan, dtype=np.float32)
+    t = np.empty((R, len(ks) * O), dtype=np.float32)
+    scratch = np.empty(R)  # one float64 column reused: no full-size temporary per column
     for g, k in enumerate(ks):
         for j in range(O):
             c = g * O + j
+            t[max(R - k, 0) :, c] = np.nan  # no row k steps ahead in the file
             if k < R:
-                scaled = _change(spec, y, y_filled, k, j, R - k) - spec["t_mean"][c]  # new: scaled in place
-                scaled /= spec["t_std"][c]
-                t[: R - k, c] = scaled
+                np.subtract(_change(spec, y, y_filled, k, j, R - k), spec["t_mean"][c], out=scratch[: R - k])
+                np.divide(scratch[: R - k], spec["t_std"][c], out=t[: R - k, c], casting="same_kind")
     if np.isinf(t).any():  # one pass over t rather than one per column; which one, only then
         j = int(np.flatnonzero(np.isinf(t).any(axis=0))[0]) % O
         raise UserError(f"{path} column {spec['targets'][j]!r}: the target values overflow float32 "

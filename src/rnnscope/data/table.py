@@ -44,6 +44,18 @@ class Table:
     text: dict[str, object] = field(default_factory=dict)  # pyarrow string arrays (labels, odd dates)
     parts: list[tuple[Path, int]] = field(default_factory=list)  # (file, its first row) when several
     origin: np.ndarray | None = None  # a series cut out of a file: each row's row in that file (for lines)
+    block: np.ndarray | None = None  # float64 (R, N) column-major: the numeric columns side by side, in order
+
+    def side_by_side(self, names: list[str]) -> np.ndarray | None:
+        """The numeric columns `names` as one (R, C) view of the block, when they are neighbours
+        there in this order (no copy); None otherwise."""
+        order = list(self.numeric)
+        if self.block is None or not names or any(n not in self.numeric for n in names):
+            return None
+        first = order.index(names[0])
+        if order[first : first + len(names)] != names:
+            return None
+        return self.block[:, first : first + len(names)]
 
 
 def source_files(spec: str, option: str = "--data.csv") -> list[Path]:
@@ -110,18 +122,23 @@ def _from_columns(raw_names: list[str], chunks: list[list], path: Path, whole: s
     rows = sum(len(c) for c in chunks[0]) if chunks else 0
     _check_header(path, names, rows)
     table = Table(path, names, rows)
+    kinds = [c[0].type if c else pa.float64() for c in chunks]
+    numbers = [pa.types.is_integer(k) or pa.types.is_floating(k) or pa.types.is_boolean(k)
+               or pa.types.is_null(k) for k in kinds]  # null: every cell empty, a column of gaps
+    table.block = np.empty((rows, sum(numbers)), order="F")  # each column one contiguous run
     pool = pa.default_memory_pool()
     for i, name in enumerate(names):
-        kind = chunks[i][0].type if chunks[i] else pa.float64()
-        if (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
-                or pa.types.is_null(kind)):  # null: every cell empty, a column of gaps
-            table.numeric[name] = _drain(chunks[i], rows, np.float64, pa.float64())  # nulls -> NaN
+        kind = kinds[i]
+        if numbers[i]:
+            column = table.block[:, len(table.numeric)]
+            _drain(chunks[i], column, pa.float64())  # nulls -> NaN
+            table.numeric[name] = column
             if raw_names[i] in whole:
                 table.integer.add(name)
         elif pa.types.is_timestamp(kind) or pa.types.is_date(kind):
             nulls = sum(c.null_count for c in chunks[i])
             valid = pa.chunked_array(chunks[i]).is_valid() if nulls else None
-            table.times[name] = _drain(chunks[i], rows, np.int64, pa.timestamp("s"))
+            table.times[name] = _drain(chunks[i], np.empty(rows, dtype=np.int64), pa.timestamp("s"))
             if nulls:
                 row = int(np.flatnonzero(~valid.to_numpy(zero_copy_only=False))[0])
                 raise UserError(f"{path} line {data_line(path, row)}, column {name!r}: the time stamp is "
@@ -135,18 +152,16 @@ def _from_columns(raw_names: list[str], chunks: list[list], path: Path, whole: s
     return table
 
 
-def _drain(chunks: list, rows: int, dtype, arrow_type) -> np.ndarray:
-    """One column's pyarrow chunks copied into a NumPy array of `rows`, each chunk released as
-    soon as it is copied (nulls become NaN)."""
-    out = np.empty(rows, dtype=dtype)
-    at = 0
+def _drain(chunks: list, out: np.ndarray, arrow_type) -> np.ndarray:
+    """One column's pyarrow chunks copied into `out` (R,), each chunk released as soon as it is
+    copied (nulls become NaN)."""
+    end = len(out)
     while chunks:
         chunk = chunks.pop()  # from the end: popping the front of a long list is quadratic
         if chunk.type != arrow_type:
             chunk = chunk.cast(arrow_type)
-        n = len(chunk)
-        _copy_values(chunk, out[rows - at - n : rows - at])
-        at += n
+        _copy_values(chunk, out[end - len(chunk) : end])
+        end -= len(chunk)
     return out
 
 
