@@ -101,7 +101,8 @@ def read_table(path: Path) -> Table:
 
 def from_arrow(arrow, path: Path) -> Table:
     """A Table from a pyarrow table (read from a file, or built from a DataFrame in memory)."""
-    return _from_columns(*_columns(arrow), path)
+    names, chunks, whole = _columns(arrow)
+    return _from_columns(names, chunks, path, whole)
 
 
 def _columns(arrow) -> tuple[list[str], list[list], set[str]]:
@@ -125,7 +126,7 @@ def _from_columns(raw_names: list[str], chunks: list[list], path: Path, whole: s
     kinds = [c[0].type if c else pa.float64() for c in chunks]
     numbers = [pa.types.is_integer(k) or pa.types.is_floating(k) or pa.types.is_boolean(k)
                or pa.types.is_null(k) for k in kinds]  # null: every cell empty, a column of gaps
-    table.block = np.empty((rows, sum(numbers)), order="F")  # each column one contiguous run
+    table.block = _pooled_block(rows, sum(numbers))  # each column one contiguous run
     pool = pa.default_memory_pool()
     for i, name in enumerate(names):
         kind = kinds[i]
@@ -150,6 +151,15 @@ def _from_columns(raw_names: list[str], chunks: list[list], path: Path, whole: s
         chunks[i] = None
         pool.release_unused()  # give the converted column's pyarrow memory back to the system now
     return table
+
+
+def _pooled_block(rows: int, n: int) -> np.ndarray:
+    """float64 (rows, n) column-major, in pyarrow's memory pool, which still holds the pages the
+    reader has just freed: filling fresh pages from the system instead costs more than the copy
+    itself (most so on a virtual machine)."""
+    import pyarrow as pa
+
+    return np.frombuffer(pa.allocate_buffer(rows * n * 8), dtype=np.float64).reshape((rows, n), order="F")
 
 
 def _drain(chunks: list, out: np.ndarray, arrow_type) -> np.ndarray:
