@@ -47,7 +47,7 @@ def _column_stats(values: np.ndarray, name: str, what: str, path) -> tuple[float
     if values.size == 0:
         return 0.0, 1.0  # no complete window in the train rows: csv_dataset says so, with the fix
     mean, std = float(np.mean(values)), float(np.std(values))
-    if np.isfinite(mean) and np.isfinite(std):  # no gap and no overflow: the common case, in two passes
+    if np.isfinite(mean) and np.isfinite(std):  # no gap and no overflow: the common case, without nan-aware copies
         return mean, (std if std > 1e-12 * max(abs(mean), 1.0) else 1.0)
     scale = float(np.nanmax(np.abs(values))) if values.size and not np.isnan(values).all() else 1.0
     scale = scale if np.isfinite(scale) and scale > 0 else 1.0
@@ -175,7 +175,8 @@ def _load(data_cfg, spec, missing, own_file, table, series_id: str | None = None
     path = table.path if series_id is None else f"{table.path} (series {series_id})"
     mode = missing or (spec.get("missing") if spec and "missing" in spec else data_cfg.missing)
     line_of = _line_of(table, index)
-    positions = np.arange(values.shape[0], dtype=np.int64)
+    regular = len(index.positions) == values.shape[0]  # then the index's positions are 0 … R−1 already
+    positions = index.positions if regular else np.arange(values.shape[0], dtype=np.int64)
     if np.isnan(values).any():
         if mode == "error":
             gap_rows = np.ones(values.shape[0], dtype=bool)  # grid rows the file skips
