@@ -115,8 +115,8 @@ def _columns(arrow) -> tuple[list[str], list[list], set[str]]:
 
 
 def _from_columns(raw_names: list[str], chunks: list[list], path: Path, whole: set[str]) -> Table:
-    """A Table from each column's pyarrow chunks, converted one column at a time (each column's
-    chunks are released once it is converted: the peak is the file's data plus one column)."""
+    """A Table from each column's pyarrow chunks, converted one column at a time into the numeric
+    block (each column's chunks are released once copied: the peak is the file's data and the block)."""
     import pyarrow as pa
 
     names = [str(n).strip() for n in raw_names]
