@@ -42,13 +42,17 @@ class Prepared:
     series_id: str | None = None  # which series these rows are (several series: data/many.py)
 
 
-def _column_stats(values: np.ndarray, name: str, what: str, path) -> tuple[float, float]:
-    """Mean and std of one column over its non-missing values, computed without overflow."""
+def _column_stats(values: np.ndarray, name: str, what: str, path, scratch: np.ndarray) -> tuple[float, float]:
+    """Mean and std of one column over its non-missing values, computed without overflow
+    (`scratch`: float64, at least as long as values, for the deviations)."""
     if values.size == 0:
         return 0.0, 1.0  # no complete window in the train rows: csv_dataset says so, with the fix
-    mean, std = float(np.mean(values)), float(np.std(values))
-    if np.isfinite(mean) and np.isfinite(std):  # no gap and no overflow: the common case, without nan-aware copies
-        return mean, (std if std > 1e-12 * max(abs(mean), 1.0) else 1.0)
+    mean = float(np.mean(values))
+    if np.isfinite(mean):  # no gap: the common case, without nan-aware copies (np.std's arithmetic)
+        deviation = np.subtract(values, mean, out=scratch[: values.size])
+        std = float(np.sqrt(np.mean(np.multiply(deviation, deviation, out=deviation))))
+        if np.isfinite(std):  # and no overflow
+            return mean, (std if std > 1e-12 * max(abs(mean), 1.0) else 1.0)
     scale = float(np.nanmax(np.abs(values))) if values.size and not np.isnan(values).all() else 1.0
     scale = scale if np.isfinite(scale) and scale > 0 else 1.0
     scaled = values / scale  # |scaled| ≤ 1: squares cannot overflow
@@ -217,8 +221,9 @@ def _model_arrays(data_cfg, spec, loaded: list[dict], many: bool):
         own = series_spec(spec, s["id"]) if many else dict(spec)
         if s["index"].kind == spec["time"]["kind"]:  # the times of these rows, not of the training file's
             own["time"] = s["index"].to_dict()
-        x = _inputs(own, s["x_raw"], s["x_filled"], s["path"])
-        t = _targets(own, s["y_raw"] if own["missing"] == "mask" else s["y_filled"], s["y_filled"], s["path"])
+        scratch = np.empty(s["values"].shape[0])  # one float64 column, reused for every scaled column
+        x = _inputs(own, s["x_raw"], s["x_filled"], s["path"], scratch)
+        t = _targets(own, s["y_raw"] if own["missing"] == "mask" else s["y_filled"], s["y_filled"], s["path"], scratch)
         parts.append(Prepared(x=x, t=t, y=s["y_raw"], y_past=gaps.forward_fill(s["y_raw"]), base=s["y_filled"],
                               positions=s["positions"], bounds=s["bounds"], spec=own, series_id=s["id"]))
     return spec, parts
@@ -311,17 +316,18 @@ def _fit_stats(spec: dict, loaded: list[dict], path, scaling: bool = True) -> di
     x_stats = [(0.0, 1.0)] * len(inputs)
     t_stats = [(0.0, 1.0)] * (len(ks) * len(targets))
     if spec["scale"] == "standard" and scaling:
+        scratch = np.empty(sum(s["bounds"][1] for s in loaded))  # one for every column's deviations
         x_stats = [_column_stats(pooled(lambda s, n, j=j: _input_column(spec, s["x_filled"], j)[:n]),
-                                 name, "input", path) for j, name in enumerate(inputs)]
+                                 name, "input", path, scratch) for j, name in enumerate(inputs)]
         t_stats = [_column_stats(pooled(lambda s, n, j=j, k=k: _change(
                        spec, s["y_raw"] if mode == "mask" else s["y_filled"], s["y_filled"], k, j, max(n - k, 0))),
-                                 name, "target", path)  # origins whose target row is a train row
+                                 name, "target", path, scratch)  # origins whose target row is a train row
                    for k in ks for j, name in enumerate(targets)]
     m = spec["season"] if spec["season"] > 1 else 1
     train_y = [s["y_raw"][: s["bounds"][1]] for s in loaded]
     scale = []
     for j in range(len(targets)):
-        steps = [np.abs(y[m:, j] - y[:-m, j]) for y in train_y if len(y) > m]
+        steps = [_seasonal_steps(y[:, j], m) for y in train_y if len(y) > m]
         scale.append(_nanmean(steps[0] if len(steps) == 1 else np.concatenate(steps)) if steps else np.nan)
     return {"x_mean": [a for a, _ in x_stats], "x_std": [b for _, b in x_stats],
             "t_mean": [a for a, _ in t_stats], "t_std": [b for _, b in t_stats],
@@ -331,19 +337,24 @@ def _fit_stats(spec: dict, loaded: list[dict], path, scaling: bool = True) -> di
             "mase_scale": [float(v) if np.isfinite(v) and v > 0 else None for v in scale]}
 
 
+def _seasonal_steps(y: np.ndarray, m: int) -> np.ndarray:
+    """|y[s] − y[s − m]| for s = m … R−1, in one new array."""
+    steps = y[m:] - y[:-m]
+    return np.abs(steps, out=steps)
+
+
 def _nanmean(values: np.ndarray) -> float:
     """np.nanmean, in one pass when nothing is missing (nanmean copies the array first)."""
     mean = np.mean(values)
     return mean if not np.isnan(mean) else np.nanmean(values)
 
 
-def _inputs(spec: dict, x_raw: np.ndarray, x_filled: np.ndarray, path) -> np.ndarray:
+def _inputs(spec: dict, x_raw: np.ndarray, x_filled: np.ndarray, path, scratch: np.ndarray) -> np.ndarray:
     """(R, I') float32: normalized inputs, and with --data.missing mask a 0/1 channel per column.
-    Built column by column: no full-size float64 temporary."""
+    Built column by column through `scratch` (float64 (R,)): no full-size float64 temporary."""
     names = input_names(spec)
     I = len(spec["inputs"])
     x = np.empty((x_filled.shape[0], len(names)), dtype=np.float32)
-    scratch = np.empty(x.shape[0])  # one float64 column reused: no full-size temporary per column
     for j in range(I):
         np.subtract(_input_column(spec, x_filled, j), spec["x_mean"][j], out=scratch)
         np.divide(scratch, spec["x_std"][j], out=x[:, j], casting="same_kind")  # float64 math, stored float32
@@ -356,12 +367,12 @@ def _inputs(spec: dict, x_raw: np.ndarray, x_filled: np.ndarray, path) -> np.nda
     return x
 
 
-def _targets(spec: dict, y: np.ndarray, y_filled: np.ndarray, path) -> np.ndarray:
-    """(R, K·O) float32 normalized targets per origin row (NaN: unknown or past the end)."""
+def _targets(spec: dict, y: np.ndarray, y_filled: np.ndarray, path, scratch: np.ndarray) -> np.ndarray:
+    """(R, K·O) float32 normalized targets per origin row (NaN: unknown or past the end), built
+    column by column through `scratch` (float64 (R,))."""
     R, O = y.shape
     ks = steps_ahead(spec)
     t = np.empty((R, len(ks) * O), dtype=np.float32)
-    scratch = np.empty(R)  # one float64 column reused: no full-size temporary per column
     for g, k in enumerate(ks):
         for j in range(O):
             c = g * O + j
