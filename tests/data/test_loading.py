@@ -98,3 +98,11 @@ def test_an_overflow_names_its_own_column_when_it_is_not_the_first(tmp_path, ove
     path.write_text("a,b\n" + "\n".join(rows) + "\n")
     with pytest.raises(UserError, match=message):
         dataset(path, *overrides)
+
+
+def test_an_empty_time_stamp_names_its_line(tmp_path):
+    path = tmp_path / "dates.csv"
+    days = [f"2024-01-{d:02d}" if d != 12 else "" for d in range(1, 29)]
+    path.write_text("date,v\n" + "".join(f"{d},{i}\n" for i, d in enumerate(days)))
+    with pytest.raises(UserError, match=r"line 13, column 'date': the time stamp is empty"):
+        table.read_table(path)

@@ -178,16 +178,16 @@ def _drain(chunks: list, out: np.ndarray, arrow_type) -> np.ndarray:
 def _copy_values(chunk, out: np.ndarray) -> None:
     """A fixed-width pyarrow array's values into `out`, read from its buffers (pyarrow's own
     to_numpy goes through pandas, whose import alone costs a noticeable part of a second); nulls
-    become NaN."""
+    become NaN in a float `out` (an int64 time column with a null is refused by the caller)."""
     n = len(out)
     if n == 0:
         return
     if chunk.null_count == n:  # a column of gaps (pyarrow's null type holds no value buffer)
-        out[:] = np.nan
+        out[:] = np.nan if out.dtype.kind == "f" else 0
         return
     validity, data = chunk.buffers()[:2]
     out[:] = np.frombuffer(data, dtype=out.dtype, count=n, offset=chunk.offset * out.itemsize)
-    if chunk.null_count:
+    if chunk.null_count and out.dtype.kind == "f":
         bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=chunk.offset + n, bitorder="little")
         out[bits[chunk.offset :] == 0] = np.nan
 
