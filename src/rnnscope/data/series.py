@@ -125,9 +125,10 @@ def read_series(data_cfg, spec: dict | None = None, table: Table | None = None, 
     if values is None:  # column-major: each column one contiguous run for the per-column work that follows
         values = np.empty((rows, len(columns)), order="F")
         if not regular:
-            values.fill(np.nan)
+            values.fill(np.nan)  # the grid rows the file skips stay gaps
+        rows_of_file = slice(None) if regular else index.positions
         for j, column in enumerate(checked):
-            values[index.positions if not regular else slice(None), j] = column
+            values[rows_of_file, j] = column
     table.numeric.clear()  # the file's own arrays are not needed past this point
     table.text.clear()
     table.block = None
