@@ -2,6 +2,7 @@
 
     python benchmarks/data_loading.py                 # 10 M rows, 4 columns (a time index + 3 values)
     python benchmarks/data_loading.py --rows 1000000 --json out.json
+    python benchmarks/data_loading.py --phases "bare read" load --repeat 5   # medians, on a busy machine
 
 Writes a CSV (pyarrow's writer), then runs each phase in a fresh Python process and reads its
 peak resident memory (VmHWM) and the memory right after imports (the baseline):
@@ -10,6 +11,13 @@ peak resident memory (VmHWM) and the memory right after imports (the baseline):
     load         rnnscope's build_dataset: read, check, time index, gaps, normalize, window (views)
     train        rnnscope train for a few steps on the file (--train.max_steps)
     predict      rnnscope predict over every window of the file, written to a CSV
+
+With --repeat N the phases run N times, interleaved (bare read, load, bare read, load, …), and
+the table shows each phase's median, and the load's median ratio over the N side-by-side pairs:
+on a machine shared with other work the ratio of neighbouring runs is steadier than either time.
+
+"CPU seconds" is the process's CPU time over the phase, all its threads together: the work done,
+apart from the waiting that a busy machine adds to the seconds.
 
 "loaded data" is the numeric data at 8 bytes a cell (rows × columns × 8), what the file holds
 once read; each phase's extra memory (peak − baseline) is shown as a multiple of it.
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,18 +38,18 @@ from pathlib import Path
 PHASES = {
     "bare read": """
 import pyarrow.csv as c
-t0 = time.perf_counter(); table = c.read_csv(PATH); seconds = time.perf_counter() - t0
+c0 = time.process_time(); t0 = time.perf_counter(); table = c.read_csv(PATH); seconds = time.perf_counter() - t0
 """,
     "load": """
 from rnnscope.data import build_dataset
 from rnnscope.train.config import load_config
 cfg = load_config(None, ["--data.csv", PATH, "--data.seq_len", "16"])
-t0 = time.perf_counter(); ds = build_dataset(cfg.data, 0); seconds = time.perf_counter() - t0
+c0 = time.process_time(); t0 = time.perf_counter(); ds = build_dataset(cfg.data, 0); seconds = time.perf_counter() - t0
 assert ds.x_train.shape[0] > 0
 """,
     "train": """
 from rnnscope.cli import main
-t0 = time.perf_counter()
+c0 = time.process_time(); t0 = time.perf_counter()
 assert main(["train", "--data.csv", PATH, "--data.seq_len", "16", "--model.hidden", "8",
              "--train.max_steps", "20", "--train.log_every", "1000", "--train.progress", "false",
              "--data.predict", "last_step", "--train.run_dir", RUN]) == 0
@@ -48,7 +57,7 @@ seconds = time.perf_counter() - t0
 """,
     "predict": """
 from rnnscope.cli import main
-t0 = time.perf_counter()
+c0 = time.process_time(); t0 = time.perf_counter()
 assert main(["predict", RUN, "-o", OUT]) == 0
 seconds = time.perf_counter() - t0
 """,
@@ -66,7 +75,7 @@ PATH, RUN, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
 """
 
 EPILOGUE = """
-print(json.dumps({"seconds": seconds, "baseline": baseline, "peak": hwm()}))
+print(json.dumps({"seconds": seconds, "cpu_seconds": time.process_time() - c0, "baseline": baseline, "peak": hwm()}))
 """
 
 
@@ -98,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--phases", nargs="+", default=list(PHASES), choices=list(PHASES))
+    parser.add_argument("--repeat", type=int, default=1, help="run the phases N times, interleaved; report medians")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,21 +117,31 @@ def main() -> None:
         print(f"wrote {args.rows:,} rows × 4 columns ({path.stat().st_size / 1e6:.0f} MB) in "
               f"{time.perf_counter() - t0:.1f} s")
         data_bytes = args.rows * 4 * 8
+        runs = {name: [] for name in args.phases}
+        for _ in range(args.repeat):  # interleaved: neighbouring runs see the same machine
+            for name in args.phases:
+                runs[name].append(run_phase(name, path, run, out))
         results = {}
-        for name in args.phases:
-            r = run_phase(name, path, run, out)
+        for name, rs in runs.items():
+            r = dict(rs[0]) | {k: statistics.median(x[k] for x in rs) for k in ("seconds", "cpu_seconds", "peak", "baseline")}
             extra = r["peak"] - r["baseline"]
-            r |= {"extra_bytes": extra, "x_loaded_data": extra / data_bytes}
+            r |= {"extra_bytes": extra, "x_loaded_data": extra / data_bytes, "runs": [x["seconds"] for x in rs]}
             results[name] = r
         bare = results.get("bare read", {}).get("seconds")
+        if bare and "load" in results:  # the median of the side-by-side ratios
+            pairs = [a / b for a, b in zip(results["load"]["runs"], results["bare read"]["runs"])]
+            results["load"] |= {"x_bare_read": statistics.median(pairs), "x_bare_read_runs": pairs}
         print(f"\nloaded data: {data_bytes / 2**20:.0f} MiB (rows × 4 columns × 8 bytes); "
-              f"{os.cpu_count()} CPU cores")
-        print("| phase | seconds | × bare read | peak − baseline MiB | × loaded data |")
-        print("| --- | ---: | ---: | ---: | ---: |")
+              f"{os.cpu_count()} CPU cores; load average {os.getloadavg()[0]:.1f}"
+              + (f"; medians of {args.repeat} interleaved runs" if args.repeat > 1 else ""))
+        print("| phase | seconds | × bare read | CPU seconds | peak − baseline MiB | × loaded data |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for name, r in results.items():
-            ratio = f"{r['seconds'] / bare:.2f}×" if bare and name == "load" else "—"
-            print(f"| {name} | {r['seconds']:.2f} | {ratio} | {r['extra_bytes'] / 2**20:.0f} | "
+            ratio = f"{r['x_bare_read']:.2f}×" if "x_bare_read" in r else "—"
+            print(f"| {name} | {r['seconds']:.2f} | {ratio} | {r['cpu_seconds']:.2f} | {r['extra_bytes'] / 2**20:.0f} | "
                   f"{r['x_loaded_data']:.2f}× |")
+        if args.repeat > 1 and "x_bare_read_runs" in results.get("load", {}):
+            print("load ÷ bare read, run by run: " + ", ".join(f"{x:.2f}" for x in results["load"]["x_bare_read_runs"]))
         if args.json:
             Path(args.json).write_text(json.dumps({"rows": args.rows, "data_bytes": data_bytes,
                                                    "phases": results}, indent=2))

@@ -42,6 +42,8 @@ def series_tables(data_cfg, spec: dict | None, table: Table | None) -> list[tupl
         paths = source_files(data_cfg.csv)
         if by_files(data_cfg, spec) and not column:
             return _file_series(paths, data_cfg.csv)
+        if not column:
+            return None  # one series: read_series reads the file, once
         from rnnscope.data.table import concatenate
 
         tables = [read_table(path) for path in paths]

@@ -42,10 +42,17 @@ class Prepared:
     series_id: str | None = None  # which series these rows are (several series: data/many.py)
 
 
-def _column_stats(values: np.ndarray, name: str, what: str, path) -> tuple[float, float]:
-    """Mean and std of one column over its non-missing values, computed without overflow."""
+def _column_stats(values: np.ndarray, name: str, what: str, path, scratch: np.ndarray) -> tuple[float, float]:
+    """Mean and std of one column over its non-missing values, computed without overflow
+    (`scratch`: float64, at least as long as values, for the deviations)."""
     if values.size == 0:
         return 0.0, 1.0  # no complete window in the train rows: csv_dataset says so, with the fix
+    mean = float(np.mean(values))
+    if np.isfinite(mean):  # no gap: the common case, without nan-aware copies (np.std's arithmetic)
+        deviation = np.subtract(values, mean, out=scratch[: values.size])
+        std = float(np.sqrt(np.mean(np.multiply(deviation, deviation, out=deviation))))
+        if np.isfinite(std):  # and no overflow
+            return mean, (std if std > 1e-12 * max(abs(mean), 1.0) else 1.0)
     scale = float(np.nanmax(np.abs(values))) if values.size and not np.isnan(values).all() else 1.0
     scale = scale if np.isfinite(scale) and scale > 0 else 1.0
     scaled = values / scale  # |scaled| ≤ 1: squares cannot overflow
@@ -113,14 +120,18 @@ def read_series(data_cfg, spec: dict | None = None, table: Table | None = None, 
     columns = list(dict.fromkeys(inputs + targets))
     rows = int(index.positions[-1]) + 1
     regular = rows == len(index.positions)  # no time step skipped: every grid row is a file row
-    values = np.empty((rows, len(columns))) if regular else np.full((rows, len(columns)), np.nan)
-    for j, name in enumerate(columns):
-        if regular:
-            values[:, j] = numeric_column(table, name, "--data.column")
-        else:
-            values[index.positions, j] = numeric_column(table, name, "--data.column")
-    table.numeric.clear()  # the file's own arrays (pyarrow buffers) are not needed past this point
+    checked = [numeric_column(table, name, "--data.column") for name in columns]
+    values = table.side_by_side(columns) if regular else None  # the file's own columns: no copy
+    if values is None:  # column-major: each column one contiguous run for the per-column work that follows
+        values = np.empty((rows, len(columns)), order="F")
+        if not regular:
+            values.fill(np.nan)  # the grid rows the file skips stay gaps
+        rows_of_file = slice(None) if regular else index.positions
+        for j, column in enumerate(checked):
+            values[rows_of_file, j] = column
+    table.numeric.clear()  # the file's own arrays are not needed past this point
     table.text.clear()
+    table.block = None
     return table, index, inputs, targets, columns, values
 
 
@@ -169,11 +180,12 @@ def _load(data_cfg, spec, missing, own_file, table, series_id: str | None = None
     path = table.path if series_id is None else f"{table.path} (series {series_id})"
     mode = missing or (spec.get("missing") if spec and "missing" in spec else data_cfg.missing)
     line_of = _line_of(table, index)
-    gap_rows = np.ones(values.shape[0], dtype=bool)
-    gap_rows[index.positions] = False
-    positions = np.arange(values.shape[0], dtype=np.int64)
+    regular = len(index.positions) == values.shape[0]  # then the index's positions are 0 … R−1 already
+    positions = index.positions if regular else np.arange(values.shape[0], dtype=np.int64)
     if np.isnan(values).any():
         if mode == "error":
+            gap_rows = np.ones(values.shape[0], dtype=bool)  # grid rows the file skips
+            gap_rows[index.positions] = False
             try:
                 gaps.refuse(path, columns, values, line_of, index.name, gap_rows)
             except UserError as exc:  # several series: the counts are this series'
@@ -210,8 +222,9 @@ def _model_arrays(data_cfg, spec, loaded: list[dict], many: bool):
         own = series_spec(spec, s["id"]) if many else dict(spec)
         if s["index"].kind == spec["time"]["kind"]:  # the times of these rows, not of the training file's
             own["time"] = s["index"].to_dict()
-        x = _inputs(own, s["x_raw"], s["x_filled"], s["path"])
-        t = _targets(own, s["y_raw"] if own["missing"] == "mask" else s["y_filled"], s["y_filled"], s["path"])
+        scratch = np.empty(s["values"].shape[0])  # one float64 column, reused for every scaled column
+        x = _inputs(own, s["x_raw"], s["x_filled"], s["path"], scratch)
+        t = _targets(own, s["y_raw"] if own["missing"] == "mask" else s["y_filled"], s["y_filled"], s["path"], scratch)
         parts.append(Prepared(x=x, t=t, y=s["y_raw"], y_past=gaps.forward_fill(s["y_raw"]), base=s["y_filled"],
                               positions=s["positions"], bounds=s["bounds"], spec=own, series_id=s["id"]))
     return spec, parts
@@ -304,56 +317,75 @@ def _fit_stats(spec: dict, loaded: list[dict], path, scaling: bool = True) -> di
     x_stats = [(0.0, 1.0)] * len(inputs)
     t_stats = [(0.0, 1.0)] * (len(ks) * len(targets))
     if spec["scale"] == "standard" and scaling:
+        scratch = np.empty(sum(s["bounds"][1] for s in loaded))  # one for every column's deviations
         x_stats = [_column_stats(pooled(lambda s, n, j=j: _input_column(spec, s["x_filled"], j)[:n]),
-                                 name, "input", path) for j, name in enumerate(inputs)]
+                                 name, "input", path, scratch) for j, name in enumerate(inputs)]
         t_stats = [_column_stats(pooled(lambda s, n, j=j, k=k: _change(
                        spec, s["y_raw"] if mode == "mask" else s["y_filled"], s["y_filled"], k, j, max(n - k, 0))),
-                                 name, "target", path)  # origins whose target row is a train row
+                                 name, "target", path, scratch)  # origins whose target row is a train row
                    for k in ks for j, name in enumerate(targets)]
     m = spec["season"] if spec["season"] > 1 else 1
     train_y = [s["y_raw"][: s["bounds"][1]] for s in loaded]
     scale = []
     for j in range(len(targets)):
-        steps = [np.abs(y[m:, j] - y[:-m, j]) for y in train_y if len(y) > m]
-        scale.append(np.nanmean(steps[0] if len(steps) == 1 else np.concatenate(steps)) if steps else np.nan)
+        steps = [_seasonal_steps(y[:, j], m) for y in train_y if len(y) > m]
+        scale.append(_nanmean(steps[0] if len(steps) == 1 else np.concatenate(steps)) if steps else np.nan)
     return {"x_mean": [a for a, _ in x_stats], "x_std": [b for _, b in x_stats],
             "t_mean": [a for a, _ in t_stats], "t_std": [b for _, b in t_stats],
-            "y_train_mean": [float(np.nanmean(train_y[0][:, j] if len(train_y) == 1
-                                              else np.concatenate([y[:, j] for y in train_y])))
+            "y_train_mean": [float(_nanmean(train_y[0][:, j] if len(train_y) == 1
+                                            else np.concatenate([y[:, j] for y in train_y])))
                              for j in range(len(targets))],
             "mase_scale": [float(v) if np.isfinite(v) and v > 0 else None for v in scale]}
 
 
-def _inputs(spec: dict, x_raw: np.ndarray, x_filled: np.ndarray, path) -> np.ndarray:
+def _seasonal_steps(y: np.ndarray, m: int) -> np.ndarray:
+    """|y[s] − y[s − m]| for s = m … R−1, in one new array."""
+    steps = y[m:] - y[:-m]
+    return np.abs(steps, out=steps)
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """np.nanmean, in one pass when nothing is missing (nanmean copies the array first)."""
+    mean = np.mean(values)
+    return mean if not np.isnan(mean) else np.nanmean(values)
+
+
+def _inputs(spec: dict, x_raw: np.ndarray, x_filled: np.ndarray, path, scratch: np.ndarray) -> np.ndarray:
     """(R, I') float32: normalized inputs, and with --data.missing mask a 0/1 channel per column.
-    Built column by column: no full-size float64 temporary."""
+    Built column by column through `scratch` (float64 (R,)): no full-size float64 temporary."""
     names = input_names(spec)
     I = len(spec["inputs"])
     x = np.empty((x_filled.shape[0], len(names)), dtype=np.float32)
     for j in range(I):
-        x[:, j] = (_input_column(spec, x_filled, j) - spec["x_mean"][j]) / spec["x_std"][j]
-        if not np.isfinite(x[:, j]).all():
-            raise UserError(f"{path} column {names[j]!r}: normalized values overflow float32 "
-                            "(values far from the train rows' range); rescale the column")
+        np.subtract(_input_column(spec, x_filled, j), spec["x_mean"][j], out=scratch)
+        np.divide(scratch, spec["x_std"][j], out=x[:, j], casting="same_kind")  # float64 math, stored float32
         if spec["missing"] == "mask":
             x[:, I + j] = np.isnan(x_raw[:, j])
+    if not np.isfinite(x).all():  # one pass over x rather than one per column; which one, only then
+        j = int(np.flatnonzero(~np.isfinite(x[:, :I]).all(axis=0))[0])
+        raise UserError(f"{path} column {names[j]!r}: normalized values overflow float32 "
+                        "(values far from the train rows' range); rescale the column")
     return x
 
 
-def _targets(spec: dict, y: np.ndarray, y_filled: np.ndarray, path) -> np.ndarray:
-    """(R, K·O) float32 normalized targets per origin row (NaN: unknown or past the end)."""
+def _targets(spec: dict, y: np.ndarray, y_filled: np.ndarray, path, scratch: np.ndarray) -> np.ndarray:
+    """(R, K·O) float32 normalized targets per origin row (NaN: unknown or past the end), built
+    column by column through `scratch` (float64 (R,))."""
     R, O = y.shape
     ks = steps_ahead(spec)
-    t = np.full((R, len(ks) * O), np.nan, dtype=np.float32)
+    t = np.empty((R, len(ks) * O), dtype=np.float32)
     for g, k in enumerate(ks):
         for j in range(O):
             c = g * O + j
+            t[max(R - k, 0) :, c] = np.nan  # no row k steps ahead in the file
             if k < R:
-                t[: R - k, c] = (_change(spec, y, y_filled, k, j, R - k) - spec["t_mean"][c]) / spec["t_std"][c]
-            if np.isinf(t[:, c]).any():
-                raise UserError(f"{path} column {spec['targets'][j]!r}: the target values overflow float32 "
-                                "after normalization (values far beyond the train rows' range, or their "
-                                "differences overflow); rescale the column")
+                np.subtract(_change(spec, y, y_filled, k, j, R - k), spec["t_mean"][c], out=scratch[: R - k])
+                np.divide(scratch[: R - k], spec["t_std"][c], out=t[: R - k, c], casting="same_kind")
+    if np.isinf(t).any():  # one pass over t rather than one per column; which one, only then
+        j = int(np.flatnonzero(np.isinf(t).any(axis=0))[0]) % O
+        raise UserError(f"{path} column {spec['targets'][j]!r}: the target values overflow float32 "
+                        "after normalization (values far beyond the train rows' range, or their "
+                        "differences overflow); rescale the column")
     return t
 
 

@@ -26,7 +26,7 @@ from rnnscope.errors import UserError
 
 # cells read as "no value here" (a gap), as people and spreadsheets write them
 MISSING_MARKERS = ["", "NA", "N/A", "n/a", "na", "NaN", "nan", "NAN", "null", "NULL", "None", "-", "?"]
-BLOCK_BYTES = 16 << 20  # the streaming reader's block: the first one decides the column types
+BLOCK_BYTES = 16 << 20  # the reader's block (one chunk of each column)
 _NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 _DATE = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}([-/.]\d{1,4})?([ T][\d:.]+)?\s*$")  # 2020-01-31, 31.01.2020
 
@@ -44,6 +44,18 @@ class Table:
     text: dict[str, object] = field(default_factory=dict)  # pyarrow string arrays (labels, odd dates)
     parts: list[tuple[Path, int]] = field(default_factory=list)  # (file, its first row) when several
     origin: np.ndarray | None = None  # a series cut out of a file: each row's row in that file (for lines)
+    block: np.ndarray | None = None  # float64 (R, N) column-major: the numeric columns side by side, in order
+
+    def side_by_side(self, names: list[str]) -> np.ndarray | None:
+        """The numeric columns `names` as one (R, C) view of the block, when they are neighbours
+        there in this order (no copy); None otherwise."""
+        order = list(self.numeric)
+        if self.block is None or not names or any(n not in self.numeric for n in names):
+            return None
+        first = order.index(names[0])
+        if order[first : first + len(names)] != names:
+            return None
+        return self.block[:, first : first + len(names)]
 
 
 def source_files(spec: str, option: str = "--data.csv") -> list[Path]:
@@ -79,70 +91,55 @@ def check_file(path: Path, option: str) -> None:
 def read_table(path: Path) -> Table:
     """One CSV or Parquet file as a Table; bad content gets one line with the line and column."""
     if path.suffix.lower() in (".parquet", ".pq"):
-        return from_arrow(_read_parquet(path), path)
-    if path.stat().st_size == 0:
-        raise UserError(f"data file {path} is empty; it needs a header row and one row per time step")
-    streamed = _stream_csv(path)
-    if streamed is not None:
-        names, chunks, whole = streamed
-        return _from_columns(names, chunks, path, whole)
-    return from_arrow(_read_csv(path), path)
-
-
-def _stream_csv(path: Path):
-    """(names, per column a list of pyarrow arrays, integer columns) read block by block, so the
-    file is never held twice; None when a later block does not fit the types the first block
-    showed (the whole-file reader then infers them from everything and names the bad cell)."""
-    import pyarrow as pa
-    from pyarrow import csv as pacsv
-
-    read = pacsv.ReadOptions(block_size=BLOCK_BYTES)
-    convert = pacsv.ConvertOptions(null_values=MISSING_MARKERS, strings_can_be_null=False,
-                                   quoted_strings_can_be_null=False)
-    try:
-        reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
-        whole = {f.name for f in reader.schema if pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)}
-        if whole:  # whole numbers in the first block may meet decimals later: read them as float64
-            convert.column_types = {name: pa.float64() for name in whole}
-            reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
-        chunks = [[] for _ in reader.schema]
-        for batch in reader:
-            for i, column in enumerate(batch.columns):
-                chunks[i].append(column)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    return reader.schema.names, chunks, whole
+        names, chunks, whole = _columns(_read_parquet(path))
+    else:
+        if path.stat().st_size == 0:
+            raise UserError(f"data file {path} is empty; it needs a header row and one row per time step")
+        names, chunks, whole = _columns(_read_csv(path))  # the pyarrow table itself is gone here
+    return _from_columns(names, chunks, path, whole)
 
 
 def from_arrow(arrow, path: Path) -> Table:
     """A Table from a pyarrow table (read from a file, or built from a DataFrame in memory)."""
+    names, chunks, whole = _columns(arrow)
+    return _from_columns(names, chunks, path, whole)
+
+
+def _columns(arrow) -> tuple[list[str], list[list], set[str]]:
+    """(names, per column its list of pyarrow chunks, integer columns) of a pyarrow table, so the
+    table can be let go and each column's memory freed as soon as it is converted."""
     import pyarrow as pa
 
     whole = {f.name for f in arrow.schema if pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)}
-    return _from_columns(arrow.column_names, [[c] for c in arrow.columns], path, whole)
+    return arrow.column_names, [list(c.chunks) for c in arrow.columns], whole
 
 
 def _from_columns(raw_names: list[str], chunks: list[list], path: Path, whole: set[str]) -> Table:
-    """A Table from each column's pyarrow chunks, converted one column at a time (each column's
-    chunks are released once it is converted: the peak is the file's data plus one column)."""
+    """A Table from each column's pyarrow chunks, converted one column at a time into the numeric
+    block (each column's chunks are released once copied: the peak is the file's data and the block)."""
     import pyarrow as pa
 
     names = [str(n).strip() for n in raw_names]
     rows = sum(len(c) for c in chunks[0]) if chunks else 0
     _check_header(path, names, rows)
     table = Table(path, names, rows)
+    kinds = [c[0].type if c else pa.float64() for c in chunks]
+    numbers = [pa.types.is_integer(k) or pa.types.is_floating(k) or pa.types.is_boolean(k)
+               or pa.types.is_null(k) for k in kinds]  # null: every cell empty, a column of gaps
+    table.block = _pooled_block(rows, sum(numbers))  # each column one contiguous run
     pool = pa.default_memory_pool()
     for i, name in enumerate(names):
-        kind = chunks[i][0].type if chunks[i] else pa.float64()
-        if (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
-                or pa.types.is_null(kind)):  # null: every cell empty, a column of gaps
-            table.numeric[name] = _drain(chunks[i], rows, np.float64, pa.float64())  # nulls -> NaN
+        kind = kinds[i]
+        if numbers[i]:
+            column = table.block[:, len(table.numeric)]
+            _drain(chunks[i], column, pa.float64())  # nulls -> NaN
+            table.numeric[name] = column
             if raw_names[i] in whole:
                 table.integer.add(name)
         elif pa.types.is_timestamp(kind) or pa.types.is_date(kind):
             nulls = sum(c.null_count for c in chunks[i])
             valid = pa.chunked_array(chunks[i]).is_valid() if nulls else None
-            table.times[name] = _drain(chunks[i], rows, np.int64, pa.timestamp("s"))
+            table.times[name] = _drain(chunks[i], np.empty(rows, dtype=np.int64), pa.timestamp("s"))
             if nulls:
                 row = int(np.flatnonzero(~valid.to_numpy(zero_copy_only=False))[0])
                 raise UserError(f"{path} line {data_line(path, row)}, column {name!r}: the time stamp is "
@@ -156,29 +153,54 @@ def _from_columns(raw_names: list[str], chunks: list[list], path: Path, whole: s
     return table
 
 
-def _drain(chunks: list, rows: int, dtype, arrow_type) -> np.ndarray:
-    """One column's pyarrow chunks copied into a NumPy array of `rows`, each chunk released as
-    soon as it is copied (nulls become NaN)."""
-    out = np.empty(rows, dtype=dtype)
-    at = 0
+def _pooled_block(rows: int, n: int) -> np.ndarray:
+    """float64 (rows, n) column-major, in pyarrow's memory pool, which still holds the pages the
+    reader has just freed: filling fresh pages from the system instead costs more than the copy
+    itself (most so on a virtual machine)."""
+    import pyarrow as pa
+
+    return np.frombuffer(pa.allocate_buffer(rows * n * 8), dtype=np.float64).reshape((rows, n), order="F")
+
+
+def _drain(chunks: list, out: np.ndarray, arrow_type) -> np.ndarray:
+    """One column's pyarrow chunks copied into `out` (R,), each chunk released as soon as it is
+    copied (nulls become NaN)."""
+    end = len(out)
     while chunks:
-        chunk = chunks.pop(0)
+        chunk = chunks.pop()  # from the end: popping the front of a long list is quadratic
         if chunk.type != arrow_type:
             chunk = chunk.cast(arrow_type)
-        values = chunk.to_numpy(zero_copy_only=False)
-        out[at : at + len(values)] = values.view(np.int64) if dtype is np.int64 else values
-        at += len(values)
+        _copy_values(chunk, out[end - len(chunk) : end])
+        end -= len(chunk)
     return out
+
+
+def _copy_values(chunk, out: np.ndarray) -> None:
+    """A fixed-width pyarrow array's values into `out`, read from its buffers (pyarrow's own
+    to_numpy goes through pandas, whose import alone costs a noticeable part of a second); nulls
+    become NaN in a float `out` (an int64 time column with a null is refused by the caller)."""
+    n = len(out)
+    if n == 0:
+        return
+    if chunk.null_count == n:  # a column of gaps (pyarrow's null type holds no value buffer)
+        out[:] = np.nan if out.dtype.kind == "f" else 0
+        return
+    validity, data = chunk.buffers()[:2]
+    out[:] = np.frombuffer(data, dtype=out.dtype, count=n, offset=chunk.offset * out.itemsize)
+    if chunk.null_count and out.dtype.kind == "f":
+        bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=chunk.offset + n, bitorder="little")
+        out[bits[chunk.offset :] == 0] = np.nan
 
 
 def _read_csv(path: Path):
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
+    read = pacsv.ReadOptions(block_size=BLOCK_BYTES)  # parsed in parallel; types inferred from every block
     convert = pacsv.ConvertOptions(null_values=MISSING_MARKERS, strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
     try:
-        return pacsv.read_csv(path, convert_options=convert)
+        return pacsv.read_csv(path, read_options=read, convert_options=convert)
     except pa.ArrowInvalid as exc:
         _explain_csv(path)  # raises the precise one-line error when a Python scan finds one
         raise UserError(f"data file {path} is not a readable CSV ({str(exc).splitlines()[0]}); "

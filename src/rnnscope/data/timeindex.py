@@ -111,12 +111,14 @@ def _evenly_increasing(values: np.ndarray) -> bool:
     """Strictly increasing integers, the smallest step the most common (a year column)."""
     if len(values) < 3 or not (np.diff(values[:1000]) > 0).all():  # most columns fail here, cheaply
         return False
-    if np.isnan(values).any() or not np.all(values == np.round(values)):
-        return False
     d = np.diff(values)
-    if not (d > 0).all():
+    if not (d > 0).all():  # a NaN fails here too
+        return False
+    if not np.all(values == np.rint(values)):
         return False
     step = d.min()
+    if (d == step).all():  # evenly spaced, no step skipped: the common case, without a division
+        return True
     return bool(np.all(d % step == 0) and np.mean(d == step) > 0.5)
 
 
@@ -180,7 +182,7 @@ def build_index(table: Table, found: tuple[str, str, np.ndarray] | None) -> Time
     name, kind, values = found
     unit = "s" if kind == "datetime" else "1"
     d = np.diff(values)
-    if kind == "datetime" and len(d) and d.min() > 0 and len(np.unique(d)) > 1:
+    if kind == "datetime" and len(d) and d.min() > 0 and (d != d[0]).any():  # steps of several sizes
         months = _months(values)
         if months is not None and len(np.unique(np.diff(months))) < len(np.unique(d)):
             values, unit, d = months, "month", np.diff(months)
@@ -192,6 +194,8 @@ def build_index(table: Table, found: tuple[str, str, np.ndarray] | None) -> Time
     if len(d) == 0:
         return TimeIndex(name, kind, unit, int(values[0]), 1, np.zeros(1, dtype=np.int64))
     step = int(d.min())
+    if (d == step).all():  # every row one step after the one before: no gap, nothing uneven
+        return TimeIndex(name, kind, unit, int(values[0]), step, np.arange(len(values), dtype=np.int64))
     uneven = d % step != 0
     if uneven.any():
         i = int(np.flatnonzero(uneven)[0]) + 1
