@@ -137,6 +137,33 @@ def test_nn_rnn_fused_equals_the_default_path(monkeypatch):
         assert rel_err(fused, loop) <= 1e-9
 
 
+@needs_kernels
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_nn_gated_fused_equals_the_default_path(monkeypatch, cell):
+    """rnnscope.nn.LSTM and GRU with RNNSCOPE_FUSED=1 (two layers, bidirectional, states given)
+    equal RNNSCOPE_FUSED=0: the modules dispatch to the fused layers and back."""
+    torch.manual_seed(4)
+    rnn = getattr(rnnscope.nn, cell)(3, 16, num_layers=2, bidirectional=True, batch_first=True)
+    rnn = rnn.double().to(DEVICE)
+    x = torch.randn(5, 4, 3, dtype=torch.float64, device=DEVICE)  # (B, T, I)
+    states = [torch.randn(4, 5, 16, dtype=torch.float64, device=DEVICE) for _ in range(2 if cell == "LSTM" else 1)]
+    layer_for, fused = (lstm_layer_for, fused_lstm_layer) if cell == "LSTM" else (gru_layer_for, fused_gru_layer)
+    results = {}
+    for setting in ("1", "0"):
+        monkeypatch.setenv("RNNSCOPE_FUSED", setting)
+        assert (layer_for(x, 16) is fused) == (setting == "1")
+        rnn.zero_grad()
+        xs = x.clone().requires_grad_(True)
+        given = [s.clone().requires_grad_(True) for s in states]
+        out, finals = rnn(xs, tuple(given) if cell == "LSTM" else given[0])
+        finals = finals if cell == "LSTM" else (finals,)
+        (torch.sin(out).pow(2).mean() + sum(f.sum() for f in finals)).backward()
+        results[setting] = ([out.detach(), *[f.detach() for f in finals], xs.grad, *[s.grad for s in given]]
+                            + [p.grad.clone() for p in rnn.parameters()])
+    for fused_value, loop_value in zip(results["1"], results["0"]):
+        assert rel_err(fused_value, loop_value) <= 1e-9
+
+
 def lstm_results(layer, x, h0, c0, weights, time_reduction="sum", loss=("out", "h", "c")):
     """Outputs, gradients and the Trace's per-step tensors of one LSTM layer call."""
     leaves = [t.detach().clone().requires_grad_(True) for t in (x, h0, c0, *weights)]

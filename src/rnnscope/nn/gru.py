@@ -15,6 +15,7 @@ from torch import nn
 
 from rnnscope.engine import gru_layer
 from rnnscope.engine.gru import gru_packed_layer
+from rnnscope.engine.fused_gru import gru_layer_for
 from rnnscope.nn.gated import GatedRNNBase
 from rnnscope.nn.precision import autocast_dtype, cpu_input_dtype, run_in_autocast_dtype
 
@@ -48,7 +49,8 @@ class GRU(GatedRNNBase):
 
     def _run_layer(self, x, states, weights, trace_name):
         (h0,) = states
-        return gru_layer(x, h0, *weights, time_reduction=self.time_reduction, trace_name=trace_name)
+        layer = gru_layer_for(x, self.hidden_size)  # Triton's fused time loops on CUDA (docs/engine.md)
+        return layer(x, h0, *weights, time_reduction=self.time_reduction, trace_name=trace_name)
 
     def _packed_layer(self, x, h0, layout, layer: int, direction: int):
         return gru_packed_layer(x, h0, layout, *self._layer_weights(layer, direction),

@@ -15,6 +15,7 @@ from torch import nn
 
 from rnnscope.engine import lstm_layer
 from rnnscope.engine.lstm import lstm_packed_layer
+from rnnscope.engine.fused_lstm import lstm_layer_for
 from rnnscope.nn.gated import GatedRNNBase
 from rnnscope.nn.precision import autocast_dtype, cpu_input_dtype, run_in_autocast_dtype
 
@@ -47,7 +48,8 @@ class LSTM(GatedRNNBase):
 
     def _run_layer(self, x, states, weights, trace_name):
         h0, c0 = states
-        return lstm_layer(x, h0, c0, *weights, time_reduction=self.time_reduction, trace_name=trace_name)
+        layer = lstm_layer_for(x, self.hidden_size)  # Triton's fused time loops on CUDA (docs/engine.md)
+        return layer(x, h0, c0, *weights, time_reduction=self.time_reduction, trace_name=trace_name)
 
     def _packed_layer(self, x, state0, layout, layer: int, direction: int):
         h0, c0 = state0
