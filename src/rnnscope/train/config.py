@@ -135,7 +135,8 @@ class ParallelConfig:
                       ("auto", "gloo", "nccl"))
     bucket_mb: float = _f(25.0, "DDP gradient bucket size in MiB")
     chunk: int = _f(1, "time steps per pipeline message")
-    timeout_s: int = _f(60, "seconds before a collective that does not complete is an error")
+    timeout_s: int = _f(60, "seconds within which a hung or lost worker ends the run (collectives "
+                        "time out a teardown reserve earlier: docs/reliability.md)")
     max_restarts: int = _f(0, "torchrun restarts after a worker fails")
     check_every: int = _f(50, "steps between weight checksums across ranks")
     data_degree: int = _f(0, "data-parallel degree when combined with a model strategy (0 = world / model degree)")
