@@ -38,6 +38,8 @@ class Patterns:
     """Seconds of the strategies' own code paths on this machine (one thread, no network).
 
     split_s: one rank's forward + backward of a `split_ways` hidden split (0: none timed);
+    split_real_s, pipe_real_s: the hidden split and the pipeline timed on a real group (their
+    waits for the slower rank and for a thread to wake included, `time_exchanges`);
     stage_s, whole_s: the first of `stages` pipeline stages with `chunk` time steps per chunk,
     and with the whole sequence as one chunk (0: one layer, no pipeline); ddp_s, plain_s: a
     training-loop step of a replica's batch in DDP and without (None: not timed).
@@ -51,6 +53,11 @@ class Patterns:
     whole_s: float
     ddp_s: float | None = None
     plain_s: float | None = None
+    # the same stages on the calibration's real process group (a real exchange, every rank at
+    # once): one rank's forward + backward of the `split_ways` split, and the slowest rank's of
+    # the `stages`-stage pipeline (0: not timed: the group's size is neither)
+    split_real_s: float = 0.0
+    pipe_real_s: float = 0.0
 
 
 def payload_sizes(shape: RNNShape, chunk: int, bucket_mb: float) -> list[int]:
@@ -164,6 +171,57 @@ def time_patterns(shape: RNNShape, cfg, workers: int = 2, repeats: int = 3, sync
         seconds = combine(seconds)
     return Patterns(ways, seconds[0], stages, chunk, seconds[1], seconds[2],
                     *(seconds[3:5] if group is not None else ()))
+
+
+def time_exchanges(shape: RNNShape, cfg, comm, repeats: int = 5, sync=None,
+                   slowest=None) -> tuple[float, float]:
+    """(hidden split, pipeline) seconds of one forward + backward on `comm`'s real group, one
+    rank per stage or split way, as a run's workers exchange: the waits the LoopbackComm
+    timings cannot see (a rank that arrives first at a collective waits for the slower one; a
+    rank blocked in a receive waits for its thread to be woken) are in these. 0.0 where the
+    group's size is not a split of H or a pipeline of the layers. `slowest` (list of seconds
+    -> the same list, the maximum over the ranks) makes every rank report the slowest's."""
+    world = comm.world_size
+    x = torch.randn(shape.batch, shape.seq_len, shape.input_size,
+                    generator=torch.Generator().manual_seed(0))  # (B, T, I), the same on all
+    seconds = [0.0, 0.0]
+    with denormals_flushed(cfg.train.flush_denormal):
+        if world > 1 and shape.hidden % world == 0:
+            split = hidden_split_stage(_net(shape, cfg), comm)
+
+            def run_split() -> None:
+                y_hat, _ = split.forward(x, None, build_graph=True)
+                split.backward(y_hat, torch.ones_like(y_hat))
+
+            seconds[0] = mean_seconds(run_split, repeats, sync)
+            comm.ledger.close_step(None, "calibrate")
+        if 1 < world <= shape.layers:
+            stage = PipelineStage(_net(shape, cfg), comm, cfg.parallel.chunk)
+            # the last stage's ŷ gradient, as the loss gives it; the others get theirs by message
+            def run_pipe() -> None:
+                y_hat, _ = stage.forward(x, None, build_graph=True)
+                stage.backward(y_hat, None if y_hat is None else torch.ones_like(y_hat))
+
+            seconds[1] = mean_seconds(run_pipe, repeats, sync)
+            comm.ledger.close_step(None, "calibrate")
+    if slowest is not None:
+        seconds = slowest(seconds)
+    return seconds[0], seconds[1]
+
+
+def split_wait(real_s: float, loopback_s: float, comm_s: float, shape: RNNShape) -> float:
+    """Seconds per hidden-split exchange (an all-gather forward, a reduce-scatter backward, T·L
+    of each) beyond the stage's own work and the collectives' micro-benchmarked time: the wait
+    for the slower rank and for a woken thread. Pure: (real − loopback − comm) / (2·T·L), never
+    negative."""
+    return max(0.0, (real_s - loopback_s - comm_s) / (2 * shape.seq_len * shape.layers))
+
+
+def chunk_wait(real_s: float, modelled_s: float, stages: int, chunks: int) -> float:
+    """Seconds per chunk and stage, forward and backward, that a real pipeline waits beyond
+    the simulated wave (its wake-up stalls). Pure: each wave has chunks + stages − 1 slots on
+    its critical path, so (real − modelled) / (2·(chunks + stages − 1)), never negative."""
+    return max(0.0, (real_s - modelled_s) / (2 * (chunks + stages - 1)))
 
 
 def split_overhead(measured_s: float, shape: RNNShape, device: Device, ways: int) -> float:
