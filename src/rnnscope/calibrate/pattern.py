@@ -208,7 +208,9 @@ def time_exchanges(shape: RNNShape, cfg, comm, repeats: int = 5, sync=None,
             _pipeline_runner(shape, cfg, comm, cfg.parallel.chunk)
             if 1 < world <= shape.layers else None]
     with denormals_flushed(cfg.train.flush_denormal):
-        seconds = interleaved_seconds(runs, repeats, sync)
+        # from a barrier each time: a rank's time runs from the common start to its own end
+        # (the slowest rank's is the exchange's), not from where the previous call left it
+        seconds = interleaved_seconds(runs, repeats, sync, before_each=sync)
     comm.ledger.close_step(None, "calibrate")  # keep the records from piling up
     if slowest is not None:
         seconds = slowest(seconds)
