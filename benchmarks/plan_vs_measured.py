@@ -3,6 +3,13 @@
     python benchmarks/plan_vs_measured.py                          # data, pipeline, hidden_split; N = 2, 4
     python benchmarks/plan_vs_measured.py --nproc 2 --json out.json --hidden 128
     python benchmarks/plan_vs_measured.py --cell lstm              # a gated configuration
+    python benchmarks/plan_vs_measured.py --nproc 2 --cell elman lstm --repeats 6   # the validation
+
+With --repeats R every strategy runs R times per cell and N after one calibration (the order of
+the strategies rotated every round, so that a drift in the machine's load does not always hit
+the same one; --recalibrate calibrates again every round), and a summary gives, per strategy,
+how many runs came within --tolerance and, per cell, the mean and max absolute error of the
+step time, |measured / predicted − 1|, over all its strategy runs.
 
 For each N it first calibrates with N processes sharing the cores as the runs' workers do
 (`rnnscope.calibrate.network`: gloo's α/β per op and message size through the Communicator on
@@ -21,6 +28,7 @@ in the calibration as in the runs. A busy machine (other jobs on the cores) move
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -43,7 +51,7 @@ def config_overrides(args) -> list[str]:
     """The train keys both the plan and the runs use."""
     return ["--model.hidden", str(args.hidden), "--model.layers", str(args.layers),
             "--data.seq_len", str(args.seq_len), "--data.batch_size", str(args.batch),
-            "--parallel.chunk", str(args.chunk), "--model.cell", args.cell]
+            "--parallel.chunk", str(args.chunk), "--model.cell", args.model_cell]
 
 
 def run_train(strategy: str, nproc: int, args, folder: Path) -> dict:
@@ -81,9 +89,12 @@ def predict(strategy: str, nproc: int, inputs) -> dict:
     """Bytes and messages (all ranks) and step time that the planner predicts."""
     traffic = strategy_traffic(strategy, inputs.shape, nproc, chunk=inputs.chunk,
                                bucket_mb=inputs.bucket_mb, algorithms=GLOO)
-    plan = simulate(inputs, ParallelLayout.for_strategy(strategy, nproc))
-    return {"step_s": plan.step_s, "bytes": traffic.network_bytes,
-            "messages": traffic.network_messages}
+    layout = ParallelLayout.for_strategy(strategy, nproc)
+    plan = simulate(inputs, layout)
+    # the same without the waits timed on a real exchange: how much of the error they explain
+    bare = simulate(dataclasses.replace(inputs, split_wait_s=0.0, chunk_wait_s=0.0), layout)
+    return {"step_s": plan.step_s, "step_s_without_waits": bare.step_s,
+            "bytes": traffic.network_bytes, "messages": traffic.network_messages}
 
 
 def print_table(results: list[dict], tolerance: float) -> None:
@@ -92,26 +103,73 @@ def print_table(results: list[dict], tolerance: float) -> None:
     from rich.table import Table
 
     table = Table(title="rnnscope plan: predicted vs measured (per training step, all ranks)")
-    for name in ("strategy", "N", "bytes pred", "bytes meas", "msgs pred", "msgs meas",
+    for name in ("cell", "strategy", "N", "bytes pred", "bytes meas", "msgs pred", "msgs meas",
                  "step pred", "step meas", "meas/pred", "mean meas", "mean/pred", "verdict"):
-        table.add_column(name, justify="left" if name in ("strategy", "verdict") else "right")
+        table.add_column(name, justify="left" if name in ("cell", "strategy", "verdict") else "right")
     for r in results:
         p, m = r["predicted"], r["measured"]
         ratio = m["step_s"] / p["step_s"] if m["step_s"] and p["step_s"] else None
-        table.add_row(r["strategy"], str(r["nproc"]), format_bytes(p["bytes"]),
+        table.add_row(r["cell"], r["strategy"], str(r["nproc"]), format_bytes(p["bytes"]),
                       format_bytes(m["bytes"]), f"{p['messages']:,.0f}", f"{m['messages']:,.0f}",
                       format_seconds(p["step_s"]), format_seconds(m["step_s"]),
                       f"{ratio:.2f}" if ratio else "—", format_seconds(m["mean_step_s"]),
                       f"{m['mean_step_s'] / p['step_s']:.2f}" if p["step_s"] else "—",
                       r["verdict"])
-    Console(width=150).print(table)
+    Console(width=170).print(table)
     print(f"bytes and messages: exact match required; step time (the median step, each the "
           f"mean over the ranks): within {tolerance:.0%}; the mean step (hiccups included) is "
           f"shown beside it")
 
 
+def error_summary(results: list[dict], tolerance: float) -> list[dict]:
+    """Per (cell, strategy, N) and per cell: the runs, how many are within `tolerance`, and the
+    absolute error of the step time, |measured / predicted − 1|, as mean and max in percent
+    (how simulator papers report accuracy); one row per group, then one "all" row per cell."""
+    def row(cell, strategy, nproc, group):
+        errors = [abs(r["ratio"] - 1) for r in group if r["ratio"] is not None]
+        bare = [abs(r["measured"]["step_s"] / r["predicted"]["step_s_without_waits"] - 1)
+                for r in group if r["ratio"] is not None]
+        return {"cell": cell, "strategy": strategy, "nproc": nproc, "runs": len(group),
+                "within": sum(e <= tolerance for e in errors),
+                "exact": sum(r["exact"] for r in group),
+                "ratios": [round(r["ratio"], 3) for r in group if r["ratio"] is not None],
+                "mean_error_pct": 100 * statistics.mean(errors) if errors else None,
+                "max_error_pct": 100 * max(errors) if errors else None,
+                "mean_error_without_waits_pct": 100 * statistics.mean(bare) if bare else None,
+                "max_error_without_waits_pct": 100 * max(bare) if bare else None}
+
+    rows = []
+    for cell in dict.fromkeys(r["cell"] for r in results):
+        mine = [r for r in results if r["cell"] == cell]
+        for strategy, nproc in dict.fromkeys((r["strategy"], r["nproc"]) for r in mine):
+            rows.append(row(cell, strategy, nproc,
+                            [r for r in mine if (r["strategy"], r["nproc"]) == (strategy, nproc)]))
+        rows.append(row(cell, "all", None, mine))
+    return rows
+
+
+def print_summary(rows: list[dict], tolerance: float) -> None:
+    """The repeated runs' verdict: within-tolerance counts and the mean / max absolute error."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="step time, measured / predicted, over the repeated runs")
+    for name in ("cell", "strategy", "N", "runs", f"within {tolerance:.0%}", "bytes+msgs exact",
+                 "mean |err|", "max |err|", "without waits", "ratios"):
+        table.add_column(name, justify="left" if name in ("cell", "strategy", "ratios") else "right")
+    for r in rows:
+        pct = lambda v: "—" if v is None else f"{v:.1f} %"  # noqa: E731
+        table.add_row(r["cell"], r["strategy"], "" if r["nproc"] is None else str(r["nproc"]),
+                      str(r["runs"]), str(r["within"]), str(r["exact"]), pct(r["mean_error_pct"]),
+                      pct(r["max_error_pct"]),
+                      f"{pct(r['mean_error_without_waits_pct'])} / "
+                      f"{pct(r['max_error_without_waits_pct'])}",
+                      ", ".join(f"{x:.2f}" for x in r["ratios"]) if r["strategy"] != "all" else "")
+    Console(width=160).print(table)
+
+
 def main() -> int:
-    """Calibrate, predict, run, and print predicted beside measured."""
+    """Calibrate, predict, run (repeatedly), and print predicted beside measured."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nproc", type=int, nargs="+", default=[2, 4], help="worker counts")
@@ -122,40 +180,58 @@ def main() -> int:
     parser.add_argument("--seq-len", type=int, default=50, help="--data.seq_len (default 50)")
     parser.add_argument("--batch", type=int, default=32, help="global --data.batch_size")
     parser.add_argument("--chunk", type=int, default=10, help="--parallel.chunk (default 10)")
-    parser.add_argument("--cell", default="elman", choices=("elman", "lstm", "gru"),
-                        help="--model.cell (default elman)")
+    parser.add_argument("--cell", nargs="+", default=["elman"], choices=("elman", "lstm", "gru"),
+                        help="--model.cell, one or more (default elman)")
     parser.add_argument("--steps", type=int, default=50, help="optimizer steps per run")
     parser.add_argument("--warmup", type=int, default=20,
                         help="first steps of each run left out of the measured side")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of every strategy per cell and N (one calibration each, the "
+                             "strategies' order rotated every round); the summary counts them")
+    parser.add_argument("--recalibrate", action="store_true",
+                        help="calibrate again before every round (slower; catches load drift)")
     parser.add_argument("--tolerance", type=float, default=0.25, help="step-time tolerance")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args()
+    if args.steps <= args.warmup:
+        parser.error(f"--steps {args.steps} leaves no step after --warmup {args.warmup}")
 
-    cfg = load_config(None, config_overrides(args))
-    shape = shape_from_config(cfg)
     results, calibrations = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [(s, n) for n in args.nproc for s in args.strategies]
-        for strategy, nproc in runs:
-            if nproc not in calibrations:  # calibrated as N workers share the cores
-                inputs, _, calibrations[nproc] = calibrated_inputs(shape, cfg, world=nproc)
-                print(f"calibrated with {nproc} processes: {calibrations[nproc].summary}",
-                      flush=True)
-            predicted = predict(strategy, nproc, inputs)
-            measured = run_train(strategy, nproc, args, Path(tmp))
-            exact = (predicted["bytes"] == measured["bytes"]
-                     and predicted["messages"] == measured["messages"])
-            ratio = (measured["step_s"] / predicted["step_s"]
-                     if measured["step_s"] and predicted["step_s"] else None)
-            in_time = ratio is not None and abs(ratio - 1) <= args.tolerance
-            verdict = ("ok" if exact and in_time else
-                       ("bytes/messages differ" if not exact else "time off"))
-            results.append({"strategy": strategy, "nproc": nproc, "predicted": predicted,
-                            "measured": measured, "verdict": verdict})
-            print(f"{strategy} N={nproc}: {verdict}", flush=True)
+        for cell in args.cell:
+            args.model_cell = cell
+            cfg = load_config(None, config_overrides(args))
+            shape = shape_from_config(cfg)
+            for nproc in args.nproc:
+                for round_ in range(args.repeats):
+                    if round_ == 0 or args.recalibrate:  # as N workers share the cores
+                        inputs, _, calibration = calibrated_inputs(shape, cfg, world=nproc)
+                        calibrations[f"{cell} N={nproc} round {round_}"] = calibration
+                        print(f"{cell}, calibrated with {nproc} processes: {calibration.summary}",
+                              flush=True)
+                    k = round_ % len(args.strategies)  # rotated: load drift hits each in turn
+                    for strategy in args.strategies[k:] + args.strategies[:k]:
+                        predicted = predict(strategy, nproc, inputs)
+                        measured = run_train(strategy, nproc, args,
+                                             Path(tmp) / f"{cell}-r{round_}")
+                        exact = (predicted["bytes"] == measured["bytes"]
+                                 and predicted["messages"] == measured["messages"])
+                        ratio = (measured["step_s"] / predicted["step_s"]
+                                 if measured["step_s"] and predicted["step_s"] else None)
+                        in_time = ratio is not None and abs(ratio - 1) <= args.tolerance
+                        verdict = ("ok" if exact and in_time else
+                                   ("bytes/messages differ" if not exact else "time off"))
+                        results.append({"cell": cell, "round": round_, "strategy": strategy,
+                                        "nproc": nproc, "predicted": predicted,
+                                        "measured": measured, "exact": exact, "ratio": ratio,
+                                        "verdict": verdict})
+                        print(f"{cell} {strategy} N={nproc} round {round_ + 1}/{args.repeats}: "
+                              f"{verdict} ({ratio:.2f})" if ratio else verdict, flush=True)
     print_table(results, args.tolerance)
-    report = {"calibration": calibrations, "config": config_overrides(args), "results": results}
-    print(json.dumps({"results": results}, default=str))
+    summary = error_summary(results, args.tolerance)
+    print_summary(summary, args.tolerance)
+    report = {"calibration": {k: c.to_dict() for k, c in calibrations.items()},
+              "config": config_overrides(args), "results": results, "summary": summary}
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str))
     return 0

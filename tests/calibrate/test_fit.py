@@ -94,3 +94,29 @@ def test_mean_seconds_warms_up_then_syncs_then_times():
     calls = []
     mean_seconds(lambda: calls.append("run"), 3, sync=lambda: calls.append("sync"))
     assert calls == ["run", "sync", "run", "run", "run"]
+
+
+def test_interleaved_seconds_take_turns_and_leave_out_the_bursts(monkeypatch):
+    from rnnscope.calibrate import looptime
+
+    calls, now = [], [0.0]
+    # each run's calls take these seconds (the first: its warm-up); a's last call is a burst
+    elapsed = {"a": iter([0.0] + [1.0] * 9 + [50.0]), "b": iter([0.0] + [2.0] * 10)}
+
+    def runner(name):
+        def run():
+            calls.append(name)
+            now[0] += next(elapsed[name])
+        return run
+
+    monkeypatch.setattr(looptime.time, "perf_counter", lambda: now[0])
+    seconds = looptime.interleaved_seconds([runner("a"), None, runner("b")], 10,
+                                           sync=lambda: calls.append("sync"))
+    assert calls[:3] == ["a", "b", "sync"] and calls[3:] == ["a", "b"] * 10
+    assert seconds == [1.0, 0.0, 2.0]  # the 50 s burst is trimmed away
+    # with a barrier before every timed call (untimed)
+    calls.clear()
+    elapsed.update(a=iter([0.0] + [1.0] * 3), b=iter([0.0] + [2.0] * 3))
+    seconds = looptime.interleaved_seconds([runner("a"), runner("b")], 3,
+                                           before_each=lambda: calls.append("|"))
+    assert calls == ["a", "b"] + ["|", "a", "|", "b"] * 3 and seconds == [1.0, 2.0]

@@ -30,5 +30,6 @@ def test_the_calibration_also_times_the_loop_and_the_strategies_code_in_every_pr
     compute, patterns = measured.compute, measured.patterns
     assert compute.flops_per_s > 0 and len(compute.points) == 5
     assert patterns.split_ways == 2 and patterns.stages == 2 and patterns.chunk == 2
-    for key in ("split_s", "stage_s", "whole_s", "ddp_s", "plain_s"):
+    for key in ("split_s", "stage_s", "whole_s", "ddp_s", "plain_s", "split_real_s",
+                "pipe_real_s"):
         assert 0 < getattr(patterns, key) < 1, key

@@ -62,3 +62,48 @@ def test_a_one_layer_model_has_no_pipeline_to_time():
     timed = time_patterns(shape, cfg, workers=2, repeats=1)
     assert timed.stages == 1 and timed.stage_s == timed.whole_s == 0.0
     assert timed.split_s > 0
+
+
+def test_the_waits_are_what_a_real_exchange_takes_beyond_the_model():
+    from rnnscope.calibrate.pattern import chunk_wait, split_wait
+
+    T, L = SHAPE.seq_len, SHAPE.layers
+    # the real group's time = the stage alone + the messages + 2·T·L waits of 30 µs
+    assert split_wait(0.5 + 0.1 + 2 * T * L * 30e-6, 0.5, 0.1, SHAPE) == pytest.approx(30e-6)
+    assert split_wait(0.4, 0.5, 0.1, SHAPE) == 0.0  # faster than the model: no negative wait
+    # a pipeline of 2 stages and 5 chunks: 2 waves of 6 slots
+    assert chunk_wait(0.2 + 12 * 1e-4, 0.2, stages=2, chunks=5) == pytest.approx(1e-4)
+    assert chunk_wait(0.1, 0.2, stages=2, chunks=5) == 0.0
+
+
+def test_calibrated_waits_put_the_real_exchange_back_into_the_simulation():
+    """exchange_waits inverts the simulation: with the waits it returns, the simulated hidden
+    split and pipeline take what the real group was given to take."""
+    import dataclasses
+
+    from rnnscope.calibrate.machine import exchange_waits
+    from rnnscope.calibrate.pattern import Patterns
+    from rnnscope.costs.layout import ParallelLayout
+    from rnnscope.plan.alphabeta import Link
+    from rnnscope.plan.simulate import PlanInputs, simulate
+    from rnnscope.plan.topology import Topology
+
+    shape = RNNShape(input_size=1, hidden=8, layers=2, seq_len=10, batch=4, output_size=1)
+    inputs = PlanInputs(shape, DEVICE, Topology(Link.simple(5e-5, 1e9)), chunk=5,
+                        step_fixed_s=1e-3)
+    split_alone, wait_split, wait_chunk = 0.05, 40e-6, 300e-6
+    comm = sum(i.count * i.cost.seconds
+               for i in simulate(inputs, ParallelLayout(hidden_split=2)).items)
+    pipe = simulate(inputs, ParallelLayout(pipeline=2))
+    pipe_waves = pipe.step_s - 1e-3 - sum(i.cost.seconds for i in pipe.items if i.tag == "output")
+    pat = Patterns(split_ways=2, split_s=split_alone, stages=2, chunk=5, stage_s=0.0, whole_s=0.0,
+                   split_real_s=split_alone + comm + 2 * 10 * 2 * wait_split,
+                   pipe_real_s=pipe_waves + 2 * (2 + 2 - 1) * wait_chunk)
+    split, chunk = exchange_waits(inputs, pat, world=2)
+    assert split == pytest.approx(wait_split) and chunk == pytest.approx(wait_chunk)
+    waited = dataclasses.replace(inputs, chunk_wait_s=chunk)
+    assert simulate(waited, ParallelLayout(pipeline=2)).step_s == pytest.approx(
+        pipe.step_s + 2 * 3 * wait_chunk)
+    # nothing timed on a real group: no waits
+    assert exchange_waits(inputs, dataclasses.replace(pat, split_real_s=0.0, pipe_real_s=0.0),
+                          world=2) == (0.0, 0.0)

@@ -3,7 +3,7 @@
 import pytest
 
 from rnnscope.errors import UserError
-from rnnscope.parallel.context import WorkerEnv, choose_backend
+from rnnscope.parallel.context import WorkerEnv, choose_backend, collective_timeout
 from rnnscope.parallel.worker import from_env
 from rnnscope.train.config import load_config
 
@@ -36,3 +36,9 @@ def test_unknown_or_unbuilt_strategy_is_refused():
     cfg = load_config(None, [])
     with pytest.raises(UserError, match="no distributed context"):
         from_env(cfg)
+
+
+def test_the_collective_timeout_leaves_the_teardown_a_reserve_inside_timeout_s():
+    # a quarter of --parallel.timeout_s, at least 2 s and at most 10 s; never under 1 s
+    seconds = {t: collective_timeout(t).total_seconds() for t in (1, 2, 3, 5, 8, 10, 40, 60, 3600)}
+    assert seconds == {1: 1, 2: 1, 3: 1, 5: 3, 8: 6, 10: 7.5, 40: 30, 60: 50, 3600: 3590}

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from rnnscope.errors import UserError
-from rnnscope.parallel.launch import check_launch, describe_failure, torchrun_args
+from rnnscope.parallel.launch import (FAILURE_GRACE_S, SHUTDOWN_GRACE_S, check_launch,
+                                      describe_failure, is_stopped, short_shutdown, torchrun_args)
 from rnnscope.train.checkpoint import load_checkpoint
 from rnnscope.train.config import load_config
 
@@ -57,6 +58,78 @@ def test_describe_failure_names_the_worker_the_signal_and_the_checkpoint(tmp_pat
     reported.timestamp = killed.timestamp
     text = describe_failure(ChildFailedError("rnnscope", {0: reported, 1: killed}), tmp_path, 0)
     assert "failed: worker rank 1 (pid 4242) was killed by SIGKILL" in text
+
+
+def test_describe_failure_names_a_stopped_worker_first_even_when_its_peer_ended_earlier(tmp_path):
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    survivor = ProcessFailure(local_rank=0, pid=4241, exitcode=1, error_file="")  # timed out
+    hung = ProcessFailure(local_rank=1, pid=4242, exitcode=-15, error_file="")
+    hung.timestamp = survivor.timestamp + 1  # the launcher ended it after its peer gave up
+    failed = ChildFailedError("rnnscope", {0: survivor, 1: hung})
+    text = describe_failure(failed, tmp_path, 0, hung={4242}, timeout_s=8)
+    assert text.startswith("distributed training failed: worker rank 1 (pid 4242) was stopped "
+                           "(hung) and did not answer within --parallel.timeout_s 8"), text
+    assert "then rank 0 exited with status 1" in text
+    # without the launcher's word on who was stopped, the first to end is named
+    assert "worker rank 0 (pid 4241) exited with status 1" in describe_failure(failed, tmp_path, 0)
+
+
+def test_is_stopped_sees_sigstop_and_sigcont():
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert not is_stopped(child.pid)
+        os.kill(child.pid, signal.SIGSTOP)
+        end = time.monotonic() + 10
+        while not is_stopped(child.pid):
+            assert time.monotonic() < end, "the child never showed as stopped"
+            time.sleep(0.01)
+        os.kill(child.pid, signal.SIGCONT)
+        while is_stopped(child.pid):
+            assert time.monotonic() < end, "the child never showed as running again"
+            time.sleep(0.01)
+    finally:
+        child.kill()
+        child.wait()
+    assert not is_stopped(child.pid)  # gone
+
+
+class _FakeContext:
+    """What PContext.close touches: the pids, _close, and the log plumbing."""
+
+    def __init__(self, pids):
+        self._pids, self._tail_logs, self.filtered_stdout, self.filtered_stderr = pids, [], None, None
+        self.closed_with = []
+
+    def pids(self):
+        return self._pids
+
+    def _close(self, death_sig, timeout):
+        self.closed_with.append((death_sig, timeout))
+
+
+def test_short_shutdown_continues_stopped_workers_and_gives_a_failed_run_one_second():
+    from torch.distributed.elastic.multiprocessing.api import PContext
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        os.kill(child.pid, signal.SIGSTOP)
+        end = time.monotonic() + 10
+        while not is_stopped(child.pid):
+            assert time.monotonic() < end
+            time.sleep(0.01)
+        fake = _FakeContext({0: child.pid})
+        with short_shutdown(SHUTDOWN_GRACE_S) as hung:
+            PContext.close(fake, None, 30)  # a worker failed: the context closes itself
+            PContext.close(fake, signal.SIGTERM, 30)  # the launcher was signalled
+        assert fake.closed_with == [(signal.SIGTERM, FAILURE_GRACE_S),
+                                    (signal.SIGTERM, SHUTDOWN_GRACE_S)]
+        assert hung == {child.pid}
+        assert not is_stopped(child.pid)  # continued, so that it can act on the signal
+    finally:
+        child.kill()
+        child.wait()
+    assert PContext.close.__name__ == "close" and PContext.close.__qualname__ == "PContext.close"
 
 
 # -- real runs through `rnnscope train` ------------------------------------------------------
@@ -133,3 +206,98 @@ def test_max_restarts_resumes_from_the_last_checkpoint(tmp_path):
              for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 60
     assert (run_dir / "traffic.jsonl").exists() and "dp-grad" in stdout
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (from /proc/PID/task/*/children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*") if Path(f"/proc/{p}").exists() else []:
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _listening_inodes() -> set[str]:
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                found.add(fields[9])
+    return found
+
+
+def _sockets(pids: list[int]) -> set[str]:
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*") if Path(f"/proc/{pid}").exists() else []:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    return inodes
+
+
+# The run must end within --parallel.timeout_s of the stop. The slack is what the clock here
+# cannot attribute to the run: the step in flight when the worker stops (the survivor's
+# collective, whose timer is what expires, may start up to one step later: milliseconds here),
+# this test's 20 ms polling, and the scheduling delay of a loaded 2-core box in reading the
+# launcher's exit. One second covers them; the whole teardown must fit the reserve
+# (parallel/context.py: collective_timeout), not this slack.
+STOP_TIMEOUT_S = 10
+STOP_SLACK_S = 1.0
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(150)
+def test_a_stopped_worker_ends_the_run_within_timeout_s_leaving_no_process_or_port(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = start_training(run_dir, "--train.max_steps", "1000000",
+                          "--parallel.timeout_s", str(STOP_TIMEOUT_S))
+    pids: list[int] = []
+    try:
+        latest = run_dir / "checkpoints" / "latest.pt"
+        end = time.monotonic() + 90
+        while not latest.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < end, "no checkpoint appeared"
+            time.sleep(0.02)
+        pids = _tree(proc.pid)
+        listening = _sockets(pids) & _listening_inodes()
+        assert listening, "the run's stores should be listening while it trains"
+        worker = worker_pids(proc.pid)[1]
+        os.kill(worker, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        while proc.poll() is None and time.monotonic() < stopped_at + 60:  # a hang is a failure
+            time.sleep(0.02)
+        took = time.monotonic() - stopped_at
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 1, stderr[-3000:]
+    assert took <= STOP_TIMEOUT_S + STOP_SLACK_S, (
+        f"the run ended {took:.1f} s after the stop, past --parallel.timeout_s "
+        f"{STOP_TIMEOUT_S} (+{STOP_SLACK_S} s slack)")
+    assert not [p for p in pids if _alive(p)], "a process of the run outlived it"
+    assert not listening & _listening_inodes(), "a socket of the run still listens"
+    lines = [line for line in stderr.splitlines() if line.startswith("rnnscope train: error:")]
+    assert len(lines) == 1 and f"worker rank 1 (pid {worker}) was stopped (hung)" in lines[0], stderr
+    assert "Traceback" not in stderr
+    load_checkpoint(latest)  # the last checkpoint is whole

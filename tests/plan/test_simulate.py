@@ -150,3 +150,24 @@ def test_clipping_a_model_split_waits_for_one_norm_all_reduce(layout):
     assert clipped.step_s == pytest.approx(plain.step_s + norm.cost.seconds)
     data_only = ParallelLayout(data=4)  # every replica holds the whole gradient: nothing to add
     assert simulate(inputs(link, clip=True), data_only).step_s == simulate(inputs(link), data_only).step_s
+
+
+def test_exchange_waits_lengthen_every_exchange_and_every_chunk_slot_as_exposed_time():
+    wait = 2e-4
+    split = ParallelLayout(hidden_split=2)
+    bare, waited = simulate(inputs(), split), simulate(inputs(split_wait_s=wait), split)
+    T, L = SHAPE.seq_len, SHAPE.layers
+    # one wait per all-gather (forward) and per reduce-scatter (backward): 2·T·L of them
+    assert waited.step_s - bare.step_s == pytest.approx(2 * T * L * wait)
+    assert waited.compute_s == pytest.approx(bare.compute_s)  # waiting, not computing
+    assert waited.exposed_comm_s - bare.exposed_comm_s == pytest.approx(2 * T * L * wait)
+    assert simulate(inputs(split_wait_s=wait), ParallelLayout()).step_s == pytest.approx(
+        simulate(inputs(), ParallelLayout()).step_s)  # nothing to wait for alone
+    # a pipeline: every stage's chunk, forward and backward; each wave has chunks + p − 1 slots
+    pipe = ParallelLayout(pipeline=3)
+    bare = simulate(inputs(chunk=5), pipe)
+    waited = simulate(inputs(chunk=5, chunk_wait_s=wait), pipe)
+    chunks, p = 4, 3
+    assert waited.step_s - bare.step_s == pytest.approx(2 * (chunks + p - 1) * wait)
+    assert waited.compute_s == pytest.approx(bare.compute_s)
+    assert waited.bubble_s == pytest.approx(bare.bubble_s)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnscope.calibrate.fit import ComputeFit
-from rnnscope.calibrate.pattern import Patterns, time_patterns
+from rnnscope.calibrate.pattern import Patterns, time_exchanges, time_patterns
 from rnnscope.calibrate.speed import measure_compute
 from rnnscope.errors import UserError
 
@@ -131,6 +131,16 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
         one_rank, _ = dist.new_subgroups(group_size=1)  # DDP's own work, no network
         patterns = time_patterns(*compute_args, world, repeats=11,  # their own code
                                  sync=dist.barrier, combine=combine, group=one_rank)
+
+        def slowest(seconds: list[float]) -> list[float]:
+            values = torch.tensor(seconds, dtype=torch.float64)
+            dist.all_reduce(values, op=dist.ReduceOp.MAX)
+            return values.tolist()
+
+        # and on this real group: the waits between ranks that the stages alone cannot show
+        split_real, pipe_real = time_exchanges(*compute_args, comm, repeats=5, sync=dist.barrier,
+                                               slowest=slowest)
+        patterns = dataclasses.replace(patterns, split_real_s=split_real, pipe_real_s=pipe_real)
         dist.barrier()
     if rank == 0:
         Path(out).write_text(json.dumps({

@@ -35,6 +35,43 @@ def mean_seconds(run, repeats: int, sync=None) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
+TRIM = 0.2  # the share of the slowest and of the fastest calls `interleaved_seconds` leaves out
+
+
+def interleaved_seconds(runs: list, repeats: int, sync=None, before_each=None) -> list[float]:
+    """Seconds per call of each of `runs` (None: 0.0), timed in turns: one warm-up call each
+    (then `sync()`, if given), then `repeats` rounds of one call of each, in order;
+    `before_each()` (untimed) before every timed call: a barrier, so that ranks that exchange
+    start each call together and no call pays for the skew the previous one left.
+
+    Taking turns makes a change in the machine's load fall on every run alike, so differences
+    between them (the pipeline's chunked and whole-sequence stages) are not a drift; each run's
+    figure is the mean of its calls without the slowest and fastest TRIM of them (a busy
+    machine's bursts), the moderate descheduling of shared cores kept in."""
+    live = [run for run in runs if run is not None]
+    for run in live:
+        run()
+    if sync is not None:
+        sync()
+    times: dict[int, list[float]] = {id(run): [] for run in live}
+    for _ in range(repeats):
+        for run in live:
+            if before_each is not None:
+                before_each()
+            t0 = time.perf_counter()
+            run()
+            times[id(run)].append(time.perf_counter() - t0)
+    cut = int(TRIM * repeats)
+    out = []
+    for run in runs:
+        if run is None:
+            out.append(0.0)
+            continue
+        kept = sorted(times[id(run)])[cut:repeats - cut] or times[id(run)]
+        out.append(sum(kept) / len(kept))
+    return out
+
+
 class StepClock(SingleProcess):
     """A one-process DistContext that notes when the steps after the warm-up begin and end.
 

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 
 from rnnscope.calibrate.fit import ComputeFit, fit_network
 from rnnscope.calibrate.loopback import SIZES, measure_network
-from rnnscope.calibrate.pattern import (Patterns, chunk_overhead, payload_sizes,
-                                        split_overhead)
+from rnnscope.calibrate.pattern import (Patterns, chunk_overhead, chunk_wait, payload_sizes,
+                                        split_overhead, split_wait)
 from rnnscope.costs.backends import GLOO
+from rnnscope.costs.layout import ParallelLayout, chunk_count
 from rnnscope.costs.units import format_bytes
 from rnnscope.plan.alphabeta import Link
 from rnnscope.plan.compute import Device
-from rnnscope.plan.simulate import PlanInputs
+from rnnscope.plan.simulate import PlanInputs, simulate
 from rnnscope.plan.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ class Calibration:
     network_seconds: seconds per call by op and payload bytes; links: each op's fitted link;
     compute: the engine's fitted speed; patterns: the strategies' code paths as timed;
     split_overhead_s, chunk_overhead_s, ddp_overhead_s: what those add per layer and time step
-    (hidden split), per layer and chunk (pipeline), per step (DDP).
+    (hidden split), per layer and chunk (pipeline), per step (DDP); split_wait_s, chunk_wait_s:
+    what the ranks wait for each other on a real exchange beyond that and the messages' own
+    time, per hidden-split exchange and per pipeline chunk and stage.
     """
 
     network_seconds: dict[str, dict[int, float]]
@@ -47,6 +50,8 @@ class Calibration:
     split_overhead_s: float
     chunk_overhead_s: float
     ddp_overhead_s: float
+    split_wait_s: float = 0.0
+    chunk_wait_s: float = 0.0
 
     @property
     def summary(self) -> str:
@@ -60,7 +65,9 @@ class Calibration:
                 f"per time step + {c.step_fixed_s * 1e3:.2f} ms per training step; "
                 f"hidden split +{self.split_overhead_s * 1e6:.0f} µs per layer and "
                 f"time step, pipeline +{self.chunk_overhead_s * 1e6:.0f} µs per layer "
-                f"and chunk, DDP +{self.ddp_overhead_s * 1e3:.2f} ms per step")
+                f"and chunk, DDP +{self.ddp_overhead_s * 1e3:.2f} ms per step; waits "
+                f"{self.split_wait_s * 1e6:.0f} µs per hidden-split exchange, "
+                f"{self.chunk_wait_s * 1e6:.0f} µs per pipeline chunk and stage")
 
     def to_dict(self) -> dict:
         """Plain values for `rnnscope plan --json` (the open-ended last regime: null)."""
@@ -70,7 +77,8 @@ class Calibration:
         compute = dataclasses.asdict(self.compute) | {
             "patterns": dataclasses.asdict(self.patterns),
             "split_overhead_s": self.split_overhead_s,
-            "chunk_overhead_s": self.chunk_overhead_s, "ddp_overhead_s": self.ddp_overhead_s}
+            "chunk_overhead_s": self.chunk_overhead_s, "ddp_overhead_s": self.ddp_overhead_s,
+            "split_wait_s": self.split_wait_s, "chunk_wait_s": self.chunk_wait_s}
         return {"network_seconds": self.network_seconds, "links": links, "compute": compute,
                 "summary": self.summary}
 
@@ -119,4 +127,26 @@ def calibrated_inputs(shape, cfg, world: int = 2) -> tuple[PlanInputs, list[int]
                         # with more workers than cores, the gradient all-reduce has no
                         # core of its own to run on beside the backward
                         overlap=world <= (os.cpu_count() or 1))
+    calibration.split_wait_s, calibration.chunk_wait_s = exchange_waits(inputs, pat, world)
+    inputs = dataclasses.replace(inputs, split_wait_s=calibration.split_wait_s,
+                                 chunk_wait_s=calibration.chunk_wait_s)
     return inputs, [2, 4], calibration
+
+
+def exchange_waits(inputs: PlanInputs, pat: Patterns, world: int) -> tuple[float, float]:
+    """(split_wait_s, chunk_wait_s): what the stages timed on the real group took beyond what
+    the model without waits gives them (`pattern.split_wait`, `pattern.chunk_wait`); 0 for
+    what was not timed."""
+    split = chunk = 0.0
+    if pat.split_real_s > 0:  # the stage's own work was timed alone; add the messages' time
+        plan = simulate(inputs, ParallelLayout.for_strategy("hidden_split", world))
+        comm_s = sum(item.count * item.cost.seconds for item in plan.items
+                     if item.tag in ("hidden_state", "hidden_grad", "input_grad"))
+        split = split_wait(pat.split_real_s, pat.split_s, comm_s, inputs.shape)
+    if pat.pipe_real_s > 0:  # the simulated forward and backward waves, without ŷ and the rest
+        plan = simulate(inputs, ParallelLayout.for_strategy("pipeline", world))
+        modelled = plan.step_s - inputs.step_fixed_s - sum(
+            item.cost.seconds for item in plan.items if item.tag == "output")
+        chunks = chunk_count(inputs.shape.seq_len, min(max(inputs.chunk, 1), inputs.shape.seq_len))
+        chunk = chunk_wait(pat.pipe_real_s, modelled, world, chunks)
+    return split, chunk

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-from rnnscope.calibrate.looptime import ddp_step_seconds, loop_step_seconds, mean_seconds
+from rnnscope.calibrate.looptime import (ddp_step_seconds, interleaved_seconds,
+                                        loop_step_seconds, mean_seconds)
 from rnnscope.costs.layout import chunk_count, split_layers
 from rnnscope.costs.traffic import RNNShape, ddp_buckets, rnn_parameters
 from rnnscope.parallel.hidden_split import hidden_split_stage
@@ -38,6 +39,8 @@ class Patterns:
     """Seconds of the strategies' own code paths on this machine (one thread, no network).
 
     split_s: one rank's forward + backward of a `split_ways` hidden split (0: none timed);
+    split_real_s, pipe_real_s: the hidden split and the pipeline timed on a real group (their
+    waits for the slower rank and for a thread to wake included, `time_exchanges`);
     stage_s, whole_s: the first of `stages` pipeline stages with `chunk` time steps per chunk,
     and with the whole sequence as one chunk (0: one layer, no pipeline); ddp_s, plain_s: a
     training-loop step of a replica's batch in DDP and without (None: not timed).
@@ -51,6 +54,11 @@ class Patterns:
     whole_s: float
     ddp_s: float | None = None
     plain_s: float | None = None
+    # the same stages on the calibration's real process group (a real exchange, every rank at
+    # once): one rank's forward + backward of the `split_ways` split, and the slowest rank's of
+    # the `stages`-stage pipeline (0: not timed: the group's size is neither)
+    split_real_s: float = 0.0
+    pipe_real_s: float = 0.0
 
 
 def payload_sizes(shape: RNNShape, chunk: int, bucket_mb: float) -> list[int]:
@@ -110,15 +118,34 @@ def _net(shape: RNNShape, cfg):
     return SequenceModel(shape.input_size, shape.output_size, model_cfg, shape.every_step)
 
 
-def time_hidden_split(shape: RNNShape, cfg, ways: int, repeats: int = 3, sync=None) -> float:
-    """Seconds of one rank's forward + backward of a `ways`-way hidden split (no network)."""
-    stage = hidden_split_stage(_net(shape, cfg), LoopbackComm(0, ways))
-    x = torch.randn(shape.batch, shape.seq_len, shape.input_size)  # (B, T, I)
+def _split_runner(shape: RNNShape, cfg, comm):
+    """One rank's forward + backward of a hidden split on `comm`, as a callable."""
+    stage = hidden_split_stage(_net(shape, cfg), comm)
+    x = torch.randn(shape.batch, shape.seq_len, shape.input_size,
+                    generator=torch.Generator().manual_seed(0))  # (B, T, I), the same on all
 
     def run() -> None:
         y_hat, _ = stage.forward(x, None, build_graph=True)
         stage.backward(y_hat, torch.ones_like(y_hat))
+    return run
 
+
+def _pipeline_runner(shape: RNNShape, cfg, comm, chunk: int):
+    """This rank's stage's forward + backward of a pipeline on `comm`, as a callable (the last
+    stage's ŷ gradient as the loss gives it; the others get theirs by message)."""
+    stage = PipelineStage(_net(shape, cfg), comm, chunk)
+    x = torch.randn(shape.batch, shape.seq_len, shape.input_size,
+                    generator=torch.Generator().manual_seed(0))  # (B, T, I)
+
+    def run() -> None:
+        y_hat, _ = stage.forward(x, None, build_graph=True)  # ŷ on the last stage only
+        stage.backward(y_hat, None if y_hat is None else torch.ones_like(y_hat))
+    return run
+
+
+def time_hidden_split(shape: RNNShape, cfg, ways: int, repeats: int = 3, sync=None) -> float:
+    """Seconds of one rank's forward + backward of a `ways`-way hidden split (no network)."""
+    run = _split_runner(shape, cfg, LoopbackComm(0, ways))
     with denormals_flushed(cfg.train.flush_denormal):  # as the runs' training loop does
         return mean_seconds(run, repeats, sync)
 
@@ -130,13 +157,7 @@ def time_pipeline_stage(shape: RNNShape, cfg, stages: int, chunk: int,
     The first stage holds the most layers (`split_layers`) and, with 2 stages or more, no
     readout: its time is its layers' chunked recurrence, what the model's per-chunk constant
     describes. (One stage is the whole model, readout included.)"""
-    stage = PipelineStage(_net(shape, cfg), LoopbackComm(0, stages), chunk)
-    x = torch.randn(shape.batch, shape.seq_len, shape.input_size)  # (B, T, I)
-
-    def run() -> None:
-        y_hat, _ = stage.forward(x, None, build_graph=True)  # ŷ on the last stage only
-        stage.backward(y_hat, None if y_hat is None else torch.ones_like(y_hat))
-
+    run = _pipeline_runner(shape, cfg, LoopbackComm(0, stages), chunk)
     with denormals_flushed(cfg.train.flush_denormal):  # as the runs' training loop does
         return mean_seconds(run, repeats, sync)
 
@@ -152,18 +173,63 @@ def time_patterns(shape: RNNShape, cfg, workers: int = 2, repeats: int = 3, sync
     ways = next((k for k in (workers, 2) if k > 1 and shape.hidden % k == 0), 1)
     stages, chunk = max(1, min(workers, shape.layers)), cfg.parallel.chunk
     piped = stages > 1  # a one-layer model has no pipeline to time
-    seconds = [time_hidden_split(shape, cfg, ways, repeats, sync) if ways > 1 else 0.0,
-               time_pipeline_stage(shape, cfg, stages, chunk, repeats, sync) if piped else 0.0,
-               time_pipeline_stage(shape, cfg, stages, shape.seq_len, repeats, sync)
-               if piped else 0.0]
+    # interleaved, so that the pipeline's chunked and whole-sequence stages (whose difference
+    # is the per-chunk constant) see the same load on a busy machine
+    runs = [_split_runner(shape, cfg, LoopbackComm(0, ways)) if ways > 1 else None,
+            _pipeline_runner(shape, cfg, LoopbackComm(0, stages), chunk) if piped else None,
+            _pipeline_runner(shape, cfg, LoopbackComm(0, stages), shape.seq_len) if piped else None]
+    with denormals_flushed(cfg.train.flush_denormal):  # as the runs' training loop does
+        seconds = interleaved_seconds(runs, repeats, sync)
     if group is not None:
         replica = (max(1, shape.batch // workers), shape.layers, shape.hidden)
-        seconds += [ddp_step_seconds(cfg, *replica, repeats, group, sync),
-                    loop_step_seconds(cfg, *replica, repeats, sync)]
+        # in the order DDP, plain, plain, DDP (half the steps each time): a load that drifts
+        # steadily during the four falls on both alike, and DDP's share is their difference
+        half = max(1, (repeats + 1) // 2)
+        ddp = [ddp_step_seconds(cfg, *replica, half, group, sync)]
+        plain = [loop_step_seconds(cfg, *replica, half, sync) for _ in range(2)]
+        ddp.append(ddp_step_seconds(cfg, *replica, half, group, sync))
+        seconds += [sum(ddp) / 2, sum(plain) / 2]
     if combine is not None:
         seconds = combine(seconds)
     return Patterns(ways, seconds[0], stages, chunk, seconds[1], seconds[2],
                     *(seconds[3:5] if group is not None else ()))
+
+
+def time_exchanges(shape: RNNShape, cfg, comm, repeats: int = 5, sync=None,
+                   slowest=None) -> tuple[float, float]:
+    """(hidden split, pipeline) seconds of one forward + backward on `comm`'s real group, one
+    rank per stage or split way, as a run's workers exchange: the waits the LoopbackComm
+    timings cannot see (a rank that arrives first at a collective waits for the slower one; a
+    rank blocked in a receive waits for its thread to be woken) are in these. 0.0 where the
+    group's size is not a split of H or a pipeline of the layers. `slowest` (list of seconds
+    -> the same list, the maximum over the ranks) makes every rank report the slowest's."""
+    world = comm.world_size
+    runs = [_split_runner(shape, cfg, comm) if world > 1 and shape.hidden % world == 0 else None,
+            _pipeline_runner(shape, cfg, comm, cfg.parallel.chunk)
+            if 1 < world <= shape.layers else None]
+    with denormals_flushed(cfg.train.flush_denormal):
+        # from a barrier each time: a rank's time runs from the common start to its own end
+        # (the slowest rank's is the exchange's), not from where the previous call left it
+        seconds = interleaved_seconds(runs, repeats, sync, before_each=sync)
+    comm.ledger.close_step(None, "calibrate")  # keep the records from piling up
+    if slowest is not None:
+        seconds = slowest(seconds)
+    return seconds[0], seconds[1]
+
+
+def split_wait(real_s: float, loopback_s: float, comm_s: float, shape: RNNShape) -> float:
+    """Seconds per hidden-split exchange (an all-gather forward, a reduce-scatter backward, T·L
+    of each) beyond the stage's own work and the collectives' micro-benchmarked time: the wait
+    for the slower rank and for a woken thread. Pure: (real − loopback − comm) / (2·T·L), never
+    negative."""
+    return max(0.0, (real_s - loopback_s - comm_s) / (2 * shape.seq_len * shape.layers))
+
+
+def chunk_wait(real_s: float, modelled_s: float, stages: int, chunks: int) -> float:
+    """Seconds per chunk and stage, forward and backward, that a real pipeline waits beyond
+    the simulated wave (its wake-up stalls). Pure: each wave has chunks + stages − 1 slots on
+    its critical path, so (real − modelled) / (2·(chunks + stages − 1)), never negative."""
+    return max(0.0, (real_s - modelled_s) / (2 * (chunks + stages - 1)))
 
 
 def split_overhead(measured_s: float, shape: RNNShape, device: Device, ways: int) -> float:

@@ -89,7 +89,7 @@ class _Op:
         """The operation in words, for errors: a peer that died shows up here first."""
         return (f"{self.op} tag={self.tag!r} of {self.payload} bytes on rank {self.comm.rank} "
                 f"of {self.comm.world_size} (a peer died, or did not answer within the "
-                f"process group's timeout, --parallel.timeout_s)")
+                f"process group's timeout: --parallel.timeout_s less its teardown reserve)")
 
 
 class Handle:

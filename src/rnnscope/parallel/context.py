@@ -4,7 +4,7 @@
     train(cfg, distributed=ctx, resume=ctx.resume)
 
 `from_env` (rnnscope.parallel.worker) joins the process group (gloo on CPU, NCCL when training on CUDA; the collective
-timeout is --parallel.timeout_s), builds the process's one `Communicator` and `Ledger`, and
+timeout is --parallel.timeout_s less a teardown reserve, `collective_timeout`), builds the process's one `Communicator` and `Ledger`, and
 returns the strategy's context. Every context closes a ledger step in `on_step_end` and, in
 `close`, gathers every rank's rows to rank 0, which writes `traffic.jsonl` and prints the
 summary table. (The gather itself, tag `ledger`, happens after the rows are taken: it is the one
@@ -40,6 +40,25 @@ log = logging.getLogger(__name__)
 TRAFFIC_FILE = "traffic.jsonl"
 PHASES_FILE = "compute.jsonl"  # each rank's compute spans (Ledger.phases), one line per rank
 TAG_METRICS = "metrics"  # the loss averaged over the data replicas before a metrics line
+
+# A hung peer must end the whole run within --parallel.timeout_s, not only its collective: after
+# the collective times out, the survivor still has to say its line and exit, the launcher has to
+# notice (every 0.1 s), stop the hung worker (SIGCONT, SIGTERM, 1 s, SIGKILL) and print its own
+# line. The collective timeout leaves this reserve for it: a quarter of timeout_s, at least 2 s
+# and at most 10 s (about 1 s of teardown was measured on the idle 2-core box, 2-4 s loaded).
+TEARDOWN_SHARE = 0.25
+TEARDOWN_MIN_S = 2.0
+TEARDOWN_MAX_S = 10.0
+MIN_COLLECTIVE_S = 1.0  # below this, start-up skew alone would look like a hang
+
+
+def collective_timeout(timeout_s: float) -> datetime.timedelta:
+    """The process group's timeout for --parallel.timeout_s: what is left of it after the
+    teardown reserve (`TEARDOWN_SHARE` of it, clamped to [TEARDOWN_MIN_S, TEARDOWN_MAX_S]),
+    never under MIN_COLLECTIVE_S. 60 s gives 50 s, 8 s gives 6 s, 5 s gives 3 s; below 3 s the
+    reserve cannot fit and a hung peer ends the run about 1 s past timeout_s."""
+    reserve = min(TEARDOWN_MAX_S, max(TEARDOWN_MIN_S, TEARDOWN_SHARE * timeout_s))
+    return datetime.timedelta(seconds=max(MIN_COLLECTIVE_S, timeout_s - reserve))
 
 
 @dataclass(frozen=True)

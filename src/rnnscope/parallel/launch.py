@@ -27,11 +27,14 @@ private address you name (docs/reliability.md: who writes what, what is exposed)
 
 Workers die with their launcher (`rnnscope.parallel.lifeline`), the launcher holds the run
 directory's lock for them, and a signal to it ends the run in one line (exit 128 + signal).
+A hung (stopped) worker ends the run within --parallel.timeout_s: the collectives time out
+earlier (`context.collective_timeout`), and the launcher then stops every worker within a second.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -51,6 +54,9 @@ log = logging.getLogger(__name__)
 # seconds a worker has to end after SIGTERM before SIGKILL (torchrun's default is 30): enough to
 # finish a batch and write its checkpoint; a stopped or hung worker is killed after it
 SHUTDOWN_GRACE_S = 5
+# the same once a worker has failed: its peers cannot finish a collective any more, so they are
+# given only the time to act on the signal (their checkpoints are atomic: SIGKILL loses nothing)
+FAILURE_GRACE_S = 1
 
 MAX_WORKERS_PER_CORE = 4  # past it, start-up alone outlasts the rendezvous (64 workers on 2 cores)
 
@@ -174,26 +180,44 @@ def listening_on(bind_host: str):
             module.TCPStore = original
 
 
+def is_stopped(pid: int) -> bool:
+    """True when `pid` is stopped (SIGSTOP, SIGTSTP, a debugger): state T or t in /proc (Linux;
+    False elsewhere or when the process is gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("T", "t")
+
+
 @contextlib.contextmanager
-def short_shutdown(grace_s: int):
-    """Inside the block, torchrun gives workers `grace_s` seconds between SIGTERM and SIGKILL on
-    every path: --shutdown-timeout covers a signal to the agent, but when a worker fails the
-    process context stops the others with a fixed 30 s, so a hung (stopped) peer would hold
-    the run 30 s past its collective timeout. Stopped workers are continued first, so that
-    they end on the signal instead of waiting for SIGKILL."""
+def short_shutdown(grace_s: int, failure_grace_s: int = FAILURE_GRACE_S):
+    """Inside the block, torchrun gives workers `grace_s` seconds between SIGTERM and SIGKILL
+    when the launcher is signalled (--shutdown-timeout), and `failure_grace_s` when a worker has
+    failed: there the process context stops the others itself, with a fixed 30 s, so a hung
+    (stopped) peer would hold the run 30 s past its collective timeout. Stopped workers are
+    continued first, so that they end on the signal instead of waiting for SIGKILL.
+
+    Yields the set of pids that were found stopped at that moment: the hung workers, which
+    `describe_failure` names first."""
     from torch.distributed.elastic.multiprocessing.api import PContext
 
     original = PContext.close
+    stopped: set[int] = set()
 
     def close(self, death_sig=None, timeout=grace_s, *args, **kwargs):
+        # no signal given: the context is closing itself because a worker failed (or all ended)
+        limit = failure_grace_s if death_sig is None else grace_s
         for pid in self.pids().values():  # a stopped worker could not act on the signal
+            if is_stopped(pid):
+                stopped.add(pid)
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGCONT)
-        return original(self, death_sig, min(timeout, grace_s), *args, **kwargs)
+        return original(self, death_sig, min(timeout, limit), *args, **kwargs)
 
     PContext.close = close
     try:
-        yield
+        yield stopped
     finally:
         PContext.close = original
 
@@ -217,16 +241,25 @@ def last_checkpoint(run_dir: Path) -> str:
     return f"the last checkpoint is {latest}{step}{resume_hint(run_dir)}"
 
 
-def describe_failure(exc, run_dir: Path, restarts: int) -> str:
-    """One paragraph: which worker failed first and how, who was stopped, the last checkpoint."""
+def describe_failure(exc, run_dir: Path, restarts: int, hung: set[int] = frozenset(),
+                     timeout_s: float | None = None) -> str:
+    """One paragraph: which worker failed first and how, who was stopped, the last checkpoint.
+
+    `hung` holds the pids the launcher found stopped when it closed the workers: such a worker
+    is the cause (its peers only timed out waiting for it), so it is named first."""
     # timestamps are whole seconds: on a tie, a worker the agent stopped (SIGTERM), one that
     # aborted (SIGABRT: gloo's reaction when a peer's connection is reset) or one that exited with
     # a status (its one line about the peer that died) came later than one a signal killed
     first_rank, first = min(exc.failures.items(), key=lambda kv: (
-        kv[1].timestamp, kv[1].exitcode >= 0 or kv[1].exitcode in (-signal.SIGTERM, -signal.SIGABRT),
-        kv[0]))
-    text = (f"worker rank {first_rank} (pid {first.pid}) {_how(first)} at "
-            f"{first.timestamp_isoformat()}")
+        kv[1].pid not in hung, kv[1].timestamp,
+        kv[1].exitcode >= 0 or kv[1].exitcode in (-signal.SIGTERM, -signal.SIGABRT), kv[0]))
+    if first.pid in hung:
+        within = f" within --parallel.timeout_s {timeout_s:g}" if timeout_s is not None else ""
+        text = (f"worker rank {first_rank} (pid {first.pid}) was stopped (hung) and did not "
+                f"answer{within}, so the launcher ended it")
+    else:
+        text = (f"worker rank {first_rank} (pid {first.pid}) {_how(first)} at "
+                f"{first.timestamp_isoformat()}")
     others = [f"rank {rank} {_how(f)}" for rank, f in sorted(exc.failures.items())
               if rank != first_rank]
     stopped = f"; then {', '.join(others)}" if others else ""
@@ -262,10 +295,11 @@ def launch(cfg, argv: list[str]) -> int:
     try:
         with _environment(GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS=worker_threads(cfg),
                           **{LAUNCHER_PID: str(os.getpid())}), \
-                listening_on("127.0.0.1"), short_shutdown(SHUTDOWN_GRACE_S):
+                listening_on("127.0.0.1"), short_shutdown(SHUTDOWN_GRACE_S) as hung:
             run(args)
     except ChildFailedError as exc:
-        message = describe_failure(exc, run_dir, cfg.parallel.max_restarts)
+        message = describe_failure(exc, run_dir, cfg.parallel.max_restarts, hung,
+                                   cfg.parallel.timeout_s)
         log.error("rnnscope train: error: %s", message)
         user_errors = all(f.exitcode == 2 for f in exc.failures.values())
         return 2 if user_errors else 1
@@ -276,6 +310,10 @@ def launch(cfg, argv: list[str]) -> int:
         return 128 + int(exc.sigval)
     finally:
         lock.release()
+        # the interpreter's last garbage collection at exit walks everything torch and the agent
+        # allocated (2 s on the loaded 2-core box, the larger part of a hung run's teardown);
+        # frozen objects are left out of it, and the process ends right after this anyway
+        gc.freeze()
     return 0
 
 

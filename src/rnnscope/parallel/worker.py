@@ -8,15 +8,13 @@ The strategies' names come from `rnnscope.costs.layout.STRATEGIES`; each has one
 
 from __future__ import annotations
 
-import datetime
-
 import torch
 
 from rnnscope.costs.layout import STRATEGIES, strategy_name
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import Communicator
 from rnnscope.parallel.context import (ParallelContext, WorkerEnv, choose_backend,
-                                       init_process_group)
+                                       collective_timeout, init_process_group)
 from rnnscope.parallel.data import DataParallel
 from rnnscope.parallel.hidden_split import HiddenSplitParallel
 from rnnscope.parallel.ledger import Ledger
@@ -38,7 +36,14 @@ def from_env(cfg) -> ParallelContext:
     device = torch.device("cuda", env.local_rank) if device_type.type == "cuda" else device_type
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    init_process_group(backend, datetime.timedelta(seconds=cfg.parallel.timeout_s),
-                       device if device.type == "cuda" else None)
+    timeout = collective_timeout(cfg.parallel.timeout_s)
+    try:
+        init_process_group(backend, timeout, device if device.type == "cuda" else None)
+    except RuntimeError as exc:  # DistStoreError and the like: a peer never joined (hung, dead)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"rank {env.rank}: the process group did not form within "
+                        f"{timeout.total_seconds():g} s (--parallel.timeout_s "
+                        f"{cfg.parallel.timeout_s} less its teardown reserve): a peer did not start "
+                        f"or hung ({first})") from None
     comm = Communicator(ledger=Ledger(env.rank))
     return cls(cfg, comm, device, env)

@@ -16,6 +16,9 @@ hidden-split group sits on neighbouring GPUs.
   parameter tensor is all-reduced after the backward (as rnnscope.parallel.model_parallel does);
   a pipeline stage that finishes its backward early hides part of its own.
 - Pipeline: the last stage broadcasts ŷ to the other stages before the backward.
+- Local runs only (--calibrate): the waits between ranks beyond a message's own time, timed on
+  a real exchange — per hidden-split exchange (`split_wait_s`) and per pipeline chunk and stage
+  (`chunk_wait_s`, the wake-up stalls) — count as exposed communication.
 - Clipping (`clip`) under a model split: one 8-byte all-reduce of Σ‖g‖² in the model group
   after the backward, before the optimizer step (`costs.traffic.clip_transfer`); all exposed.
 Not modelled: the optimizer step, contention between concurrent collectives, stragglers.
@@ -63,6 +66,12 @@ class PlanInputs:
     comm_on_cores: bool = False
     # --optim.clip > 0: a model split all-reduces the squared gradient norm every step
     clip: bool = False
+    # local runs (--calibrate): what ranks wait for each other beyond the messages' own time,
+    # timed on a real exchange (`calibrate.pattern.time_exchanges`): per hidden-split exchange
+    # (the slower rank's arrival, a blocked thread's wake-up), and per pipeline chunk and stage,
+    # forward and backward (wake-up stalls). 0 at scale, where no such figure is measured.
+    split_wait_s: float = 0.0
+    chunk_wait_s: float = 0.0
 
 
 @dataclass
@@ -231,8 +240,9 @@ def simulate(inputs: PlanInputs, layout: ParallelLayout) -> StepPlan:
                                      inputs.algorithms)
             items.append(CommItem("input_grad", "reduce_scatter", T * state, L - 1, rs_in,
                                   (L - 1) * rs_in.seconds))
-    fwd = [T * (f + ag.seconds) for f, _ in per_step]
-    bwd = [T * (g + rs.seconds) + (rs_in.seconds if l else 0.0) for l, (_, g) in
+    wait = inputs.split_wait_s * slower if k > 1 else 0.0  # per exchange, beyond its message
+    fwd = [T * (f + ag.seconds + wait) for f, _ in per_step]
+    bwd = [T * (g + rs.seconds + wait) + (rs_in.seconds if l else 0.0) for l, (_, g) in
            enumerate(per_step)]
     fixed = inputs.step_fixed_s * slower
     compute_s = T * sum(f + g for f, g in per_step) + fixed
@@ -265,7 +275,9 @@ def simulate(inputs: PlanInputs, layout: ParallelLayout) -> StepPlan:
              for j, st in enumerate(stages)]
         G = [chunk * sum(per_step[l][1] for l in st) + 2 * len(st) * per_chunk + on_cores[j]
              for j, st in enumerate(stages)]
-        forward, backward = wave(F, send.seconds, chunks), wave(G, send.seconds, chunks)
+        stall = inputs.chunk_wait_s * slower  # a stage's wake-up stalls, each chunk
+        forward = wave([f + stall for f in F], send.seconds, chunks)
+        backward = wave([g + stall for g in G], send.seconds, chunks)
         no_comm = wave(F, 0.0, chunks) + wave(G, 0.0, chunks)
         exposed_sends = forward + backward - no_comm
         if s.output_size:  # ŷ from the last stage to all, before the loss and the backward
