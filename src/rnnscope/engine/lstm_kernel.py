@@ -1,0 +1,221 @@
+"""The LSTM layer's two time loops in C++, built on first use: the fused path of engine/lstm.py.
+
+The loops are the same equations as the pure-torch loops of engine/lstm.py (its docstring holds
+them), in the same order, with one difference: every step's gate nonlinearities, cell state and
+error terms are one pass over the step's rows, where the torch loop needs seven tensor calls
+forward and five backward, each paying Python's and the dispatcher's overhead (on small layers that
+overhead is most of the time, and it is why oneDNN's fused LSTM beat the torch loop). The matmuls
+stay torch's (`addmm_`, one per step, as in the torch loop), and the input projection before the
+loop and the weight adjustments after it are the unchanged Python code.
+
+It is compiled once per machine with torch.utils.cpp_extension (g++ and ninja; about a minute, one
+line on stderr says so) into a cache directory and loaded from there afterwards. Anything that
+stops it (no compiler, an error) leaves the torch loop in charge, with one line saying why;
+RNNSCOPE_FUSED_LSTM=0 asks for the torch loop. Only CPU float32/float64 tensors take this path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+# Set to 0 (or off, false, no) to run the pure-torch loop.
+ENV_VAR = "RNNSCOPE_FUSED_LSTM"
+
+_SOURCE = r"""
+#include <ATen/core/Tensor.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/TensorOperators.h>
+#include <torch/library.h>
+#include <cmath>
+#include <optional>
+#include <vector>
+
+namespace {
+
+// rows [r0, r1) of one step: their pass runs single-threaded below this many elements
+constexpr int64_t kGrain = 16384;
+
+template <typename F>
+void for_rows(int64_t n, int64_t H, const F& body) {
+  at::parallel_for(0, n, std::max<int64_t>(1, kGrain / (4 * H)), body);
+}
+
+template <typename T>
+inline T sigmoid(T a) { return T(1) / (T(1) + std::exp(-a)); }
+
+// One step forward over rows [r0, r1): A (n, 4H) holds a_t on entry (x_t W_ihᵀ + b + h_{t-1} W_hhᵀ,
+// gates i, f, g, o) and the activated gates on exit; C, TC, Hs (n, H) get c_t, tanh(c_t), h_t.
+template <typename T>
+void forward_rows(T* A, const T* C_prev, T* C, T* TC, T* Hs, int64_t r0, int64_t r1, int64_t H) {
+  for (int64_t r = r0; r < r1; ++r) {
+    T* a = A + r * 4 * H;
+    const T* cp = C_prev + r * H;
+    T* c = C + r * H; T* tc = TC + r * H; T* h = Hs + r * H;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      const T i = sigmoid(a[j]), f = sigmoid(a[H + j]), g = std::tanh(a[2 * H + j]), o = sigmoid(a[3 * H + j]);
+      const T c_t = f * cp[j] + i * g;  // the cell state
+      const T tanh_c = std::tanh(c_t);
+      a[j] = i; a[H + j] = f; a[2 * H + j] = g; a[3 * H + j] = o;
+      c[j] = c_t; tc[j] = tanh_c; h[j] = o * tanh_c;  // h_t = o_t ⊙ tanh(c_t)
+    }
+  }
+}
+
+// One step back over rows [r0, r1): dh (n, H) is ∂L/∂h_t, dc (n, H) carries ∂L/∂c_{t+1} ⊙ f_{t+1}
+// in and ∂L/∂c_t ⊙ f_t out; D (n, 4H) gets the error terms δ_i, δ_f, δ_g, δ_o; DC_rec ∂L/∂c_t.
+template <typename T>
+void backward_rows(const T* G, const T* C_prev, const T* TC, const T* DH, T* DC, T* D, T* DC_rec,
+                   int64_t r0, int64_t r1, int64_t H) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* gates = G + r * 4 * H;
+    const T* cp = C_prev + r * H; const T* tc = TC + r * H; const T* dh = DH + r * H;
+    T* dc = DC + r * H; T* d = D + r * 4 * H;
+    T* dc_rec = DC_rec ? DC_rec + r * H : nullptr;
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) {
+      const T i = gates[j], f = gates[H + j], g = gates[2 * H + j], o = gates[3 * H + j];
+      // the cell-state error: from h_t through tanh, and from c_{t+1} through the forget gate
+      const T dc_t = dc[j] + dh[j] * o * (T(1) - tc[j] * tc[j]);
+      d[j] = dc_t * g * i * (T(1) - i);              // δ_i = ∂L/∂c_t ⊙ g_t ⊙ σ'(a_i)
+      d[H + j] = dc_t * cp[j] * f * (T(1) - f);      // δ_f = ∂L/∂c_t ⊙ c_{t-1} ⊙ σ'(a_f)
+      d[2 * H + j] = dc_t * i * (T(1) - g * g);      // δ_g = ∂L/∂c_t ⊙ i_t ⊙ tanh'(a_g)
+      d[3 * H + j] = dh[j] * tc[j] * o * (T(1) - o); // δ_o = ∂L/∂h_t ⊙ tanh(c_t) ⊙ σ'(a_o)
+      if (dc_rec) dc_rec[j] = dc_t;
+      dc[j] = dc_t * f;  // back through the forget gate: ∂L/∂c_{t-1} gets ∂L/∂c_t ⊙ f_t
+    }
+  }
+}
+
+std::vector<int64_t> offsets_of(at::IntArrayRef sizes) {
+  std::vector<int64_t> offsets(sizes.size(), 0);
+  for (size_t t = 1; t < sizes.size(); ++t) offsets[t] = offsets[t - 1] + sizes[t - 1];
+  return offsets;
+}
+
+// gates (N, 4H): the input projection of every step on entry, the activated gates on exit.
+void forward_loop(at::Tensor gates, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& W_hh_t,
+                  at::IntArrayRef sizes, at::Tensor c, at::Tensor tanh_c, at::Tensor h,
+                  const std::optional<at::Tensor>& a_record) {
+  const int64_t H = h0.size(1);
+  const auto offsets = offsets_of(sizes);
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnscope_lstm_forward", [&] {
+    scalar_t* A = gates.data_ptr<scalar_t>();
+    scalar_t* C = c.data_ptr<scalar_t>(); scalar_t* TC = tanh_c.data_ptr<scalar_t>(); scalar_t* Hs = h.data_ptr<scalar_t>();
+    for (size_t t = 0; t < sizes.size(); ++t) {
+      const int64_t n = sizes[t], off = offsets[t];
+      at::Tensor a = gates.narrow(0, off, n);
+      a.addmm_(t == 0 ? h0 : h.narrow(0, offsets[t - 1], n), W_hh_t);  // + h_{t-1} W_hhᵀ, all gates
+      if (a_record) a_record->narrow(0, off, n).copy_(a);
+      const scalar_t* C_prev = t == 0 ? c0.data_ptr<scalar_t>() : C + offsets[t - 1] * H;
+      for_rows(n, H, [&](int64_t r0, int64_t r1) {
+        forward_rows<scalar_t>(A + off * 4 * H, C_prev, C + off * H, TC + off * H, Hs + off * H, r0, r1, H);
+      });
+    }
+  });
+}
+
+// dh (N, H): the output errors on entry, ∂L/∂h_t on exit; dc (B, H): ∂L/∂c_T on entry, ∂L/∂c_0 on exit.
+void backward_loop(const at::Tensor& gates, const at::Tensor& c0, const at::Tensor& c, const at::Tensor& tanh_c,
+                   const at::Tensor& W_hh, at::IntArrayRef sizes, at::Tensor dh, at::Tensor dc,
+                   at::Tensor delta, const std::optional<at::Tensor>& dc_record) {
+  const int64_t H = c0.size(1);
+  const auto offsets = offsets_of(sizes);
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnscope_lstm_backward", [&] {
+    const scalar_t* G = gates.data_ptr<scalar_t>();
+    const scalar_t* C = c.data_ptr<scalar_t>(); const scalar_t* TC = tanh_c.data_ptr<scalar_t>();
+    scalar_t* DH = dh.data_ptr<scalar_t>(); scalar_t* DC = dc.data_ptr<scalar_t>(); scalar_t* D = delta.data_ptr<scalar_t>();
+    scalar_t* DC_rec = dc_record ? dc_record->data_ptr<scalar_t>() : nullptr;
+    for (int64_t t = static_cast<int64_t>(sizes.size()) - 1; t >= 0; --t) {
+      const int64_t n = sizes[t], off = offsets[t];
+      const scalar_t* C_prev = t == 0 ? c0.data_ptr<scalar_t>() : C + offsets[t - 1] * H;
+      for_rows(n, H, [&](int64_t r0, int64_t r1) {
+        backward_rows<scalar_t>(G + off * 4 * H, C_prev, TC + off * H, DH + off * H, DC, D + off * 4 * H,
+                                DC_rec ? DC_rec + off * H : nullptr, r0, r1, H);
+      });
+      if (t > 0)  // the error terms of all gates back through W_hh, onto ∂L/∂h_{t-1} (running rows)
+        dh.narrow(0, offsets[t - 1], n).addmm_(delta.narrow(0, off, n), W_hh);
+    }
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY(rnnscope_lstm_kernel, m) {
+  m.def("forward_loop(Tensor(a!) gates, Tensor h0, Tensor c0, Tensor W_hh_t, int[] sizes, Tensor(b!) c, "
+        "Tensor(c!) tanh_c, Tensor(d!) h, Tensor(e!)? a_record) -> ()", &forward_loop);
+  m.def("backward_loop(Tensor gates, Tensor c0, Tensor c, Tensor tanh_c, Tensor W_hh, int[] sizes, "
+        "Tensor(a!) dh, Tensor(b!) dc, Tensor(c!) delta, Tensor(d!)? dc_record) -> ()", &backward_loop);
+}
+"""
+
+# -O3 with the fast-math licence to vectorize exp and tanh (glibc's libmvec), compile only: the
+# link step gets no -ffast-math, so loading the library leaves the process's float flags alone.
+_CFLAGS = ["-O3", "-ffast-math", "-fopenmp-simd"]
+_LDFLAGS = ["-lmvec"]
+_NAME = "rnnscope_lstm_kernel"
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}  # "ops": the loaded operators, or "error": why there are none
+
+
+def cache_dir() -> Path:
+    """Where the compiled kernel lives: one directory per source, torch and Python version."""
+    digest = hashlib.sha256("\0".join([_SOURCE, *_CFLAGS, *_LDFLAGS]).encode()).hexdigest()[:12]
+    tag = f"torch{torch.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-{digest}".replace("+", "_")
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "rnnscope" / "lstm_kernel" / tag
+
+
+def wanted() -> bool:
+    """False when RNNSCOPE_FUSED_LSTM asks for the pure-torch loop."""
+    return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "off", "false", "no")
+
+
+def _build():
+    """Compile (or load the cached build of) the kernel; returns torch.ops.rnnscope_lstm_kernel."""
+    import filelock
+    from torch.utils.cpp_extension import load_inline
+
+    directory = cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    # one build per machine: a second process waits here for the first one's library
+    with filelock.FileLock(str(directory / "build.lock"), timeout=900):
+        fresh = not (directory / f"{_NAME}.so").exists()
+        start = time.perf_counter()
+        if fresh:
+            print(f"rnnscope: compiling the fused LSTM loop once into {directory} (about a minute) ...",
+                  end="", file=sys.stderr, flush=True)
+        try:
+            load_inline(_NAME, _SOURCE, is_python_module=False, build_directory=str(directory),
+                        extra_cflags=_CFLAGS, extra_ldflags=_LDFLAGS)
+        finally:
+            if fresh:
+                print(f" {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return torch.ops.rnnscope_lstm_kernel
+
+
+def kernel(example: torch.Tensor):
+    """The compiled loops (torch.ops.rnnscope_lstm_kernel) for tensors like `example`, or None:
+    wrong device or dtype, RNNSCOPE_FUSED_LSTM=0, or no build possible (said once, on stderr)."""
+    if example.device.type != "cpu" or example.dtype not in (torch.float32, torch.float64) or not wanted():
+        return None
+    if "ops" not in _state and "error" not in _state:
+        with _lock:  # one thread builds, the others wait for it
+            if "ops" not in _state and "error" not in _state:
+                try:
+                    _state["ops"] = _build()
+                except Exception as error:  # no compiler, no ninja, a failed build: the torch loop runs
+                    reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+                    _state["error"] = reason
+                    print(f"rnnscope: the fused LSTM loop is not available ({reason}); using the pure-torch loop "
+                          f"(set {ENV_VAR}=0 to skip trying)", file=sys.stderr, flush=True)
+    return _state.get("ops")
