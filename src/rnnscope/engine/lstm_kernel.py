@@ -95,6 +95,24 @@ void backward_rows(const T* G, const T* C_prev, const T* TC, const T* DH, T* DC,
   }
 }
 
+// Below this many multiply-adds a step's matmul runs as the plain loops below: torch's addmm costs
+// about a microsecond of dispatch and checks, more than a (1, 16) × (16, 64) product itself.
+constexpr int64_t kSmallMatmul = 1 << 16;
+
+// out (n, K) += a (n, M) · b (M, K), all contiguous rows
+template <typename T>
+void small_matmul_add(const T* a, const T* b, T* out, int64_t n, int64_t M, int64_t K) {
+  for (int64_t r = 0; r < n; ++r) {
+    T* o = out + r * K;
+    for (int64_t m = 0; m < M; ++m) {
+      const T a_rm = a[r * M + m];
+      const T* b_m = b + m * K;
+#pragma omp simd
+      for (int64_t k = 0; k < K; ++k) o[k] += a_rm * b_m[k];
+    }
+  }
+}
+
 std::vector<int64_t> offsets_of(at::IntArrayRef sizes) {
   std::vector<int64_t> offsets(sizes.size(), 0);
   for (size_t t = 1; t < sizes.size(); ++t) offsets[t] = offsets[t - 1] + sizes[t - 1];
@@ -106,15 +124,24 @@ void forward_loop(at::Tensor gates, const at::Tensor& h0, const at::Tensor& c0, 
                   at::IntArrayRef sizes, at::Tensor c, at::Tensor tanh_c, at::Tensor h,
                   const std::optional<at::Tensor>& a_record) {
   const int64_t H = h0.size(1);
+  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&gates, &h0, &c0, &c, &tanh_c, &h})
+    TORCH_CHECK(t->is_contiguous() && t->scalar_type() == gates.scalar_type(), "forward_loop: contiguous, one dtype");
   const auto offsets = offsets_of(sizes);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnscope_lstm_forward", [&] {
     scalar_t* A = gates.data_ptr<scalar_t>();
     scalar_t* C = c.data_ptr<scalar_t>(); scalar_t* TC = tanh_c.data_ptr<scalar_t>(); scalar_t* Hs = h.data_ptr<scalar_t>();
+    const bool small = sizes[0] * H * 4 * H <= kSmallMatmul;
+    const at::Tensor W_t = small ? W_hh_t.contiguous() : W_hh_t;  // (H, 4H)
+    const scalar_t* W = small ? W_t.data_ptr<scalar_t>() : nullptr;
     for (size_t t = 0; t < sizes.size(); ++t) {
       const int64_t n = sizes[t], off = offsets[t];
-      at::Tensor a = gates.narrow(0, off, n);
-      a.addmm_(t == 0 ? h0 : h.narrow(0, offsets[t - 1], n), W_hh_t);  // + h_{t-1} W_hhᵀ, all gates
-      if (a_record) a_record->narrow(0, off, n).copy_(a);
+      if (small) {  // + h_{t-1} W_hhᵀ, all gates
+        small_matmul_add<scalar_t>(t == 0 ? h0.data_ptr<scalar_t>() : Hs + offsets[t - 1] * H, W, A + off * 4 * H,
+                                   n, H, 4 * H);
+      } else {
+        gates.narrow(0, off, n).addmm_(t == 0 ? h0 : h.narrow(0, offsets[t - 1], n), W_t);
+      }
+      if (a_record) a_record->narrow(0, off, n).copy_(gates.narrow(0, off, n));
       const scalar_t* C_prev = t == 0 ? c0.data_ptr<scalar_t>() : C + offsets[t - 1] * H;
       for_rows(n, H, [&](int64_t r0, int64_t r1) {
         forward_rows<scalar_t>(A + off * 4 * H, C_prev, C + off * H, TC + off * H, Hs + off * H, r0, r1, H);
@@ -128,12 +155,17 @@ void backward_loop(const at::Tensor& gates, const at::Tensor& c0, const at::Tens
                    const at::Tensor& W_hh, at::IntArrayRef sizes, at::Tensor dh, at::Tensor dc,
                    at::Tensor delta, const std::optional<at::Tensor>& dc_record) {
   const int64_t H = c0.size(1);
+  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&gates, &c0, &c, &tanh_c, &dh, &dc, &delta})
+    TORCH_CHECK(t->is_contiguous() && t->scalar_type() == gates.scalar_type(), "backward_loop: contiguous, one dtype");
   const auto offsets = offsets_of(sizes);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnscope_lstm_backward", [&] {
     const scalar_t* G = gates.data_ptr<scalar_t>();
     const scalar_t* C = c.data_ptr<scalar_t>(); const scalar_t* TC = tanh_c.data_ptr<scalar_t>();
     scalar_t* DH = dh.data_ptr<scalar_t>(); scalar_t* DC = dc.data_ptr<scalar_t>(); scalar_t* D = delta.data_ptr<scalar_t>();
     scalar_t* DC_rec = dc_record ? dc_record->data_ptr<scalar_t>() : nullptr;
+    const bool small = sizes[0] * H * 4 * H <= kSmallMatmul;
+    const at::Tensor W_c = small ? W_hh.contiguous() : W_hh;  // (4H, H)
+    const scalar_t* W = small ? W_c.data_ptr<scalar_t>() : nullptr;
     for (int64_t t = static_cast<int64_t>(sizes.size()) - 1; t >= 0; --t) {
       const int64_t n = sizes[t], off = offsets[t];
       const scalar_t* C_prev = t == 0 ? c0.data_ptr<scalar_t>() : C + offsets[t - 1] * H;
@@ -141,8 +173,13 @@ void backward_loop(const at::Tensor& gates, const at::Tensor& c0, const at::Tens
         backward_rows<scalar_t>(G + off * 4 * H, C_prev, TC + off * H, DH + off * H, DC, D + off * 4 * H,
                                 DC_rec ? DC_rec + off * H : nullptr, r0, r1, H);
       });
-      if (t > 0)  // the error terms of all gates back through W_hh, onto ∂L/∂h_{t-1} (running rows)
-        dh.narrow(0, offsets[t - 1], n).addmm_(delta.narrow(0, off, n), W_hh);
+      if (t == 0) continue;
+      // the error terms of all gates back through W_hh, onto ∂L/∂h_{t-1} (the running rows)
+      if (small) {
+        small_matmul_add<scalar_t>(D + off * 4 * H, W, DH + offsets[t - 1] * H, n, 4 * H, H);
+      } else {
+        dh.narrow(0, offsets[t - 1], n).addmm_(delta.narrow(0, off, n), W_c);
+      }
     }
   });
 }
@@ -203,6 +240,13 @@ def _build():
     return torch.ops.rnnscope_lstm_kernel
 
 
+def _first_error_line(error: Exception) -> str:
+    """The line of a failed build's message that says what went wrong (the compiler's first error)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [type(error).__name__])[0][:300]
+
+
 def kernel(example: torch.Tensor):
     """The compiled loops (torch.ops.rnnscope_lstm_kernel) for tensors like `example`, or None:
     wrong device or dtype, RNNSCOPE_FUSED_LSTM=0, or no build possible (said once, on stderr)."""
@@ -214,7 +258,7 @@ def kernel(example: torch.Tensor):
                 try:
                     _state["ops"] = _build()
                 except Exception as error:  # no compiler, no ninja, a failed build: the torch loop runs
-                    reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+                    reason = _first_error_line(error)
                     _state["error"] = reason
                     print(f"rnnscope: the fused LSTM loop is not available ({reason}); using the pure-torch loop "
                           f"(set {ENV_VAR}=0 to skip trying)", file=sys.stderr, flush=True)
