@@ -243,8 +243,8 @@ def _build():
 def _first_error_line(error: Exception) -> str:
     """The line of a failed build's message that says what went wrong (the compiler's first error)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()]
-    return (errors or lines or [type(error).__name__])[0][:300]
+    compiler = [line for line in lines if "error:" in line]
+    return (compiler or lines or [type(error).__name__])[0][:300]
 
 
 def kernel(example: torch.Tensor):
