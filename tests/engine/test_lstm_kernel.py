@@ -19,12 +19,18 @@ from rnnscope.engine.lstm import _fused_loops
 CAN_BUILD = shutil.which("g++") is not None and shutil.which("ninja") is not None
 
 
+def needs_kernel() -> None:
+    """Skip, saying why, where the kernel cannot be built (test_the_kernel_builds_where_a_compiler_is
+    fails where it should have been)."""
+    if lstm_kernel.kernel(torch.zeros(1)) is None:
+        pytest.skip(f"the kernel cannot be built here: {lstm_kernel._state.get('error')}")
+
+
 @pytest.fixture(params=["fused", "torch"])
 def path(request, monkeypatch):
     """Run a test once on the compiled loops and once on the pure-torch loops."""
     if request.param == "fused":
-        if lstm_kernel.kernel(torch.zeros(1)) is None:
-            pytest.skip(f"the kernel cannot be built here: {lstm_kernel._state.get('error')}")
+        needs_kernel()
         monkeypatch.setenv(lstm_kernel.ENV_VAR, "1")
     else:
         monkeypatch.setenv(lstm_kernel.ENV_VAR, "0")
@@ -117,8 +123,7 @@ def _traced(T, B, I, H, fused, monkeypatch, packed=False):
 
 
 def test_the_trace_is_the_same_on_both_loops(monkeypatch):
-    if lstm_kernel.kernel(torch.zeros(1)) is None:
-        pytest.skip(f"the kernel cannot be built here: {lstm_kernel._state.get('error')}")
+    needs_kernel()
     fused, fused_grads = _traced(4, 3, 2, 5, True, monkeypatch)
     pure, pure_grads = _traced(4, 3, 2, 5, False, monkeypatch)
     assert fused.keys() == pure.keys() and {"preactivations", "gates", "c", "dc", "delta", "dW_hh_steps"} <= fused.keys()
@@ -149,3 +154,14 @@ def test_float32_on_the_kernel_is_float32_close(path):
     ref_out.sum().backward()
     for p, q in zip(ours.parameters(), reference.parameters()):
         assert rel_err(p.grad.double(), q.grad) <= 1e-4
+
+
+def test_a_jit_trace_of_the_kernel_replays_at_other_lengths():
+    """The traced autograd.Function reruns its forward, and the kernel takes the step sizes of
+    the new input (the torch loop's trace keeps the traced length's steps: tests/nn/test_compat.py)."""
+    needs_kernel()
+    rnn = rnnscope.nn.LSTM(3, 4, batch_first=True).double().eval()
+    traced = torch.jit.trace(rnn, (torch.randn(2, 5, 3, dtype=torch.float64),), check_trace=False)
+    x = torch.randn(2, 7, 3, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.equal(traced(x)[0], rnn(x)[0])

@@ -38,6 +38,7 @@ from rnnscope.engine.op import EngineOp, opaque
 from rnnscope.engine.packed import DenseLayout, PackedLayout, as_rows, output_errors
 
 _aten = torch.ops.aten
+_PLAIN = (torch.Tensor, torch.nn.Parameter)  # the kernel reads memory: no tensor subclasses
 
 
 def _doubled_cell_rows(weight: torch.Tensor | None, H: int) -> torch.Tensor | None:
@@ -56,7 +57,8 @@ def _doubled_cell_rows(weight: torch.Tensor | None, H: int) -> torch.Tensor | No
 def _fused_loops(x, *tensors):
     """The compiled loops of engine/lstm_kernel.py when they can run on these tensors, else None."""
     ops = lstm_kernel.kernel(x)
-    if ops is None or any(t is not None and (t.dtype != x.dtype or t.device != x.device) for t in tensors):
+    if ops is None or any(t is not None and (t.dtype != x.dtype or t.device != x.device or type(t) not in _PLAIN)
+                          for t in (x, *tensors)):
         return None
     return ops
 

@@ -23,7 +23,9 @@ import threading
 import time
 from pathlib import Path
 
+import filelock
 import torch
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 # Set to 0 (or off, false, no) to run the pure-torch loop.
 ENV_VAR = "RNNSCOPE_FUSED_LSTM"
@@ -113,9 +115,24 @@ void small_matmul_add(const T* a, const T* b, T* out, int64_t n, int64_t M, int6
   }
 }
 
-std::vector<int64_t> offsets_of(at::IntArrayRef sizes) {
+// The first row of every step; checks that the steps' rows (non-increasing, the first step's B) fill
+// the N rows of every (N, ·) tensor and that the states are (B, H): a replayed torch.jit.trace
+// carries the traced length's sizes, and a mismatch must be an error, not a read past the end.
+std::vector<int64_t> offsets_of(at::IntArrayRef sizes, int64_t H, const at::Tensor& state,
+                                std::initializer_list<const at::Tensor*> rows) {
+  TORCH_CHECK(!sizes.empty() && sizes[0] == state.size(0), "rnnscope lstm kernel: step sizes ", sizes,
+              " do not start at the batch ", state.size(0));
   std::vector<int64_t> offsets(sizes.size(), 0);
-  for (size_t t = 1; t < sizes.size(); ++t) offsets[t] = offsets[t - 1] + sizes[t - 1];
+  for (size_t t = 1; t < sizes.size(); ++t) {
+    TORCH_CHECK(sizes[t] <= sizes[t - 1] && sizes[t] > 0, "rnnscope lstm kernel: step sizes must not grow");
+    offsets[t] = offsets[t - 1] + sizes[t - 1];
+  }
+  const int64_t N = offsets.back() + sizes.back();
+  TORCH_CHECK(state.dim() == 2 && state.size(1) == H, "rnnscope lstm kernel: a state is not (B, H)");
+  for (const at::Tensor* t : rows) {
+    TORCH_CHECK(t->dim() == 2 && t->size(0) == N && (t->size(1) == H || t->size(1) == 4 * H),
+                "rnnscope lstm kernel: a tensor of ", t->sizes(), " where the steps hold ", N, " rows of H = ", H);
+  }
   return offsets;
 }
 
@@ -126,7 +143,11 @@ void forward_loop(at::Tensor gates, const at::Tensor& h0, const at::Tensor& c0, 
   const int64_t H = h0.size(1);
   for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&gates, &h0, &c0, &c, &tanh_c, &h})
     TORCH_CHECK(t->is_contiguous() && t->scalar_type() == gates.scalar_type(), "forward_loop: contiguous, one dtype");
-  const auto offsets = offsets_of(sizes);
+  const auto offsets = offsets_of(sizes, H, c0, {&gates, &c, &tanh_c, &h});
+  TORCH_CHECK(h0.sizes() == c0.sizes() && gates.size(1) == 4 * H && W_hh_t.size(0) == H && W_hh_t.size(1) == 4 * H,
+              "rnnscope lstm kernel: W_hh or the gates do not fit H = ", H);
+  if (a_record) TORCH_CHECK(a_record->sizes() == gates.sizes() && a_record->is_contiguous() &&
+                            a_record->scalar_type() == gates.scalar_type(), "rnnscope lstm kernel: a_record");
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnscope_lstm_forward", [&] {
     scalar_t* A = gates.data_ptr<scalar_t>();
     scalar_t* C = c.data_ptr<scalar_t>(); scalar_t* TC = tanh_c.data_ptr<scalar_t>(); scalar_t* Hs = h.data_ptr<scalar_t>();
@@ -157,7 +178,11 @@ void backward_loop(const at::Tensor& gates, const at::Tensor& c0, const at::Tens
   const int64_t H = c0.size(1);
   for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&gates, &c0, &c, &tanh_c, &dh, &dc, &delta})
     TORCH_CHECK(t->is_contiguous() && t->scalar_type() == gates.scalar_type(), "backward_loop: contiguous, one dtype");
-  const auto offsets = offsets_of(sizes);
+  const auto offsets = offsets_of(sizes, H, dc, {&gates, &c, &tanh_c, &dh, &delta});
+  TORCH_CHECK(c0.sizes() == dc.sizes() && gates.size(1) == 4 * H && delta.size(1) == 4 * H && W_hh.size(0) == 4 * H &&
+              W_hh.size(1) == H, "rnnscope lstm kernel: W_hh or the gates do not fit H = ", H);
+  if (dc_record) TORCH_CHECK(dc_record->sizes() == dh.sizes() && dc_record->is_contiguous() &&
+                             dc_record->scalar_type() == gates.scalar_type(), "rnnscope lstm kernel: dc_record");
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "rnnscope_lstm_backward", [&] {
     const scalar_t* G = gates.data_ptr<scalar_t>();
     const scalar_t* C = c.data_ptr<scalar_t>(); const scalar_t* TC = tanh_c.data_ptr<scalar_t>();
@@ -219,8 +244,7 @@ def wanted() -> bool:
 
 def _build():
     """Compile (or load the cached build of) the kernel; returns torch.ops.rnnscope_lstm_kernel."""
-    import filelock
-    from torch.utils.cpp_extension import load_inline
+    from torch.utils.cpp_extension import load_inline  # imports setuptools: only when building
 
     directory = cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
@@ -249,8 +273,11 @@ def _first_error_line(error: Exception) -> str:
 
 def kernel(example: torch.Tensor):
     """The compiled loops (torch.ops.rnnscope_lstm_kernel) for tensors like `example`, or None:
-    wrong device or dtype, RNNSCOPE_FUSED_LSTM=0, or no build possible (said once, on stderr)."""
+    wrong device or dtype, RNNSCOPE_FUSED_LSTM=0, a TorchDispatchMode active, or no build possible
+    (said once, on stderr)."""
     if example.device.type != "cpu" or example.dtype not in (torch.float32, torch.float64) or not wanted():
+        return None
+    if is_in_torch_dispatch_mode():  # a mode that sees (FlopCounterMode) or fakes every aten op: the torch loop
         return None
     if "ops" not in _state and "error" not in _state:
         with _lock:  # one thread builds, the others wait for it
