@@ -6,6 +6,8 @@ fresh CI machine pays for it."""
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 
 import pytest
 import torch
@@ -61,6 +63,27 @@ def test_a_failed_build_leaves_the_torch_loop(monkeypatch, capsys):
     assert err.count("\n") == 1 and "main.cpp:1:1: error: no compiler today" in err and lstm_kernel.ENV_VAR in err
     torch.manual_seed(0)
     check(rnnscope.nn.LSTM(2, 3).double(), torch.randn(4, 2, 2, dtype=torch.float64), None, loss_every_step)
+
+
+def test_one_build_for_concurrent_callers(monkeypatch, tmp_path):
+    """Threads (and, through the lock file, processes) that all find no library wait for one build."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    builds, loads = [], []
+
+    def compile_slowly(directory):
+        builds.append(directory)
+        time.sleep(0.3)
+        (directory / f"{lstm_kernel._NAME}.so").write_bytes(b"")
+
+    monkeypatch.setattr(lstm_kernel, "_compile", compile_slowly)
+    monkeypatch.setattr(torch.ops, "load_library", loads.append)
+    threads = [threading.Thread(target=lstm_kernel._build) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert builds == [lstm_kernel.cache_dir()] and str(tmp_path) in str(builds[0])
+    assert len(loads) == 3
 
 
 @pytest.mark.parametrize("num_layers, bidirectional, batch_first, with_hx", [
@@ -156,6 +179,7 @@ def test_float32_on_the_kernel_is_float32_close(path):
         assert rel_err(p.grad.double(), q.grad) <= 1e-4
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::DeprecationWarning")
 def test_a_jit_trace_of_the_kernel_replays_at_other_lengths():
     """The traced autograd.Function reruns its forward, and the kernel takes the step sizes of
     the new input (the torch loop's trace keeps the traced length's steps: tests/nn/test_compat.py)."""

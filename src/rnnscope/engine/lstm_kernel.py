@@ -244,24 +244,30 @@ def wanted() -> bool:
 
 def _build():
     """Compile (or load the cached build of) the kernel; returns torch.ops.rnnscope_lstm_kernel."""
+    directory = cache_dir()
+    library = directory / f"{_NAME}.so"
+    if not library.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        # one build per machine: a second process waits here for the first one's library
+        with filelock.FileLock(str(directory / "build.lock"), timeout=900):
+            if not library.exists():
+                _compile(directory)
+    torch.ops.load_library(str(library))
+    return torch.ops.rnnscope_lstm_kernel
+
+
+def _compile(directory: Path) -> None:
+    """Build the library into `directory`, saying so on one line of stderr (with the seconds it took)."""
     from torch.utils.cpp_extension import load_inline  # imports setuptools: only when building
 
-    directory = cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    # one build per machine: a second process waits here for the first one's library
-    with filelock.FileLock(str(directory / "build.lock"), timeout=900):
-        fresh = not (directory / f"{_NAME}.so").exists()
-        start = time.perf_counter()
-        if fresh:
-            print(f"rnnscope: compiling the fused LSTM loop once into {directory} (about a minute) ...",
-                  end="", file=sys.stderr, flush=True)
-        try:
-            load_inline(_NAME, _SOURCE, is_python_module=False, build_directory=str(directory),
-                        extra_cflags=_CFLAGS, extra_ldflags=_LDFLAGS)
-        finally:
-            if fresh:
-                print(f" {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-    return torch.ops.rnnscope_lstm_kernel
+    start = time.perf_counter()
+    print(f"rnnscope: compiling the fused LSTM loop once into {directory} (about a minute) ...",
+          end="", file=sys.stderr, flush=True)
+    try:
+        load_inline(_NAME, _SOURCE, is_python_module=False, build_directory=str(directory),
+                    extra_cflags=_CFLAGS, extra_ldflags=_LDFLAGS)
+    finally:
+        print(f" {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
 
 def _first_error_line(error: Exception) -> str:
