@@ -97,9 +97,10 @@ void backward_rows(const T* G, const T* C_prev, const T* TC, const T* DH, T* DC,
   }
 }
 
-// Below this many multiply-adds a step's matmul runs as the plain loops below: torch's addmm costs
-// about a microsecond of dispatch and checks, more than a (1, 16) × (16, 64) product itself.
-constexpr int64_t kSmallMatmul = 1 << 16;
+// Below this many multiply-adds a step's matmul runs as the plain loops below, on this thread:
+// torch's addmm costs about a microsecond of dispatch and checks, more than a (1, 16) × (16, 64)
+// product itself, and on a busy machine its threads wait for a core at every step.
+constexpr int64_t kSmallMatmul = 1 << 18;
 
 // out (n, K) += a (n, M) · b (M, K), all contiguous rows
 template <typename T>
@@ -221,7 +222,14 @@ TORCH_LIBRARY(rnnscope_lstm_kernel, m) {
 
 # -O3 with the fast-math licence to vectorize exp and tanh (glibc's libmvec), compile only: the
 # link step gets no -ffast-math, so loading the library leaves the process's float flags alone.
-_CFLAGS = ["-O3", "-ffast-math", "-fopenmp-simd"]
+# The vector width is the one torch's own kernels picked on this CPU (the cache directory's name
+# holds it, so a home directory shared by different machines keeps one build per kind of CPU).
+_ISA_FLAGS = {
+    "AVX512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mavx2", "-mfma", "-mprefer-vector-width=512"],
+    "AVX2": ["-mavx2", "-mfma"],
+}
+_ISA = torch.backends.cpu.get_cpu_capability()
+_CFLAGS = ["-O3", "-ffast-math", "-fopenmp-simd", *_ISA_FLAGS.get(_ISA, [])]
 _LDFLAGS = ["-lmvec"]
 _NAME = "rnnscope_lstm_kernel"
 
@@ -232,7 +240,7 @@ _state: dict[str, object] = {}  # "ops": the loaded operators, or "error": why t
 def cache_dir() -> Path:
     """Where the compiled kernel lives: one directory per source, torch and Python version."""
     digest = hashlib.sha256("\0".join([_SOURCE, *_CFLAGS, *_LDFLAGS]).encode()).hexdigest()[:12]
-    tag = f"torch{torch.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-{digest}".replace("+", "_")
+    tag = f"torch{torch.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-{_ISA.lower()}-{digest}".replace("+", "_")
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return root / "rnnscope" / "lstm_kernel" / tag
 
