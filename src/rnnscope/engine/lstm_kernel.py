@@ -42,8 +42,9 @@ _SOURCE = r"""
 
 namespace {
 
-// rows [r0, r1) of one step: their pass runs single-threaded below this many elements
-constexpr int64_t kGrain = 16384;
+// A step's pass over its rows runs on one thread below this many gate values (ATen's own grain
+// size): a second thread costs a wake-up per step, which a busy machine makes long.
+constexpr int64_t kGrain = 32768;
 
 template <typename F>
 void for_rows(int64_t n, int64_t H, const F& body) {
