@@ -24,6 +24,11 @@ The loops run over rows (N, ·) and a layout saying which rows each step holds: 
 (DenseLayout, T steps of B rows) or a packed one (PackedLayout: the running sequences only, so
 each step's matmul covers exactly them). Under torch.compile / torch.export the layer is the
 custom operator rnnscope::lstm_forward (engine/op.py).
+
+On the CPU (float32, float64) both loops run compiled by default (engine/lstm_kernel.py): the same
+equations, each step's pointwise work one pass over its rows instead of 7 and 5 tensor calls. The
+pure-torch loops below are the fallback (no compiler, CUDA, other dtypes, RNNSCOPE_FUSED_LSTM=0)
+and the reference the kernel is tested against, Trace included.
 """
 
 from __future__ import annotations
@@ -31,9 +36,9 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from rnnscope.engine import lstm_kernel
 from rnnscope.engine.gated import (check_layer_args, new_record, record_weight_adjustments,
                                    recurrent_weight_adjustment, reduce_over_time, split_gates, tanh_into)
-from rnnscope.engine import lstm_kernel
 from rnnscope.engine.op import EngineOp, opaque
 from rnnscope.engine.packed import DenseLayout, PackedLayout, as_rows, output_errors
 
