@@ -189,3 +189,16 @@ def test_a_jit_trace_of_the_kernel_replays_at_other_lengths():
     x = torch.randn(2, 7, 3, dtype=torch.float64)
     with torch.no_grad():
         assert torch.equal(traced(x)[0], rnn(x)[0])
+
+
+def test_nan_and_saturating_inputs_come_out_as_in_torch(path):
+    """The kernel is compiled with -ffast-math: NaN still spreads, and saturated gates stay finite."""
+    torch.manual_seed(7)
+    ours = rnnscope.nn.LSTM(2, 3)
+    theirs = torch.nn.LSTM(2, 3)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(4, 2, 2)
+    x[1, 0, 0] = float("nan")
+    assert torch.equal(ours(x)[0].isnan(), theirs(x)[0].isnan()) and ours(x)[0].isnan().any()
+    big = torch.randn(4, 2, 2) * 1e4
+    assert torch.allclose(ours(big)[0], theirs(big)[0], atol=1e-6)
