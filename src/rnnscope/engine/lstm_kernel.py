@@ -8,7 +8,7 @@ overhead is most of the time, and it is why oneDNN's fused LSTM beat the torch l
 stay torch's (`addmm_`, one per step, as in the torch loop), and the input projection before the
 loop and the weight adjustments after it are the unchanged Python code.
 
-It is compiled once per machine with torch.utils.cpp_extension (g++ and ninja; about a minute, one
+It is compiled once per machine with torch.utils.cpp_extension (g++ and ninja; 25-90 s, one
 line on stderr says so) into a cache directory and loaded from there afterwards. Anything that
 stops it (no compiler, an error) leaves the torch loop in charge, with one line saying why;
 RNNSCOPE_FUSED_LSTM=0 asks for the torch loop. Only CPU float32/float64 tensors take this path.
@@ -270,7 +270,7 @@ def _compile(directory: Path) -> None:
     from torch.utils.cpp_extension import load_inline  # imports setuptools: only when building
 
     start = time.perf_counter()
-    print(f"rnnscope: compiling the fused LSTM loop once into {directory} (about a minute) ...",
+    print(f"rnnscope: compiling the fused LSTM loop once into {directory} (half a minute to a minute) ...",
           end="", file=sys.stderr, flush=True)
     try:
         load_inline(_NAME, _SOURCE, is_python_module=False, build_directory=str(directory),
