@@ -144,9 +144,11 @@ def test_jit_script_is_refused_with_a_line_naming_the_alternatives(module):
 
 @over_modules
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
-def test_jit_trace_works_for_inference_at_the_traced_length_only(module):
+def test_jit_trace_works_for_inference_at_the_traced_length_only(module, monkeypatch):
     """The trace records the unrolled time loop: T is frozen in, and its in-place steps replay
-    only without autograd (torch.export has neither limit)."""
+    only without autograd (torch.export has neither limit). LSTM: its pure-torch loop (the
+    compiled one, engine/lstm_kernel.py, replays at any length: tests/engine/test_lstm_kernel.py)."""
+    monkeypatch.setenv("RNNSCOPE_FUSED_LSTM", "0")
     ours, _ = pair(module)
     ours.eval()
     traced = torch.jit.trace(ours, (X,))

@@ -24,6 +24,11 @@ The loops run over rows (N, ·) and a layout saying which rows each step holds: 
 (DenseLayout, T steps of B rows) or a packed one (PackedLayout: the running sequences only, so
 each step's matmul covers exactly them). Under torch.compile / torch.export the layer is the
 custom operator rnnscope::lstm_forward (engine/op.py).
+
+On the CPU (float32, float64) both loops run compiled by default (engine/lstm_kernel.py): the same
+equations, each step's pointwise work one pass over its rows instead of 7 and 5 tensor calls. The
+pure-torch loops below are the fallback (no compiler, CUDA, other dtypes, RNNSCOPE_FUSED_LSTM=0)
+and the reference the kernel is tested against, Trace included.
 """
 
 from __future__ import annotations
@@ -31,12 +36,14 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from rnnscope.engine import lstm_kernel
 from rnnscope.engine.gated import (check_layer_args, new_record, record_weight_adjustments,
                                    recurrent_weight_adjustment, reduce_over_time, split_gates, tanh_into)
 from rnnscope.engine.op import EngineOp, opaque
 from rnnscope.engine.packed import DenseLayout, PackedLayout, as_rows, output_errors
 
 _aten = torch.ops.aten
+_PLAIN = (torch.Tensor, torch.nn.Parameter)  # the kernel reads memory: no tensor subclasses
 
 
 def _doubled_cell_rows(weight: torch.Tensor | None, H: int) -> torch.Tensor | None:
@@ -52,8 +59,20 @@ def _doubled_cell_rows(weight: torch.Tensor | None, H: int) -> torch.Tensor | No
     return doubled
 
 
+def _fused_loops(x, *tensors):
+    """The compiled loops of engine/lstm_kernel.py when they can run on these tensors, else None."""
+    ops = lstm_kernel.kernel(x)
+    if ops is None or any(t is not None and (t.dtype != x.dtype or t.device != x.device or type(t) not in _PLAIN)
+                          for t in (x, *tensors)):
+        return None
+    return ops
+
+
 def _forward_loop(x, h0, c0, W_ih, W_hh, b_ih, b_hh, layout, a_record):
     """Run the recurrence over x (N, I); returns gates (N, 4H) activated, c, tanh(c) and h (N, H) each."""
+    ops = _fused_loops(x, h0, c0, W_ih, W_hh, b_ih, b_hh)
+    if ops is not None:
+        return _fused_forward_loop(ops, x, h0, c0, W_ih, W_hh, b_ih, b_hh, layout, a_record)
     N = x.shape[0]
     H = W_hh.shape[1]
     W_ih, W_hh = _doubled_cell_rows(W_ih, H), _doubled_cell_rows(W_hh, H)
@@ -88,11 +107,38 @@ def _forward_loop(x, h0, c0, W_ih, W_hh, b_ih, b_hh, layout, a_record):
     return gates, c, tanh_c, h
 
 
+def _fused_forward_loop(ops, x, h0, c0, W_ih, W_hh, b_ih, b_hh, layout, a_record):
+    """_forward_loop's recurrence in the compiled kernel: per step one addmm and one pass over the
+    step's rows for the gates, c_t, tanh(c_t) and h_t (engine/lstm_kernel.py)."""
+    N, H = x.shape[0], W_hh.shape[1]
+    biases = [b for b in (b_ih, b_hh) if b is not None]
+    bias = sum(biases[1:], biases[0]) if biases else None  # (4H,) b_ih + b_hh, either may be absent
+    # the input projection of all four gates for all time steps at once; the loop adds h_{t-1} W_hhᵀ
+    gates = torch.mm(x, W_ih.t()) if bias is None else torch.addmm(bias, x, W_ih.t())  # (N, 4H)
+    c, tanh_c, h = (x.new_empty(N, H) for _ in range(3))
+    ops.forward_loop(gates, h0.contiguous(), c0.contiguous(), W_hh.t(), layout.batch_sizes, c, tanh_c, h, a_record)
+    return gates, c, tanh_c, h
+
+
 def _backward_pass(x, h0, c0, W_ih, W_hh, gates, c, tanh_c, h, grad_out, grad_h_last, grad_c_last, needs,
                    has_bias, layout, time_reduction, record):
     """BPTT over rows (N, ·): the gradients of (x, h0, c0, W_ih, W_hh, b_ih, b_hh), None where
     `needs` says no. grad_out (N, H) or (T, B, H), grad_h_last and grad_c_last (B, H) may each be None."""
-    B, H = h0.shape
+    ops = _fused_loops(gates, c0, c, tanh_c, W_hh)
+    if ops is not None:
+        delta, dh, dc_all, dc_record = _fused_error_terms(ops, c0, W_hh, gates, c, tanh_c, h, grad_out, grad_h_last,
+                                                          grad_c_last, layout, record is not None)
+    else:
+        delta, dh, dc_all, dc_record = _error_terms(c0, W_hh, gates, c, tanh_c, h, grad_out, grad_h_last, grad_c_last,
+                                                    layout, record is not None)
+    return _gradients(x, h0, W_ih, W_hh, h, delta, dh, dc_all, dc_record, needs, has_bias, layout, time_reduction,
+                      record)
+
+
+def _error_terms(c0, W_hh, gates, c, tanh_c, h, grad_out, grad_h_last, grad_c_last, layout, recording):
+    """The backward loop over the steps (pure torch): returns δ_t (N, 4H), ∂L/∂h_t (N, H), ∂L/∂c_0
+    (B, H) and, when recording, ∂L/∂c_t (N, H)."""
+    H = c0.shape[1]
     i, f, g, o = gates.chunk(4, dim=1)  # (N, H) each, activated
     c_prev = torch.cat([c0, layout.previous(c)])  # (N, H) c_{t-1}
 
@@ -107,8 +153,8 @@ def _backward_pass(x, h0, c0, W_ih, W_hh, gates, c, tanh_c, h, grad_out, grad_h_
 
     dh = output_errors(layout, grad_out, grad_h_last, h)  # (N, H) ∂L/∂h_t; the loop adds δ_{t+1} W_hh
     # (B, H) ∂L/∂c_t; a packed sequence's row keeps ∂L/∂c_n until the loop reaches its last step
-    dc_all = torch.zeros_like(h0) if grad_c_last is None else grad_c_last.clone()
-    dc_record = torch.empty_like(h) if record is not None else None
+    dc_all = torch.zeros_like(c0) if grad_c_last is None else grad_c_last.clone()
+    dc_record = torch.empty_like(h) if recording else None
 
     split = layout.split
     ifg_steps = split(delta[:, : 3 * H].unflatten(1, (3, H)))  # (n_t, 3, H) δ_i δ_f δ_g
@@ -131,7 +177,26 @@ def _backward_pass(x, h0, c0, W_ih, W_hh, gates, c, tanh_c, h, grad_out, grad_h_
             # propagate the error terms of all gates back through W_hh, onto the output error at t−1
             dh_prev = dh_steps[t - 1] if sizes[t] == sizes[t - 1] else dh_steps[t - 1][: sizes[t]]
             dh_prev.addmm_(delta_steps[t], W_hh)  # (n_t, H), the running rows only
+    return delta, dh, dc_all, dc_record
 
+
+def _fused_error_terms(ops, c0, W_hh, gates, c, tanh_c, h, grad_out, grad_h_last, grad_c_last, layout, recording):
+    """_error_terms in the compiled kernel: per step one pass over the step's rows for ∂L/∂c_t and
+    the four error terms, then one addmm back through W_hh (engine/lstm_kernel.py)."""
+    dh = output_errors(layout, grad_out, grad_h_last, h)  # (N, H) ∂L/∂h_t; the loop adds δ_{t+1} W_hh
+    # (B, H) ∂L/∂c_t; a packed sequence's row keeps ∂L/∂c_n until the loop reaches its last step
+    dc_all = (torch.zeros_like(c0, memory_format=torch.contiguous_format) if grad_c_last is None
+              else grad_c_last.clone(memory_format=torch.contiguous_format))
+    delta = torch.empty_like(gates)  # (N, 4H) δ_t = [δ_i δ_f δ_g δ_o]
+    dc_record = torch.empty_like(h) if recording else None
+    ops.backward_loop(gates, c0.contiguous(), c, tanh_c, W_hh, layout.batch_sizes, dh, dc_all, delta, dc_record)
+    return delta, dh, dc_all, dc_record
+
+
+def _gradients(x, h0, W_ih, W_hh, h, delta, dh, dc_all, dc_record, needs, has_bias, layout, time_reduction, record):
+    """The gradients of (x, h0, c0, W_ih, W_hh, b_ih, b_hh) from the error terms δ_t (N, 4H), each
+    after the loop in one matmul; None where `needs` says no. Fills the Trace record's backward."""
+    B = h0.shape[0]
     dx = dh0 = dc0 = dW_ih = dW_hh = db_ih = db_hh = None
     if needs[0]:
         dx = torch.mm(delta, W_ih)  # (N, I) ∂L/∂x_t = δ_t W_ih
