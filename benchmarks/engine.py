@@ -255,7 +255,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("benchmarks/engine.py: --device cuda, but torch sees no CUDA device here; "
-                         "run it on a GPU machine (benchmarks/gpu_check.sh runs it with the GPU tests)")
+                         "run it on a GPU machine (tools/gpu_checks.sh runs it with the GPU tests)")
     result = run(repeats=3 if args.quick else 15, min_seconds=0.2 if args.quick else 2.0,
                  device=args.device, cell=args.cell)
     print_table(result)

@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("benchmarks/fused_cuda.py: torch sees no CUDA device here; run it on a GPU machine "
-                         "(benchmarks/gpu_check.sh)")
+                         "(tools/gpu_checks.sh)")
     result = run(repeats=3 if args.quick else 15, min_seconds=0.2 if args.quick else 2.0)
     print_table(result)
     if args.json:

@@ -6,7 +6,7 @@ imported (torch._dynamo looks for it). So, unless this process was started with
 TRITON_INTERPRET=1, test_kernels_in_the_interpreter runs this file's kernel tests again in a
 child process started with it. Tolerances: float64 ≤ 1e-9 relative, float32 ≤ 1e-5 (1e-4 on
 a GPU at T = 50). The CUDA tests (skipped without a GPU) compare the compiled kernels with
-cuDNN's torch.nn.RNN and with the loop; benchmarks/gpu_check.sh runs them.
+cuDNN's torch.nn.RNN and with the loop; tools/gpu_checks.sh runs them.
 
 Skipped as a whole where triton is not installed (pip install -e ".[test,triton]").
 """
@@ -336,7 +336,7 @@ def test_kernels_compile_for_a_gpu(dtype, precision):
         assert compiled.asm["cubin"], kernel.__name__
 
 
-# --- on a GPU: the compiled kernels against cuDNN and the loop (benchmarks/gpu_check.sh) ---
+# --- on a GPU: the compiled kernels against cuDNN and the loop (tools/gpu_checks.sh) ---
 
 @requires_cuda
 @pytest.mark.parametrize("B, T, I, H", [(64, 100, 8, 128), (32, 1000, 1, 32), (1, 200, 1, 16), (20, 30, 5, 256)])
