@@ -13,6 +13,8 @@ total is N times it. A CSV's size is not known before it is read: its data is le
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import logging
 import os
 from dataclasses import dataclass
@@ -24,6 +26,9 @@ log = logging.getLogger(__name__)
 
 FLOAT = 4  # bytes of a float32
 PROCESS_BYTES = 320 * 2**20  # peak RSS of a tiny training run (torch, its kernels, rnnscope): 310 MiB
+# torch imports triton, where it is installed, at the optimizer's first step (torch._dynamo): 81 MiB
+# more on this machine (371 against 290 MiB for torch and torch._dynamo alone)
+TRITON_BYTES = 90 * 2**20
 GATES = {"elman": 1, "rnn": 1, "gru": 3, "lstm": 4}  # weight blocks per recurrent layer, by cell
 EVAL_BATCH = 256  # sequences per forward pass in train.metrics.evaluate
 OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "adam": 2}  # float32 copies of the weights it keeps
@@ -42,7 +47,7 @@ class Estimate:
 
     @property
     def per_process(self) -> int:
-        return PROCESS_BYTES + self.weights + self.activations + self.evaluation + self.data
+        return process_bytes() + self.weights + self.activations + self.evaluation + self.data
 
     @property
     def total(self) -> int:
@@ -52,9 +57,20 @@ class Estimate:
         """The sum in words: '12.3 GiB (weights 8 GiB, training step 1 GiB, ...)'."""
         parts = [f"weights {gib(self.weights)} ({self.parameters:,} parameters)",
                  f"training step {gib(self.activations)}", f"evaluation pass {gib(self.evaluation)}",
-                 f"data {gib(self.data)}", f"torch {gib(PROCESS_BYTES)}"]
+                 f"data {gib(self.data)}", f"torch {gib(process_bytes())}"]
         times = f"{self.processes} processes × " if self.processes > 1 else ""
         return f"{gib(self.total)} ({times}{', '.join(parts)})"
+
+
+def process_bytes() -> int:
+    """What a training process holds before any model or data: torch, rnnscope, and triton where
+    it is installed (torch imports it then)."""
+    return PROCESS_BYTES + (TRITON_BYTES if _triton_installed() else 0)
+
+
+@functools.cache
+def _triton_installed() -> bool:
+    return importlib.util.find_spec("triton") is not None
 
 
 def gib(n: float) -> str:
