@@ -206,6 +206,7 @@ def test_max_restarts_resumes_from_the_last_checkpoint(tmp_path):
              for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 60
     assert (run_dir / "traffic.jsonl").exists() and "dp-grad" in stdout
+    assert "leaked" not in stderr, stderr[-2000:]  # triton's bindings, where installed, stay quiet at exit
 
 
 def _tree(pid: int) -> list[int]:
@@ -299,5 +300,5 @@ def test_a_stopped_worker_ends_the_run_within_timeout_s_leaving_no_process_or_po
     assert not listening & _listening_inodes(), "a socket of the run still listens"
     lines = [line for line in stderr.splitlines() if line.startswith("rnnscope train: error:")]
     assert len(lines) == 1 and f"worker rank 1 (pid {worker}) was stopped (hung)" in lines[0], stderr
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr and "leaked" not in stderr
     load_checkpoint(latest)  # the last checkpoint is whole

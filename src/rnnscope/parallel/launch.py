@@ -33,12 +33,14 @@ earlier (`context.collective_timeout`), and the launcher then stops every worker
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import logging
 import os
 import signal
 import socket
+import sys
 from pathlib import Path
 
 import torch
@@ -314,14 +316,26 @@ def launch(cfg, argv: list[str]) -> int:
         # allocated (2 s on the loaded 2-core box, the larger part of a hung run's teardown);
         # frozen objects are left out of it, and the process ends right after this anyway
         gc.freeze()
+        atexit.register(_silence_leak_reports)
     return 0
+
+
+def _silence_leak_reports() -> None:
+    """At interpreter exit, after every line of ours: stderr to /dev/null. Where triton is installed,
+    torch imports it, and its nanobind bindings print dozens of lines at exit calling each object
+    the freeze above left to the OS a leak (it is not one: the process is ending)."""
+    if "triton" not in sys.modules:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
 
 
 def node_main(argv: list[str] | None = None) -> int:
     """`python -m rnnscope.parallel.launch --bind ADDR [torchrun options] -m rnnscope train ...`:
     torchrun for one node of a multi-node run, its stores listening on ADDR only (the address of
     the private interface the nodes share; see docs/reliability.md)."""
-    import sys
 
     from torch.distributed.run import main as torchrun_main
 
