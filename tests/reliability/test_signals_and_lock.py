@@ -88,7 +88,7 @@ def test_a_signal_to_the_launcher_ends_a_parallel_run_in_one_line(tmp_path, sig)
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 128 + sig, err
-    assert "Traceback" not in err, err
+    assert "Traceback" not in err and "closing signal" not in err, err  # torchrun's agent, kept for -v
     stopped = [line for line in err.splitlines() if "stopped by" in line]
     assert len(stopped) == 1 and signal.Signals(sig).name in stopped[0], err
     state = load_checkpoint(run_dir / "checkpoints" / "latest.pt")

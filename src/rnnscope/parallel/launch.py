@@ -288,6 +288,7 @@ def launch(cfg, argv: list[str]) -> int:
 
     check_launch(cfg)
     check_memory(cfg)  # every worker's share, before any of them starts
+    _quiet_torchrun_agent()
     # one run directory for every worker and every restart, fixed before anyone starts
     run_dir = Path(cfg.train.run_dir) if cfg.train.run_dir else default_run_dir()
     args = get_args_parser().parse_args(torchrun_args(cfg, argv, run_dir))
@@ -318,6 +319,18 @@ def launch(cfg, argv: list[str]) -> int:
         gc.freeze()
         atexit.register(_silence_leak_reports)
     return 0
+
+
+def _quiet_torchrun_agent() -> None:
+    """torchrun's agent logs WARNING lines of its own when a run stops ("Received 2 death signal,
+    shutting down workers", "Sending process … closing signal SIGINT"); the launcher says what
+    happened in one line, so below ERROR they are shown with -v only. Its loggers set their own
+    level when created (LOGLEVEL, default WARNING), so each is set here."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        return
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher")):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _silence_leak_reports() -> None:
