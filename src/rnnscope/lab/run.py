@@ -95,8 +95,8 @@ def _wait_all(procs: list[subprocess.Popen], logs: list[Path], deadline: float) 
         codes = [proc.poll() for proc in procs]
         failed = [i for i, code in enumerate(codes) if code not in (None, 0)]
         if failed:
-            i = failed[0]
-            raise LabError(f"the worker on host {i} exited with status {codes[i]}"
+            i = _first_cause(procs, logs, failed)
+            raise LabError(f"the worker on host {i} exited with status {procs[i].returncode}"
                            f"{said(logs[i])}; end of {logs[i]}:\n{tail(logs[i])}")
         if all(code == 0 for code in codes):
             return
@@ -105,6 +105,17 @@ def _wait_all(procs: list[subprocess.Popen], logs: list[Path], deadline: float) 
             raise LabError(f"the run did not finish in time (hosts {waiting} still running; "
                            f"raise --timeout); end of {logs[waiting[0]]}:\n{tail(logs[waiting[0]])}")
         time.sleep(0.1)
+
+
+def _first_cause(procs: list[subprocess.Popen], logs: list[Path], failed: list[int], wait_s: float = 3.0) -> int:
+    """The host to report: a failure on one host ends the others' rendezvous too, and whichever
+    exits first may be the one that only saw its peer go. So the others get up to `wait_s` to end,
+    and a failed host whose log holds rnnscope's own error line is preferred."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and any(proc.poll() is None for proc in procs):
+        time.sleep(0.1)
+    failed = [i for i, proc in enumerate(procs) if proc.poll() not in (None, 0)] or failed
+    return next((i for i in failed if said(logs[i])), failed[0])
 
 
 def said(path: Path) -> str:
