@@ -148,17 +148,11 @@ class GatedHiddenSplitStage(HiddenExchange):
                 c_n.append(c_whole)
             inp = h_full
             self._phase(f"{'forward' if build_graph else 'eval'} l{layer}", started)
-        top = inp.detach().requires_grad_(build_graph)  # (T, B, H) the readout's input leaf
-        self._top = top
-        with torch.set_grad_enabled(build_graph):
-            y_hat = self.readout(top.transpose(0, 1) if self.every_step else top[-1])
-        return y_hat, torch.stack(h_n + c_n)
+        return self._read_out(inp, build_graph), torch.stack(h_n + c_n)
 
     def backward(self, y_hat: torch.Tensor, grad_y_hat: torch.Tensor) -> None:
         """Backward after `forward(..., build_graph=True)`; gradients go into .grad."""
-        torch.autograd.backward(y_hat, grad_y_hat)  # the readout's gradient, and ∂L/∂h_top
-        g_top = self._top.grad if self._top.grad is not None else torch.zeros_like(self._top)
-        dout = g_top[..., self.units].contiguous()  # (T, B, Hk) this rank's output error
+        dout = self._output_error(y_hat, grad_y_hat, self.units)  # (T, B, Hk) this rank's output error
         for layer in reversed(range(self.num_layers)):
             started = time.perf_counter()
             inp, h_full, steps, (W_ih_f, W_hh_f, b_ih_f, b_hh_f) = self._saved[layer]

@@ -18,7 +18,8 @@ ACT_TAG, GRAD_TAG = "hs-act", "hs-grad"
 
 
 class HiddenExchange:
-    """Set by a subclass: comm, k (rank), K (ranks), hidden (H), Hk (H/K), weights, readout."""
+    """Set by a subclass: comm, k (rank), K (ranks), hidden (H), Hk (H/K), weights, readout,
+    every_step."""
 
     def parameters(self) -> list[nn.Parameter]:
         """This rank's rows of every layer, then the (replicated) readout."""
@@ -30,6 +31,19 @@ class HiddenExchange:
         layer, and the readout (replicated, the same gradient everywhere) on rank 0 only."""
         own = [w for layer in self.weights for w in layer if w is not None]
         return own + (list(self.readout.parameters()) if self.k == 0 else [])
+
+    def _read_out(self, top: torch.Tensor, build_graph: bool) -> torch.Tensor:
+        """ŷ from the last layer's whole h (T, B, H), kept as a leaf (every_step: all steps, else
+        the last) so that the backward reads ∂L/∂h_top from it."""
+        self._top = top.detach().requires_grad_(build_graph)
+        with torch.set_grad_enabled(build_graph):
+            return self.readout(self._top.transpose(0, 1) if self.every_step else self._top[-1])
+
+    def _output_error(self, y_hat: torch.Tensor, grad_y_hat: torch.Tensor, units) -> torch.Tensor:
+        """The readout's gradient (into .grad) and this rank's (T, B, Hk) columns `units` of ∂L/∂h_top."""
+        torch.autograd.backward(y_hat, grad_y_hat)
+        g_top = self._top.grad if self._top.grad is not None else torch.zeros_like(self._top)
+        return g_top[..., units].contiguous()
 
     def _phase(self, name: str, started: float) -> None:
         """A compute span from `started` to now (compute.jsonl); nothing without a ledger."""
