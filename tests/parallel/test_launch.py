@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from testing_utils import alive, tree, worker_pids
 
 from rnnscope.errors import UserError
 from rnnscope.parallel.launch import (FAILURE_GRACE_S, SHUTDOWN_GRACE_S, check_launch,
@@ -145,21 +146,6 @@ def start_training(run_dir: Path, *extra: str) -> subprocess.Popen:
                             env=env)
 
 
-def worker_pids(launcher: int) -> dict[int, int]:
-    """rank -> pid of the launcher's worker processes (its children with RANK set)."""
-    pids = {}
-    for task in Path(f"/proc/{launcher}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            try:
-                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            ranks = [e[5:] for e in env if e.startswith(b"RANK=")]
-            if ranks:
-                pids[int(ranks[0])] = int(pid)
-    return pids
-
-
 def kill_worker_after_first_checkpoint(proc: subprocess.Popen, run_dir: Path, rank: int,
                                        deadline_s: float = 90) -> None:
     """Wait for checkpoints/latest.pt, then SIGKILL the worker of `rank`."""
@@ -209,27 +195,6 @@ def test_max_restarts_resumes_from_the_last_checkpoint(tmp_path):
     assert "leaked" not in stderr, stderr[-2000:]  # triton's bindings, where installed, stay quiet at exit
 
 
-def _tree(pid: int) -> list[int]:
-    """`pid` and its descendants (from /proc/PID/task/*/children)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        for task in Path(f"/proc/{p}/task").glob("*") if Path(f"/proc/{p}").exists() else []:
-            try:
-                todo += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                pass
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _listening_inodes() -> set[str]:
     found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -277,7 +242,7 @@ def test_a_stopped_worker_ends_the_run_within_timeout_s_leaving_no_process_or_po
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < end, "no checkpoint appeared"
             time.sleep(0.02)
-        pids = _tree(proc.pid)
+        pids = tree(proc.pid)
         listening = _sockets(pids) & _listening_inodes()
         assert listening, "the run's stores should be listening while it trains"
         worker = worker_pids(proc.pid)[1]
@@ -289,14 +254,14 @@ def test_a_stopped_worker_ends_the_run_within_timeout_s_leaving_no_process_or_po
         _, stderr = proc.communicate(timeout=30)
     finally:
         for pid in pids:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGCONT)
                 os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 1, stderr[-3000:]
     assert took <= STOP_TIMEOUT_S + STOP_SLACK_S, (
         f"the run ended {took:.1f} s after the stop, past --parallel.timeout_s "
         f"{STOP_TIMEOUT_S} (+{STOP_SLACK_S} s slack)")
-    assert not [p for p in pids if _alive(p)], "a process of the run outlived it"
+    assert not [p for p in pids if alive(p)], "a process of the run outlived it"
     assert not listening & _listening_inodes(), "a socket of the run still listens"
     lines = [line for line in stderr.splitlines() if line.startswith("rnnscope train: error:")]
     assert len(lines) == 1 and f"worker rank 1 (pid {worker}) was stopped (hung)" in lines[0], stderr

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from testing_utils import alive, children, tree, worker_pids  # noqa: F401  (the tests import them from here)
+
 SMALL_DATA = ["--train.progress", "false", "--data.samples", "256", "--data.batch_size", "8",
               "--model.hidden", "8", "--data.seq_len", "10"]
 
@@ -24,49 +26,6 @@ def start(run_dir: Path | None, *args: str, strategy: str | None = "data", nproc
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([*argv, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=cwd, start_new_session=True)
-
-
-def children(pid: int) -> list[int]:
-    """The direct children of `pid` (every thread's)."""
-    found = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            found += [int(c) for c in (task / "children").read_text().split()]
-    except OSError:
-        pass
-    return found
-
-
-def tree(pid: int) -> list[int]:
-    """`pid` and all its descendants."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children(p)
-    return out
-
-
-def alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def worker_pids(launcher: int) -> dict[int, int]:
-    """rank -> pid of the launcher's workers (its children with RANK in their environment)."""
-    pids = {}
-    for pid in children(launcher):
-        try:
-            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        ranks = [e[5:] for e in env if e.startswith(b"RANK=")]
-        if ranks:
-            pids[int(ranks[0])] = pid
-    return pids
 
 
 def _socket_inodes(pid: int) -> set[str]:
