@@ -31,6 +31,13 @@ def origins(prepared: Prepared, part: int, seq_len: int, stride: int = 1) -> ran
     return range(lo, b - last, stride)
 
 
+def window_origins(prepared: Prepared, part: int, seq_len: int, stride: int = 1) -> range:
+    """The forecast origins of split `part`: every full window's (every `stride`-th), else the
+    origin of the split's one shorter window (at least MIN_STEPS rows; data/ragged.py), else none."""
+    span = origins(prepared, part, seq_len, stride)
+    return span if len(span) else origins(prepared, part, min(MIN_STEPS, seq_len))[-1:]
+
+
 def all_origins(prepared: Prepared, seq_len: int) -> range:
     """Every origin with a full window, including those that forecast past the end of the file."""
     return range(seq_len - 1 + prepared.spec["difference"], prepared.x.shape[0])
@@ -153,10 +160,8 @@ def _many_dataset(data_cfg, spec: dict, parts: list[Prepared], L: int, every_ste
     for p, offset in zip(parts, offsets):
         R = p.x.shape[0]
         for part, name in enumerate(("train", "validation", "test")):
-            span = origins(p, part, L, data_cfg.stride if part == 0 else 1)
+            span = window_origins(p, part, L, data_cfg.stride if part == 0 else 1)
             rows = p.bounds[part + 1] - p.bounds[part]
-            if len(span) == 0 and (part == 0 or rows > 0):
-                span = origins(p, part, min(MIN_STEPS, L))[-1:]  # one shorter window, if any fits (data/ragged.py)
             if len(span) == 0 and (part == 0 or rows > 0):
                 raise UserError(
                     f"{data_cfg.csv}: series {p.series_id!r} has {R} rows, too few for a {name} window of its own "

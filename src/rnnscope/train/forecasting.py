@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rnnscope.data.csv import all_origins, window_views
+from rnnscope.data.csv import all_origins, window_origins, window_views
 from rnnscope.data.csv import origins as split_origins
 from rnnscope.data.ragged import MIN_STEPS
 from rnnscope.data.scores import Scoreboard, baselines
@@ -81,11 +81,8 @@ def shorter_span(p: Prepared, part: int, seq_len: int) -> tuple[range, int]:
     """(origins, window rows) to forecast split `part` of one series from: every origin of a full
     window, else the origin of the split's one shorter window (data/ragged.py) and its rows;
     an empty range when not even MIN_STEPS rows fit."""
-    span = split_origins(p, part, seq_len)
-    if len(span):
-        return span, seq_len
-    span = split_origins(p, part, min(MIN_STEPS, seq_len))[-1:]
-    return span, (span[0] + 1 - p.spec["difference"] if len(span) else seq_len)
+    span = window_origins(p, part, seq_len)  # a short window starts at the series' first row
+    return span, (min(seq_len, span[0] + 1 - p.spec["difference"]) if len(span) else seq_len)
 
 
 def every_span(p: Prepared, seq_len: int) -> tuple[range, int]:
