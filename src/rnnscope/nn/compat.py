@@ -66,3 +66,18 @@ class TorchRNNModule(nn.Module):
         """No-op, for compatibility (cuDNN's flat weight buffer is not used)."""
 
     __prepare_scriptable__ = refuse_script  # torch.jit.script: a line saying what to use instead
+
+    def extra_repr(self) -> str:
+        """torch's repr: the sizes, then every argument that is not its default (the Elman
+        module's nonlinearity too), then rnnscope's time_reduction."""
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity!r}"
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        if self.time_reduction != "sum":
+            s += f", time_reduction={self.time_reduction!r}"
+        return s

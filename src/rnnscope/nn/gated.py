@@ -90,17 +90,6 @@ class GatedRNNBase(TorchRNNModule):
     def _suffix(layer: int, direction: int) -> str:
         return f"_l{layer}" + ("_reverse" if direction == 1 else "")
 
-    def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            s += f", num_layers={self.num_layers}"
-        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
-            if getattr(self, name) != default:
-                s += f", {name}={getattr(self, name)}"
-        if self.time_reduction != "sum":
-            s += f", time_reduction={self.time_reduction!r}"
-        return s
-
     def _layer_weights(self, layer: int, direction: int) -> tuple:
         """(W_ih, W_hh, b_ih, b_hh) of one layer and direction (biases None without bias)."""
         suffix = self._suffix(layer, direction)

@@ -86,19 +86,6 @@ class RNN(TorchRNNModule):
                     self._flat_weights_names.append(kind + suffix)
         self.reset_parameters()
 
-    def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            s += f", num_layers={self.num_layers}"
-        if self.nonlinearity != "tanh":
-            s += f", nonlinearity={self.nonlinearity!r}"
-        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
-            if getattr(self, name) != default:
-                s += f", {name}={getattr(self, name)}"
-        if self.time_reduction != "sum":
-            s += f", time_reduction={self.time_reduction!r}"
-        return s
-
     def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the sequence: returns output (T, B, D·H) or (B, T, D·H), and h_n (D·layers, B, H)."""
         low = autocast_dtype(input)
