@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from testing_utils import rel_err
 
 import rnnscope.nn
-from rnnscope.engine import gru_layer, lstm_layer
+from rnnscope.engine import Trace, gru_layer, lstm_layer, onednn
 from rnnscope.engine.gated import VML_TANH_MAX
 from rnnscope.errors import UserError
 
@@ -124,6 +124,41 @@ def test_large_layers_take_the_sigmoid_tanh(cell):
     B = VML_TANH_MAX // H + 1
     rnn = OURS[cell](2, H).double()
     check(rnn, torch.randn(3, B, 2, dtype=torch.float64), None, loss_every_step, against=("torch",))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("through_onednn", [True, False])
+def test_large_float32_steps_through_onednn_or_addmm_match_float64_torch(cell, through_onednn, monkeypatch):
+    """Steps of ≥ onednn.MIN_MACS multiply-adds in float32: their matmuls go to oneDNN (engine/onednn.py;
+    the LSTM's compiled loop adds h_{t-1} W_hhᵀ and the biases in its gate pass) or stay addmm. Both
+    equal torch's module in float64 to float32 rounding, with a Trace recording the whole weighted
+    sums, and on a packed batch."""
+    monkeypatch.setattr(onednn, "ENABLED", through_onednn)
+    torch.manual_seed(8)
+    B, H = 96, 256
+    assert onednn.use_for(torch.zeros(1), B, H, 3 * H) == (through_onednn and onednn.AVAILABLE)
+    ours = OURS[cell](3, H)
+    reference = getattr(torch.nn, cell.upper())(3, H).double()
+    reference.load_state_dict(ours.state_dict())
+    x = torch.randn(3, B, 3)
+    with Trace() as trace:
+        out, finals = ours(x)
+        (out.sum() + states_of(finals)[-1].sum()).backward()
+    ref_out, ref_finals = reference(x.double())
+    (ref_out.sum() + states_of(ref_finals)[-1].sum()).backward()
+    for value, ref in zip((out, *states_of(finals)), (ref_out, *states_of(ref_finals))):
+        assert rel_err(value.double(), ref) <= 1e-5
+    for p, q in zip(ours.parameters(), reference.parameters()):
+        assert rel_err(p.grad.double(), q.grad) <= 1e-4
+    # h_0 = 0: the first gate's weighted sum at t = 1 is the input projection and both biases
+    a_1 = x.double()[0] @ reference.weight_ih_l0[:H].t() + reference.bias_ih_l0[:H] + reference.bias_hh_l0[:H]
+    first_gate = "i" if cell == "lstm" else "r"
+    assert rel_err(trace.layer("layer0").preactivations[first_gate][0].double(), a_1) <= 1e-5
+
+    lengths = [3] * 60 + [2] * 36
+    out, _ = ours(torch.nn.utils.rnn.pack_padded_sequence(x, lengths))
+    ref_out, _ = reference(torch.nn.utils.rnn.pack_padded_sequence(x.double(), lengths))
+    assert rel_err(out.data.double(), ref_out.data) <= 1e-5
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

@@ -202,3 +202,4 @@ def test_nan_and_saturating_inputs_come_out_as_in_torch(path):
     assert torch.equal(ours(x)[0].isnan(), theirs(x)[0].isnan()) and ours(x)[0].isnan().any()
     big = torch.randn(4, 2, 2) * 1e4
     assert torch.allclose(ours(big)[0], theirs(big)[0], atol=1e-6)
+

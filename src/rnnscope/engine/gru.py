@@ -29,7 +29,8 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from rnnscope.engine.gated import (check_layer_args, new_record, record_weight_adjustments,
+from rnnscope.engine import onednn
+from rnnscope.engine.gated import (check_layer_args, input_weight_adjustment, new_record, record_weight_adjustments,
                                    recurrent_weight_adjustment, reduce_over_time, split_gates, tanh_into)
 from rnnscope.engine.op import EngineOp, opaque
 from rnnscope.engine.packed import DenseLayout, PackedLayout, as_rows, output_errors
@@ -66,11 +67,14 @@ def _forward_loop(x, h0, W_ih, W_hh, bias_x, bias_h, layout, a_record):
     n_steps, hh_steps = split(gates[:, 2 * H :]), split(hh)
     hh_rz_steps, hn_steps, h_steps = split(hh[:, : 2 * H]), split(hh[:, 2 * H :]), split(h)
     a_record_steps = split(a_record) if a_record is not None else None
+    W_rows = W_hh.contiguous() if onednn.use_for(x, h0.shape[0], H, 3 * H) else None  # large float32 steps: oneDNN
     h_prev = h0
     for t, n in enumerate(layout.batch_sizes):
         if n != h_prev.shape[0]:  # packed: sequences that ended drop out of the batch
             h_prev = h_prev[:n]
-        if bias_h is None:
+        if W_rows is not None:
+            hh_steps[t].copy_(onednn.linear(h_prev, W_rows, bias_h))
+        elif bias_h is None:
             torch.mm(h_prev, W_hh_t, out=hh_steps[t])  # (n_t, 3H) h_{t-1} W_hhᵀ, all gates
         else:
             torch.addmm(bias_h, h_prev, W_hh_t, out=hh_steps[t])  # (n_t, 3H), + b_hn in the n rows
@@ -111,37 +115,42 @@ def _backward_pass(x, h0, W_ih, W_hh, gates, hh, h, grad_out, grad_h_last, needs
     dh_for_gates = split(dh.unsqueeze(1))  # (n_t, 1, H) views of dh's rows
     d_steps, dh_steps, z_steps = split(d_recurrent), split(dh), split(z)
     sizes = layout.batch_sizes
+    W_hh_t = W_hh.t().contiguous() if onednn.use_for(gates, B, 3 * H, H) else None  # (H, 3H) for oneDNN
     for t in reversed(range(layout.steps)):
         step_steps[t].mul_(dh_for_gates[t])  # d_t = ∂L/∂h_t ⊙ the factors: δ_r, δ_z, r ⊙ δ_n
         if t > 0:
             # propagate back through W_hh (all gates) and through the update gate (z_t h_{t-1}),
             # onto the running rows of step t−1
             dh_prev = dh_steps[t - 1] if sizes[t] == sizes[t - 1] else dh_steps[t - 1][: sizes[t]]
-            dh_prev.addmm_(d_steps[t], W_hh).addcmul_(dh_steps[t], z_steps[t])
+            if W_hh_t is None:
+                dh_prev.addmm_(d_steps[t], W_hh)
+            else:
+                dh_prev.add_(onednn.linear(d_steps[t], W_hh_t))
+            dh_prev.addcmul_(dh_steps[t], z_steps[t])
 
-    # the error terms that reach W_ih and x: δ_r, δ_z as above, δ_n = ∂L/∂h_t ⊙ n_factor
-    d_input = torch.empty_like(gates)  # (N, 3H)
-    d_input[:, : 2 * H].copy_(d_recurrent[:, : 2 * H])
-    torch.mul(dh, n_factor, out=d_input[:, 2 * H :])
+    # the error terms that reach W_ih and x: δ_r, δ_z as above (d_recurrent's first 2H columns, not
+    # copied), and δ_n = ∂L/∂h_t ⊙ n_factor; each product below is taken over the two parts
+    d_rz, delta_n = d_recurrent[:, : 2 * H], torch.mul(dh, n_factor)  # (N, 2H) a view, (N, H)
     dx = dh0 = dW_ih = dW_hh = db_ih = db_hh = None
     if needs[0]:
-        dx = torch.mm(d_input, W_ih)  # (N, I) ∂L/∂x_t = [δ_r δ_z δ_n] W_ih
+        dx = torch.mm(d_rz, W_ih[: 2 * H]).addmm_(delta_n, W_ih[2 * H :])  # (N, I) ∂L/∂x_t = [δ_r δ_z δ_n] W_ih
     if needs[1]:
         # ∂L/∂h_0 = d_1 W_hh + ∂L/∂h_1 ⊙ z_1 (every sequence runs at t = 1)
         dh0 = torch.addcmul(torch.mm(d_recurrent[:B], W_hh), dh[:B], z[:B])
     # weight adjustments, accumulated over all time steps in one matmul each
     if needs[2]:
-        dW_ih = torch.mm(d_input.t(), x)  # (3H, I)
+        dW_ih = torch.cat([input_weight_adjustment(d_rz, x), input_weight_adjustment(delta_n, x)])  # (3H, I)
     if needs[3]:
         dW_hh = recurrent_weight_adjustment(d_recurrent, h0, layout.previous(h))  # (3H, H)
     has_b_ih, has_b_hh = has_bias
-    if needs[4] and has_b_ih:
-        db_ih = d_input.sum(0)  # (3H,)
-    if needs[5] and has_b_hh:
-        db_hh = d_recurrent.sum(0)  # (3H,)
+    if (needs[4] and has_b_ih) or (needs[5] and has_b_hh):
+        db_recurrent = d_recurrent.sum(0)  # (3H,) Σ d_t; b_ih's r and z rows get the same sums
+        db_hh = db_recurrent if needs[5] and has_b_hh else None
+        db_ih = torch.cat([db_recurrent[: 2 * H], delta_n.sum(0)]) if needs[4] and has_b_ih else None  # (3H,)
     reduce_over_time((dW_ih, dW_hh, db_ih, db_hh), layout.steps, time_reduction)
     if record is not None:
         pad = layout.pad
+        d_input = torch.cat([d_rz, delta_n], dim=1)  # (N, 3H) [δ_r δ_z δ_n]
         record.dh, record.delta = pad(dh).clone(), split_gates("gru", pad(d_input))
         record.delta["hn"] = pad(d_recurrent[:, 2 * H :].contiguous()).clone()
         if record.weight_adjustments:

@@ -36,8 +36,8 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from rnnscope.engine import lstm_kernel
-from rnnscope.engine.gated import (check_layer_args, new_record, record_weight_adjustments,
+from rnnscope.engine import lstm_kernel, onednn
+from rnnscope.engine.gated import (check_layer_args, input_weight_adjustment, new_record, record_weight_adjustments,
                                    recurrent_weight_adjustment, reduce_over_time, split_gates, tanh_into)
 from rnnscope.engine.op import EngineOp, opaque
 from rnnscope.engine.packed import DenseLayout, PackedLayout, as_rows, output_errors
@@ -108,15 +108,16 @@ def _forward_loop(x, h0, c0, W_ih, W_hh, b_ih, b_hh, layout, a_record):
 
 
 def _fused_forward_loop(ops, x, h0, c0, W_ih, W_hh, b_ih, b_hh, layout, a_record):
-    """_forward_loop's recurrence in the compiled kernel: per step one addmm and one pass over the
-    step's rows for the gates, c_t, tanh(c_t) and h_t (engine/lstm_kernel.py)."""
+    """_forward_loop's recurrence in the compiled kernel: per step one matmul and one pass over the
+    step's rows for the gates (the biases added there), c_t, tanh(c_t) and h_t (engine/lstm_kernel.py)."""
     N, H = x.shape[0], W_hh.shape[1]
     biases = [b for b in (b_ih, b_hh) if b is not None]
-    bias = sum(biases[1:], biases[0]) if biases else None  # (4H,) b_ih + b_hh, either may be absent
-    # the input projection of all four gates for all time steps at once; the loop adds h_{t-1} W_hhᵀ
-    gates = torch.mm(x, W_ih.t()) if bias is None else torch.addmm(bias, x, W_ih.t())  # (N, 4H)
+    bias = sum(biases[1:], biases[0]).contiguous() if biases else None  # (4H,) b_ih + b_hh, either may be absent
+    # the input projection of all four gates for all time steps at once; the loop adds h_{t-1} W_hhᵀ + b
+    gates = torch.mm(x, W_ih.t())  # (N, 4H)
     c, tanh_c, h = (x.new_empty(N, H) for _ in range(3))
-    ops.forward_loop(gates, h0.contiguous(), c0.contiguous(), W_hh.t(), layout.batch_sizes, c, tanh_c, h, a_record)
+    ops.forward_loop(gates, h0.contiguous(), c0.contiguous(), W_hh.t(), layout.batch_sizes, c, tanh_c, h, a_record,
+                     bias, onednn.use_for(x, h0.shape[0], H, 4 * H))
     return gates, c, tanh_c, h
 
 
@@ -189,7 +190,8 @@ def _fused_error_terms(ops, c0, W_hh, gates, c, tanh_c, h, grad_out, grad_h_last
               else grad_c_last.clone(memory_format=torch.contiguous_format))
     delta = torch.empty_like(gates)  # (N, 4H) δ_t = [δ_i δ_f δ_g δ_o]
     dc_record = torch.empty_like(h) if recording else None
-    ops.backward_loop(gates, c0.contiguous(), c, tanh_c, W_hh, layout.batch_sizes, dh, dc_all, delta, dc_record)
+    ops.backward_loop(gates, c0.contiguous(), c, tanh_c, W_hh, layout.batch_sizes, dh, dc_all, delta, dc_record,
+                      onednn.use_for(gates, c0.shape[0], 4 * c0.shape[1], c0.shape[1]))
     return delta, dh, dc_all, dc_record
 
 
@@ -206,7 +208,7 @@ def _gradients(x, h0, W_ih, W_hh, h, delta, dh, dc_all, dc_record, needs, has_bi
         dc0 = dc_all  # ∂L/∂c_0 = ∂L/∂c_1 ⊙ f_1
     # weight adjustments, accumulated over all time steps in one matmul each
     if needs[3]:
-        dW_ih = torch.mm(delta.t(), x)  # (4H, I) Σ_t δ_tᵀ x_t
+        dW_ih = input_weight_adjustment(delta, x)  # (4H, I) Σ_t δ_tᵀ x_t
     if needs[4]:
         dW_hh = recurrent_weight_adjustment(delta, h0, layout.previous(h))  # (4H, H) Σ_t δ_tᵀ h_{t-1}
     has_b_ih, has_b_hh = has_bias
