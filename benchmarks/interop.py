@@ -9,7 +9,10 @@ process with an empty inductor cache (what a new user's first run pays; --warm k
   nn/stack.py's stacked patched to return False);
 - "traced through": the engine as it was before, the compiler tracing its Python time loop
   (the engine module's opaque patched to return False), at short lengths only: its cost grows with T;
-- "linear only": the readout alone, the compiler's fixed cost on this machine.
+- "linear only": the readout alone, the compiler's fixed cost on this machine;
+- "torch.nn": the same model with torch.nn.RNN (LSTM, GRU), the reference: torch.compile does not
+  trace torch's RNN modules (torch._dynamo.config.allow_rnn is off), it runs them eagerly
+  between compiled regions, so this row is what a drop-in should match.
 Prints a table and JSON: compile seconds (the first compiled step), then the median eager and
 compiled step times, timed in alternating rounds: the fastest round of each (on a shared machine
 noise only ever adds time) and the median (compiled / eager: below 1 the compiled is faster).
@@ -31,8 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROWS = [("linear only", 50), ("opaque op", 50), ("op per layer", 50), ("opaque op", 1000), ("op per layer", 1000),
-        ("traced through", 50)]
+ROWS = [("linear only", 50), ("torch.nn", 50), ("opaque op", 50), ("op per layer", 50), ("torch.nn", 1000),
+        ("opaque op", 1000), ("op per layer", 1000), ("traced through", 50)]
 B, I, H = 16, 4, 32
 
 
@@ -60,7 +63,8 @@ def measure(variant: str, T: int, backend: str, repeats: int, cell: str = "rnn")
         importlib.import_module("rnnscope.nn.gated").stacked = lambda module: False
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    rnn = getattr(rnnscope.nn, module)(I, H, 2, batch_first=True) if variant != "linear only" else None
+    modules = torch.nn if variant == "torch.nn" else rnnscope.nn
+    rnn = getattr(modules, module)(I, H, 2, batch_first=True) if variant != "linear only" else None
     readout = torch.nn.Linear(H if rnn is not None else I, 1)
 
     def model(x):
