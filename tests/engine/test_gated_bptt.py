@@ -219,3 +219,16 @@ def test_layer_errors_name_the_problem():
         gru_layer(x[:0], h0, W[:3], W[:3])
     with pytest.raises(ValueError, match=r"W_hh \(3·H, H\)"):
         gru_layer(x, h0, W, W)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_parameter_gradients_have_the_parameters_strides(cell):
+    """Every weight's gradient, as the engine returns it (before AccumulateGrad would fix its
+    layout), is laid out as the weight: DDP's hooks see it raw, and copy and warn about a gradient
+    whose strides differ from its bucket's."""
+    torch.manual_seed(9)
+    rnn = OURS[cell](3, 5, 2, bidirectional=True)
+    out, _ = rnn(torch.randn(4, 2, 3))
+    names, params = zip(*rnn.named_parameters())
+    for name, p, grad in zip(names, params, torch.autograd.grad(out.sum(), params)):
+        assert grad.stride() == p.stride(), name

@@ -105,8 +105,10 @@ def input_weight_adjustment(d_input: torch.Tensor, x: torch.Tensor) -> torch.Ten
 
     Computed as (xᵀ d)ᵀ: the same sums, but the product's long side is G·H, not I; with few inputs
     (I = 1 … 32) torch's CPU matmul was up to 5× faster that way round (benchmarks/engine.py).
+    Returned contiguous, as the weight is: a transposed gradient makes DDP warn that it does not
+    match its bucket's strides, and copy it every step.
     """
-    return torch.mm(x.t(), d_input).t()
+    return torch.mm(x.t(), d_input).t().contiguous()
 
 
 def recurrent_weight_adjustment(d_recurrent: torch.Tensor, h0: torch.Tensor, h_previous: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,8 @@ Forward (gates stacked r, z, n in W_ih (3H, I) and W_hh (3H, H)):
   n_t = tanh(x_t W_inᵀ + b_in + r_t ⊙ hn_t)                          new gate (the candidate)
   h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t-1}
 The input projection of all gates for all steps is one matmul before the loop; each step computes
-h_{t-1} W_hhᵀ for all three gates in one addmm.
+h_{t-1} W_hhᵀ for all three gates in one addmm (oneDNN's linear for large float32 steps:
+engine/onednn.py says when and why).
 
 Backward, in the chapter's words, for t = T … 1:
   output error   ∂L/∂h_t = (from the loss or the layer above) + ∂L/∂h_t+1 ⊙ z_t+1 + d_t+1 W_hh

@@ -26,7 +26,9 @@ each step's matmul covers exactly them). Under torch.compile / torch.export the 
 custom operator rnnscope::lstm_forward (engine/op.py).
 
 On the CPU (float32, float64) both loops run compiled by default (engine/lstm_kernel.py): the same
-equations, each step's pointwise work one pass over its rows instead of 7 and 5 tensor calls. The
+equations, each step's pointwise work one pass over its rows instead of 7 and 5 tensor calls, and
+each step's matmul by size (a register-tiled loop, addmm, or for large float32 steps oneDNN:
+engine/onednn.py). The
 pure-torch loops below are the fallback (no compiler, CUDA, other dtypes, RNNSCOPE_FUSED_LSTM=0)
 and the reference the kernel is tested against, Trace included.
 """
