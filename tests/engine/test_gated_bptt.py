@@ -222,13 +222,14 @@ def test_layer_errors_name_the_problem():
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_parameter_gradients_have_the_parameters_strides(cell):
+@pytest.mark.parametrize("I", [1, 3])  # with one input, (4H, 1) has two contiguous stride patterns
+def test_parameter_gradients_have_the_parameters_strides(cell, I):
     """Every weight's gradient, as the engine returns it (before AccumulateGrad would fix its
     layout), is laid out as the weight: DDP's hooks see it raw, and copy and warn about a gradient
     whose strides differ from its bucket's."""
     torch.manual_seed(9)
-    rnn = OURS[cell](3, 5, 2, bidirectional=True)
-    out, _ = rnn(torch.randn(4, 2, 3))
+    rnn = OURS[cell](I, 5, 2, bidirectional=True)
+    out, _ = rnn(torch.randn(4, 2, I))
     names, params = zip(*rnn.named_parameters())
     for name, p, grad in zip(names, params, torch.autograd.grad(out.sum(), params)):
         assert grad.stride() == p.stride(), name

@@ -105,10 +105,11 @@ def input_weight_adjustment(d_input: torch.Tensor, x: torch.Tensor) -> torch.Ten
 
     Computed as (xᵀ d)ᵀ: the same sums, but the product's long side is G·H, not I; with few inputs
     (I = 1 … 32) torch's CPU matmul was up to 5× faster that way round (benchmarks/engine.py).
-    Returned contiguous, as the weight is: a transposed gradient makes DDP warn that it does not
-    match its bucket's strides, and copy it every step.
+    Returned with the weight's strides (a fresh row-major copy: with I = 1 the transpose already
+    counts as contiguous, but its strides differ): a gradient whose strides differ from its DDP
+    bucket's makes DDP warn, and copy it every step.
     """
-    return torch.mm(x.t(), d_input).t().contiguous()
+    return torch.mm(x.t(), d_input).t().clone(memory_format=torch.contiguous_format)
 
 
 def recurrent_weight_adjustment(d_recurrent: torch.Tensor, h0: torch.Tensor, h_previous: torch.Tensor) -> torch.Tensor:
