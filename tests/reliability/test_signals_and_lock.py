@@ -94,3 +94,26 @@ def test_a_signal_to_the_launcher_ends_a_parallel_run_in_one_line(tmp_path, sig)
     state = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     assert f"(step {state['step']}); continue with: rnnscope train --resume {run_dir}" in stopped[0]
     assert not [p for p in pids if alive(p)] and not listening(pids)
+
+
+def test_a_stop_cut_short_inside_a_batch_keeps_the_last_completed_steps_checkpoint(tmp_path, monkeypatch):
+    """A stop signal, then the batch fails before it ends (a second signal, or a data-parallel peer
+    that left first): the checkpoint of the last completed step, offered and still pending
+    (its confirmation was that batch's loss), is written, and the run ends Interrupted."""
+    from rnnscope.train import loop
+    from rnnscope.train.stop import Interrupted
+
+    real = loop.train_batch
+
+    def batch(run, state, idx):
+        if state.step == 5:  # step 5's checkpoint is pending; a signal came, then the batch breaks
+            run.stop.signum = signal.SIGTERM
+            raise RuntimeError("Connection closed by peer")
+        real(run, state, idx)
+
+    monkeypatch.setattr(loop, "train_batch", batch)
+    cfg = load_config(None, SMALL_DATA + LONG + ["--train.checkpoint_every", "5",
+                                                 "--train.run_dir", str(tmp_path / "run")])
+    with pytest.raises(Interrupted, match="stopped by SIGTERM"):
+        train(cfg)
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")["step"] == 5

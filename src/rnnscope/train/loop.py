@@ -151,6 +151,11 @@ def train(cfg: Config, *, distributed: DistContext | None = None, resume: bool =
                 log_and_validate(run, state)  # patience may make this step the last
             checkpoint(run, state, due=saves or state.done)
     except Exception as exc:
+        if run.stop.requested and run.dist.is_main:
+            # a stop that did not reach the end of its batch (a second signal, or a peer that
+            # left first): the last completed step's snapshot, still pending, is written as the
+            # stop would have written it (its weights are finite: offer checked them)
+            run.last_good.confirm()
         run.stop.after_failure(exc)  # a peer that left after a stop signal: Interrupted, not a traceback
         raise
     finally:
