@@ -1,7 +1,7 @@
 """The Elman recurrence as two Triton kernels: the whole forward time loop, the whole backward one.
 
 Persistent kernels: each program owns BLOCK_B rows of the batch and the full hidden width
-(padded to BLOCK_H, a power of two ≥ 16, with masks), loads W_hh once into registers (or, with
+(engine/triton_blocks.py's tile), loads W_hh once into registers (or, with
 RELOAD_W for large H, every step from the caches) and loops over the time steps inside the kernel, so a layer costs one launch forward and one backward
 however long the sequence. Per step, in the words of engine/bptt.py:
 
@@ -9,22 +9,18 @@ however long the sequence. Per step, in the words of engine/bptt.py:
     backward  dh_t = ∂L/∂y_t (+ ∂L/∂h_T at t = T) + δ_{t+1} W_hh
               δ_t  = dh_t ⊙ f'(z_t)   (f' read off h_t),    and after the loop ∂L/∂h_0 = δ_1 W_hh
 
-The weight adjustments stay one torch matmul each after the loop (engine/bptt.py's).
-
-The product with W_hh is tl.dot for float32 (PREC: "ieee" fp32, or "tf32" when torch allows it
-for matmuls) and a sum of broadcast products for float64 (tl.dot does not take fp64 on every
-GPU); USE_DOT picks one.
-The activations are written with exp only (libdevice's tanh is not available in Triton's
-interpreter), so the interpreter on a CPU (TRITON_INTERPRET=1 set before triton's first import)
-runs the very code a GPU compiles.
+The weight adjustments stay one torch matmul each after the loop (engine/bptt.py's). The product
+with W_hh (tl.dot in fp32, broadcast sums in fp64) and the activations (exp only, so that Triton's
+interpreter runs the code a GPU compiles) are engine/triton_blocks.py's.
 
 This module imports triton: only engine/fused_triton.py imports it, lazily.
 """
 
 from __future__ import annotations
 
-import triton
 import triton.language as tl
+
+from rnnscope.engine.triton_blocks import as_kernel, batch_tile, sigmoid, tanh, times, weight_block_layout
 
 # the ACT constexpr (a kernel reads a global only when it is a tl.constexpr)
 TANH, RELU, SIGMOID = tl.constexpr(0), tl.constexpr(1), tl.constexpr(2)
@@ -40,12 +36,8 @@ def elman_forward(
     ACT: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr, WRITE_Z: tl.constexpr, RELOAD_W: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)  # this program's batch rows
-    cols = tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_H)
-    mask = (rows[:, None] < B) & (cols[None, :] < H)  # (BLOCK_B, BLOCK_H)
-    w_mask = (ks[:, None] < H) & (cols[None, :] < H)
-    w_offsets = cols[None, :] * H + ks[:, None]  # (k, j) = W_hh[j, k]: W_hhᵀ
+    rows, cols, mask = batch_tile(B, H, BLOCK_B, BLOCK_H)  # this program's batch rows, all of H
+    w_offsets, w_mask = weight_block_layout(H, True, BLOCK_H)  # W_hhᵀ (computed once: RELOAD_W rereads)
     W_hh_t = tl.load(w_ptr + w_offsets, mask=w_mask, other=0.0)
     offsets = rows[:, None] * H + cols[None, :]  # (BLOCK_B, BLOCK_H) within one step
     h = tl.load(h0_ptr + offsets, mask=mask, other=0.0)  # h_0
@@ -54,19 +46,16 @@ def elman_forward(
         if RELOAD_W:  # too large for registers: read it again each step (from the L1/L2 caches)
             W_hh_t = tl.load(w_ptr + w_offsets, mask=w_mask, other=0.0)
         xw_t = tl.load(xw_ptr + offsets, mask=mask, other=0.0)
-        if USE_DOT:
-            z = xw_t + tl.dot(h, W_hh_t, input_precision=PREC)  # z_t = xw_t + h_{t-1} W_hhᵀ
-        else:
-            z = xw_t + tl.sum(h[:, :, None] * W_hh_t[None, :, :], axis=1)
+        z = xw_t + times(h, W_hh_t, USE_DOT, PREC)  # z_t = xw_t + h_{t-1} W_hhᵀ
         if WRITE_Z:
             tl.store(z_ptr + offsets, z, mask=mask)
             z_ptr += step
         if ACT == TANH:
-            h = 1.0 - 2.0 / (tl.exp(2.0 * z) + 1.0)  # tanh(z); exp overflowing to inf gives 1
+            h = tanh(z)
         elif ACT == RELU:
             h = tl.maximum(z, 0.0)
         else:
-            h = 1.0 / (1.0 + tl.exp(-z))  # σ(z)
+            h = sigmoid(z)
         # padded columns hold f(0) (σ(0) = 0.5), harmless: W_hh's padded rows and columns are 0
         tl.store(xw_ptr + offsets, h, mask=mask)  # h_t
         xw_ptr += step
@@ -85,12 +74,8 @@ def elman_backward(
     HAS_GRAD_LAST: tl.constexpr, WRITE_DH: tl.constexpr, RELOAD_W: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    cols = tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_H)
-    mask = (rows[:, None] < B) & (cols[None, :] < H)
-    w_mask = (ks[:, None] < H) & (cols[None, :] < H)
-    w_offsets = ks[:, None] * H + cols[None, :]  # (j, k) = W_hh[j, k]
+    rows, cols, mask = batch_tile(B, H, BLOCK_B, BLOCK_H)
+    w_offsets, w_mask = weight_block_layout(H, False, BLOCK_H)  # W_hh
     W_hh = tl.load(w_ptr + w_offsets, mask=w_mask, other=0.0)
     offsets = rows[:, None] * H + cols[None, :]
     step = B * H
@@ -122,10 +107,7 @@ def elman_backward(
             delta = dh * h * (1.0 - h)
         tl.store(delta_ptr + offsets, delta, mask=mask)
         # propagate the error term back through W_hh: ∂L/∂h_{t-1} (∂L/∂h_0 after the last step)
-        if USE_DOT:
-            dh_next = tl.dot(delta, W_hh, input_precision=PREC)
-        else:
-            dh_next = tl.sum(delta[:, :, None] * W_hh[None, :, :], axis=1)
+        dh_next = times(delta, W_hh, USE_DOT, PREC)
         h_ptr -= step
         delta_ptr -= step
     tl.store(dh0_ptr + offsets, dh_next, mask=mask)
@@ -137,22 +119,3 @@ def compile_kernels() -> tuple:
     for its own library functions such as tl.sum too)."""
     # T unspecialized: Triton would turn T = 1 into a constant, and `(T - 1).to(...)` needs a tensor
     return as_kernel(elman_forward, do_not_specialize=["T"]), as_kernel(elman_backward, do_not_specialize=["T"])
-
-
-def as_kernel(fn, **options):
-    """triton.jit(fn), interpreted exactly when triton's own library functions are (whatever
-    TRITON_INTERPRET says now)."""
-    jit = triton.jit(**options) if options else triton.jit
-    if not hasattr(triton, "knobs"):  # triton before 3.4 (pyproject asks for 3.6; a GPU box may differ)
-        return jit(fn)
-    with triton.knobs.runtime.scope():
-        triton.knobs.runtime.interpret = interpreter_active()
-        return jit(fn)
-
-
-def interpreter_active() -> bool:
-    """Whether Triton's interpreter runs kernels in this process (TRITON_INTERPRET=1 was set
-    before triton's first import: its library functions, tl.sum included, are interpreted)."""
-    from triton.runtime.interpreter import InterpretedFunction
-
-    return isinstance(tl.sum, InterpretedFunction)

@@ -113,7 +113,7 @@ def _kernels() -> tuple:
 @functools.cache
 def interpreter_active() -> bool:
     """Whether Triton's interpreter runs the kernels (TRITON_INTERPRET=1 before triton's import)."""
-    from rnnscope.engine.elman_kernels import interpreter_active as active
+    from rnnscope.engine.triton_blocks import interpreter_active as active
 
     return active()
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import triton.language as tl
 
-from rnnscope.engine.elman_kernels import as_kernel
-from rnnscope.engine.lstm_kernels import _sigmoid, _tanh, _times
+from rnnscope.engine.triton_blocks import as_kernel, batch_tile, sigmoid, tanh, times, weight_block
 
 
 def gru_forward(
@@ -31,15 +30,11 @@ def gru_forward(
     USE_DOT: tl.constexpr, PREC: tl.constexpr, HAS_B_HN: tl.constexpr, WRITE_A: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    cols = tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_H)
-    mask = (rows[:, None] < B) & (cols[None, :] < H)
-    w_mask = (ks[:, None] < H) & (cols[None, :] < H)
-    w_offsets = cols[None, :] * H + ks[:, None]  # W_gᵀ (k, j) = W_hh[g·H + j, k]
-    W_r = tl.load(w_ptr + w_offsets, mask=w_mask, other=0.0)
-    W_z = tl.load(w_ptr + H * H + w_offsets, mask=w_mask, other=0.0)
-    W_n = tl.load(w_ptr + 2 * H * H + w_offsets, mask=w_mask, other=0.0)
+    rows, cols, mask = batch_tile(B, H, BLOCK_B, BLOCK_H)
+    # W_gᵀ (k, j) = W_hh[g·H + j, k]
+    W_r = weight_block(w_ptr, 0, H, True, BLOCK_H)
+    W_z = weight_block(w_ptr, 1, H, True, BLOCK_H)
+    W_n = weight_block(w_ptr, 2, H, True, BLOCK_H)
     state = rows[:, None] * H + cols[None, :]
     gate = rows[:, None] * (3 * H) + cols[None, :]
     h = tl.load(h0_ptr + state, mask=mask, other=0.0)
@@ -48,12 +43,12 @@ def gru_forward(
     else:
         b_hn = tl.zeros((1, BLOCK_H), dtype=h0_ptr.dtype.element_ty)
     for t in range(T):
-        a_r = tl.load(ax_ptr + gate, mask=mask, other=0.0) + _times(h, W_r, USE_DOT, PREC)
-        a_z = tl.load(ax_ptr + gate + H, mask=mask, other=0.0) + _times(h, W_z, USE_DOT, PREC)
-        hn = _times(h, W_n, USE_DOT, PREC) + b_hn
-        r, z = _sigmoid(a_r), _sigmoid(a_z)
+        a_r = tl.load(ax_ptr + gate, mask=mask, other=0.0) + times(h, W_r, USE_DOT, PREC)
+        a_z = tl.load(ax_ptr + gate + H, mask=mask, other=0.0) + times(h, W_z, USE_DOT, PREC)
+        hn = times(h, W_n, USE_DOT, PREC) + b_hn
+        r, z = sigmoid(a_r), sigmoid(a_z)
         a_n = tl.load(ax_ptr + gate + 2 * H, mask=mask, other=0.0) + r * hn
-        n = _tanh(a_n)
+        n = tanh(a_n)
         if WRITE_A:
             tl.store(a_ptr + gate, a_r, mask=mask)
             tl.store(a_ptr + gate + H, a_z, mask=mask)
@@ -83,15 +78,11 @@ def gru_backward(
     USE_DOT: tl.constexpr, PREC: tl.constexpr, WRITE_D: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    cols = tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_H)
-    mask = (rows[:, None] < B) & (cols[None, :] < H)
-    w_mask = (ks[:, None] < H) & (cols[None, :] < H)
-    w_offsets = ks[:, None] * H + cols[None, :]  # W_g (j, k) = W_hh[g·H + j, k]
-    W_r = tl.load(w_ptr + w_offsets, mask=w_mask, other=0.0)
-    W_z = tl.load(w_ptr + H * H + w_offsets, mask=w_mask, other=0.0)
-    W_n = tl.load(w_ptr + 2 * H * H + w_offsets, mask=w_mask, other=0.0)
+    rows, cols, mask = batch_tile(B, H, BLOCK_B, BLOCK_H)
+    # W_g (j, k) = W_hh[g·H + j, k]
+    W_r = weight_block(w_ptr, 0, H, False, BLOCK_H)
+    W_z = weight_block(w_ptr, 1, H, False, BLOCK_H)
+    W_n = weight_block(w_ptr, 2, H, False, BLOCK_H)
     state = rows[:, None] * H + cols[None, :]
     gate = rows[:, None] * (3 * H) + cols[None, :]
     last = (T - 1).to(tl.int64) * B * H
@@ -122,8 +113,8 @@ def gru_backward(
         tl.store(d_input_ptr + gate + 2 * H, d_n, mask=mask)
         tl.store(d_hn_ptr + state, d_hn, mask=mask)
         # back through W_hh (all gates) and through the update gate's z ⊙ h_{t-1}
-        dh_next = (_times(d_r, W_r, USE_DOT, PREC) + _times(d_z, W_z, USE_DOT, PREC)
-                   + _times(d_hn, W_n, USE_DOT, PREC) + dh * z)
+        dh_next = (times(d_r, W_r, USE_DOT, PREC) + times(d_z, W_z, USE_DOT, PREC)
+                   + times(d_hn, W_n, USE_DOT, PREC) + dh * z)
         hn_ptr -= B * H
         h_prev_ptr -= B * H
         dh_out_ptr -= B * H

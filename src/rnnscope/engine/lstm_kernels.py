@@ -17,29 +17,9 @@ This module imports triton: only engine/fused_lstm.py imports it, lazily.
 
 from __future__ import annotations
 
-import triton
 import triton.language as tl
 
-from rnnscope.engine.elman_kernels import as_kernel
-
-
-def _sigmoid(a):
-    return 1.0 / (1.0 + tl.exp(-a))
-
-
-def _tanh(a):
-    return 1.0 - 2.0 / (tl.exp(2.0 * a) + 1.0)  # exp overflowing to inf gives 1
-
-
-def _times(v, W, USE_DOT: tl.constexpr, PREC: tl.constexpr):
-    """v (BLOCK_B, BLOCK_H) @ W (BLOCK_H, BLOCK_H): tl.dot in fp32, broadcast sums in fp64."""
-    if USE_DOT:
-        return tl.dot(v, W, input_precision=PREC)
-    else:
-        return tl.sum(v[:, :, None] * W[None, :, :], axis=1)
-
-
-_sigmoid, _tanh, _times = as_kernel(_sigmoid), as_kernel(_tanh), as_kernel(_times)  # called from the kernels
+from rnnscope.engine.triton_blocks import as_kernel, batch_tile, sigmoid, tanh, times, weight_block
 
 
 def lstm_forward(
@@ -52,35 +32,30 @@ def lstm_forward(
     USE_DOT: tl.constexpr, PREC: tl.constexpr, WRITE_A: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    cols = tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_H)
-    mask = (rows[:, None] < B) & (cols[None, :] < H)
-    w_mask = (ks[:, None] < H) & (cols[None, :] < H)
+    rows, cols, mask = batch_tile(B, H, BLOCK_B, BLOCK_H)
     # W_gᵀ (k, j) = W_hh[g·H + j, k] for each gate block
-    w_offsets = cols[None, :] * H + ks[:, None]
-    W_i = tl.load(w_ptr + w_offsets, mask=w_mask, other=0.0)
-    W_f = tl.load(w_ptr + H * H + w_offsets, mask=w_mask, other=0.0)
-    W_g = tl.load(w_ptr + 2 * H * H + w_offsets, mask=w_mask, other=0.0)
-    W_o = tl.load(w_ptr + 3 * H * H + w_offsets, mask=w_mask, other=0.0)
+    W_i = weight_block(w_ptr, 0, H, True, BLOCK_H)
+    W_f = weight_block(w_ptr, 1, H, True, BLOCK_H)
+    W_g = weight_block(w_ptr, 2, H, True, BLOCK_H)
+    W_o = weight_block(w_ptr, 3, H, True, BLOCK_H)
     state = rows[:, None] * H + cols[None, :]  # (BLOCK_B, BLOCK_H) within one step's (B, H)
     gate = rows[:, None] * (4 * H) + cols[None, :]  # gate i's block within one step's (B, 4H)
     h = tl.load(h0_ptr + state, mask=mask, other=0.0)
     c = tl.load(c0_ptr + state, mask=mask, other=0.0)
     for t in range(T):
-        a_i = tl.load(ax_ptr + gate, mask=mask, other=0.0) + _times(h, W_i, USE_DOT, PREC)
-        a_f = tl.load(ax_ptr + gate + H, mask=mask, other=0.0) + _times(h, W_f, USE_DOT, PREC)
-        a_g = tl.load(ax_ptr + gate + 2 * H, mask=mask, other=0.0) + _times(h, W_g, USE_DOT, PREC)
-        a_o = tl.load(ax_ptr + gate + 3 * H, mask=mask, other=0.0) + _times(h, W_o, USE_DOT, PREC)
+        a_i = tl.load(ax_ptr + gate, mask=mask, other=0.0) + times(h, W_i, USE_DOT, PREC)
+        a_f = tl.load(ax_ptr + gate + H, mask=mask, other=0.0) + times(h, W_f, USE_DOT, PREC)
+        a_g = tl.load(ax_ptr + gate + 2 * H, mask=mask, other=0.0) + times(h, W_g, USE_DOT, PREC)
+        a_o = tl.load(ax_ptr + gate + 3 * H, mask=mask, other=0.0) + times(h, W_o, USE_DOT, PREC)
         if WRITE_A:
             tl.store(a_ptr + gate, a_i, mask=mask)
             tl.store(a_ptr + gate + H, a_f, mask=mask)
             tl.store(a_ptr + gate + 2 * H, a_g, mask=mask)
             tl.store(a_ptr + gate + 3 * H, a_o, mask=mask)
             a_ptr += 4 * B * H
-        i, f, g, o = _sigmoid(a_i), _sigmoid(a_f), _tanh(a_g), _sigmoid(a_o)
+        i, f, g, o = sigmoid(a_i), sigmoid(a_f), tanh(a_g), sigmoid(a_o)
         c = f * c + i * g  # the cell state
-        h = o * _tanh(c)
+        h = o * tanh(c)
         tl.store(ax_ptr + gate, i, mask=mask)
         tl.store(ax_ptr + gate + H, f, mask=mask)
         tl.store(ax_ptr + gate + 2 * H, g, mask=mask)
@@ -105,16 +80,12 @@ def lstm_backward(
     USE_DOT: tl.constexpr, PREC: tl.constexpr, HAS_GRAD_C_LAST: tl.constexpr, WRITE_D: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    cols = tl.arange(0, BLOCK_H)
-    ks = tl.arange(0, BLOCK_H)
-    mask = (rows[:, None] < B) & (cols[None, :] < H)
-    w_mask = (ks[:, None] < H) & (cols[None, :] < H)
-    w_offsets = ks[:, None] * H + cols[None, :]  # W_g (j, k) = W_hh[g·H + j, k]
-    W_i = tl.load(w_ptr + w_offsets, mask=w_mask, other=0.0)
-    W_f = tl.load(w_ptr + H * H + w_offsets, mask=w_mask, other=0.0)
-    W_g = tl.load(w_ptr + 2 * H * H + w_offsets, mask=w_mask, other=0.0)
-    W_o = tl.load(w_ptr + 3 * H * H + w_offsets, mask=w_mask, other=0.0)
+    rows, cols, mask = batch_tile(B, H, BLOCK_B, BLOCK_H)
+    # W_g (j, k) = W_hh[g·H + j, k]
+    W_i = weight_block(w_ptr, 0, H, False, BLOCK_H)
+    W_f = weight_block(w_ptr, 1, H, False, BLOCK_H)
+    W_g = weight_block(w_ptr, 2, H, False, BLOCK_H)
+    W_o = weight_block(w_ptr, 3, H, False, BLOCK_H)
     state = rows[:, None] * H + cols[None, :]
     gate = rows[:, None] * (4 * H) + cols[None, :]
     last = (T - 1).to(tl.int64) * B * H  # step T's offset in a (T·B, H) array
@@ -136,7 +107,7 @@ def lstm_backward(
         f = tl.load(gates_ptr + gate + H, mask=mask, other=0.0)
         g = tl.load(gates_ptr + gate + 2 * H, mask=mask, other=0.0)
         o = tl.load(gates_ptr + gate + 3 * H, mask=mask, other=0.0)
-        tanh_c = _tanh(tl.load(c_ptr + state, mask=mask, other=0.0))
+        tanh_c = tanh(tl.load(c_ptr + state, mask=mask, other=0.0))
         c_prev = tl.load(c_prev_ptr + state, mask=mask, other=0.0)
         dc = dc_next + dh * o * (1.0 - tanh_c * tanh_c)  # the cell-state error
         if WRITE_D:
@@ -154,8 +125,8 @@ def lstm_backward(
         tl.store(delta_ptr + gate + 3 * H, d_o, mask=mask)
         dc_next = dc * f  # back through the forget gate
         # every gate's error term back through its block of W_hh: ∂L/∂h_{t-1} (∂L/∂h_0 at the end)
-        dh_next = (_times(d_i, W_i, USE_DOT, PREC) + _times(d_f, W_f, USE_DOT, PREC)
-                   + _times(d_g, W_g, USE_DOT, PREC) + _times(d_o, W_o, USE_DOT, PREC))
+        dh_next = (times(d_i, W_i, USE_DOT, PREC) + times(d_f, W_f, USE_DOT, PREC)
+                   + times(d_g, W_g, USE_DOT, PREC) + times(d_o, W_o, USE_DOT, PREC))
         c_ptr -= B * H
         c_prev_ptr -= B * H
         dh_out_ptr -= B * H

@@ -34,6 +34,7 @@ from rnnscope.parallel.exit import is_torchrun_worker
 from rnnscope.parallel.ledger import write_jsonl
 from rnnscope.parallel.summary import print_summary
 from rnnscope.train.checkpoint import checkpoint_dir
+from rnnscope.train.distributed import WholeModel
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,13 @@ def choose_backend(cfg) -> tuple[str, torch.device]:
     return backend, torch.device("cuda" if cuda else "cpu")
 
 
-class ParallelContext:
-    """What every strategy shares: the process group, the communicator, the ledger, the close."""
+class ParallelContext(WholeModel):
+    """What every strategy shares: the process group, the communicator, the ledger, the close.
+
+    The hooks that gather a model (before_diagnostics, grad_norm, before_snapshot, the optimizer
+    state) are WholeModel's, as data parallel needs them; a strategy that splits the model
+    overrides them.
+    """
 
     strategy = "none"
 
@@ -144,9 +150,6 @@ class ParallelContext:
         self.ledger.close_step(step)
         self.last_step = step
 
-    def before_diagnostics(self, step: int) -> None:
-        """Every rank holds the whole model (data parallel): nothing to gather."""
-
     def data_comm(self) -> Communicator | None:
         """The communicator over this rank's data replicas (None: this rank is the only one)."""
         return self.comm if self.world_size > 1 else None
@@ -164,21 +167,6 @@ class ParallelContext:
         comm.all_reduce(total, tag=TAG_METRICS)
         self.ledger.close_step(self.last_step, "log")
         return float(total)
-
-    def grad_norm(self, model: nn.Module, local: float) -> float:
-        """Every rank holds the whole model (data parallel): the local norm."""
-        return local
-
-    def before_snapshot(self, step: int, optimizer: torch.optim.Optimizer) -> None:
-        """Every rank holds the whole model (data parallel): nothing to gather."""
-
-    def optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict:
-        """Every rank's optimizer covers the whole model (data parallel): its own state."""
-        return optimizer.state_dict()
-
-    def local_optimizer_state(self, state: dict) -> dict:
-        """Every rank's optimizer covers the whole model (data parallel): all of it."""
-        return state
 
     def finish(self) -> None:
         """Strategy-specific last checks before the ledger is gathered (none by default)."""

@@ -87,7 +87,30 @@ class DistContext(Protocol):
         ...
 
 
-class SingleProcess:
+class WholeModel:
+    """The hooks of a process that holds the whole model and its whole optimizer (a one-process
+    run, or one data-parallel replica): nothing to gather, the local norm, its own optimizer state."""
+
+    def before_diagnostics(self, step: int) -> None:
+        """The whole model is here already."""
+
+    def grad_norm(self, model: nn.Module, local: float) -> float:
+        """The whole model is here: the local norm."""
+        return local
+
+    def before_snapshot(self, step: int, optimizer: torch.optim.Optimizer) -> None:
+        """The whole model is here already."""
+
+    def optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict:
+        """The optimizer covers the whole model: its own state."""
+        return optimizer.state_dict()
+
+    def local_optimizer_state(self, state: dict) -> dict:
+        """The optimizer covers the whole model: all of it."""
+        return state
+
+
+class SingleProcess(WholeModel):
     """The DistContext of an ordinary one-process run: every hook does nothing."""
 
     is_main = True
@@ -104,27 +127,9 @@ class SingleProcess:
     def on_step_end(self, step: int, model: nn.Module) -> None:
         """Nothing to synchronize."""
 
-    def before_diagnostics(self, step: int) -> None:
-        """The whole model is here already."""
-
     def average(self, value: float) -> float:
         """One replica: the value itself."""
         return value
-
-    def grad_norm(self, model: nn.Module, local: float) -> float:
-        """The whole model is here: the local norm."""
-        return local
-
-    def before_snapshot(self, step: int, optimizer: torch.optim.Optimizer) -> None:
-        """The whole model is here already."""
-
-    def optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict:
-        """The optimizer's own state."""
-        return optimizer.state_dict()
-
-    def local_optimizer_state(self, state: dict) -> dict:
-        """All of it."""
-        return state
 
     def close(self, run_dir: Path | None) -> None:
         """Nothing to release."""
