@@ -37,6 +37,8 @@ def test_torchrun_command_stays_on_loopback_and_pins_the_run_directory():
                                        "--train.run_dir", "runs/x"]
     resumed = torchrun_args(cfg, ["train", "--resume", "runs/y"], Path("runs/y"))
     assert "--train.run_dir" not in resumed
+    agent = torchrun_args(cfg, ["train"], Path("runs/x"), Path("/tmp/agent"))
+    assert agent[agent.index("--log-dir") + 1] == "/tmp/agent" and "--log-dir" not in args
 
 
 def test_describe_failure_names_the_worker_the_signal_and_the_checkpoint(tmp_path):
@@ -135,13 +137,14 @@ def test_short_shutdown_continues_stopped_workers_and_gives_a_failed_run_one_sec
 
 # -- real runs through `rnnscope train` ------------------------------------------------------
 
-def start_training(run_dir: Path, *extra: str) -> subprocess.Popen:
-    """`rnnscope train --parallel.strategy data --parallel.nproc 2 ...` in the background."""
+def start_training(run_dir: Path, *extra: str, tmp: Path | None = None) -> subprocess.Popen:
+    """`rnnscope train --parallel.strategy data --parallel.nproc 2 ...` in the background
+    (with TMPDIR=`tmp` when given, to see what the run leaves in its temporary directory)."""
     argv = [sys.executable, "-m", "rnnscope", "train", "--parallel.strategy", "data",
             "--parallel.nproc", "2", "--train.run_dir",
             str(run_dir), "--train.progress", "false", "--train.checkpoint_every", "5",
             "--train.log_every", "5", "--data.samples", "256", "--data.batch_size", "8", *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **({"TMPDIR": str(tmp)} if tmp else {})}
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
 
@@ -161,8 +164,9 @@ def kill_worker_after_first_checkpoint(proc: subprocess.Popen, run_dir: Path, ra
 @pytest.mark.distributed
 @pytest.mark.timeout(150)
 def test_a_killed_worker_stops_the_run_with_a_clear_error_and_an_intact_checkpoint(tmp_path):
-    run_dir = tmp_path / "run"
-    proc = start_training(run_dir, "--train.max_steps", "1000000")
+    run_dir, tmp = tmp_path / "run", tmp_path / "tmp"
+    tmp.mkdir()
+    proc = start_training(run_dir, "--train.max_steps", "1000000", tmp=tmp)
     try:
         kill_worker_after_first_checkpoint(proc, run_dir, rank=1)
         _, stderr = proc.communicate(timeout=60)  # a hang is a failure
@@ -173,13 +177,15 @@ def test_a_killed_worker_stops_the_run_with_a_clear_error_and_an_intact_checkpoi
     assert f"the last checkpoint is {run_dir / 'checkpoints' / 'latest.pt'}" in stderr
     state = load_checkpoint(run_dir / "checkpoints" / "latest.pt")  # intact and readable
     assert state["step"] >= 5
+    assert not list(tmp.iterdir())  # torchrun's agent files went with the launch (no torchelastic_*)
 
 
 @pytest.mark.distributed
 @pytest.mark.timeout(150)
 def test_max_restarts_resumes_from_the_last_checkpoint(tmp_path):
-    run_dir = tmp_path / "run"
-    proc = start_training(run_dir, "--train.max_steps", "60", "--parallel.max_restarts", "1")
+    run_dir, tmp = tmp_path / "run", tmp_path / "tmp"
+    tmp.mkdir()
+    proc = start_training(run_dir, "--train.max_steps", "60", "--parallel.max_restarts", "1", tmp=tmp)
     try:
         kill_worker_after_first_checkpoint(proc, run_dir, rank=0)
         stdout, stderr = proc.communicate(timeout=120)
@@ -193,6 +199,7 @@ def test_max_restarts_resumes_from_the_last_checkpoint(tmp_path):
     assert steps == sorted(set(steps)) and steps[-1] == 60
     assert (run_dir / "traffic.jsonl").exists() and "dp-grad" in stdout
     assert "leaked" not in stderr, stderr[-2000:]  # triton's bindings, where installed, stay quiet at exit
+    assert not list(tmp.iterdir())  # torchrun's agent files went with the launch (no torchelastic_*)
 
 
 def _listening_inodes() -> set[str]:

@@ -41,6 +41,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -96,11 +97,13 @@ def check_launch(cfg) -> None:
         log.warning("%d workers on %d CPU cores: oversubscribed, steps will be slower", n, cores)
 
 
-def torchrun_args(cfg, argv: list[str], run_dir: Path) -> list[str]:
+def torchrun_args(cfg, argv: list[str], run_dir: Path, agent_dir: Path | None = None) -> list[str]:
     """The torchrun command line (without `torchrun`) that starts this training's workers.
 
     `argv` is the rnnscope command line after `rnnscope` (`["train", ...]`; a leading "train"
     is added when missing); the run directory is pinned unless argv already does (or resumes).
+    `agent_dir`: where torchrun's agent keeps its per-worker files (the workers' error files);
+    without it the agent makes a /tmp/torchelastic_* directory that nobody removes.
     """
     command = list(argv) if argv[:1] == ["train"] else ["train", *argv]
     if not any(a in ("--resume", "--train.run_dir") or a.startswith(("--resume=", "--train.run_dir="))
@@ -110,6 +113,7 @@ def torchrun_args(cfg, argv: list[str], run_dir: Path) -> list[str]:
             "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0",
             "--local-addr", "127.0.0.1", "--max-restarts", str(cfg.parallel.max_restarts),
             "--shutdown-timeout", str(SHUTDOWN_GRACE_S),
+            *(["--log-dir", str(agent_dir)] if agent_dir is not None else []),
             "--role", "rnnscope", "-m", "rnnscope", *command]
 
 
@@ -291,11 +295,13 @@ def launch(cfg, argv: list[str]) -> int:
     _quiet_torchrun_agent()
     # one run directory for every worker and every restart, fixed before anyone starts
     run_dir = Path(cfg.train.run_dir) if cfg.train.run_dir else default_run_dir()
-    args = get_args_parser().parse_args(torchrun_args(cfg, argv, run_dir))
-    log.info("starting %d workers (%s parallel) with torch.distributed.run; run directory %s",
-             cfg.parallel.nproc, cfg.parallel.strategy, run_dir)
     lock = RunLock(run_dir).acquire()  # held for every worker and restart (they see our pid)
+    # the agent's per-worker files live as long as this launch (they name a failed worker's error)
+    agent_dir = tempfile.TemporaryDirectory(prefix="rnnscope-torchrun-")
     try:
+        args = get_args_parser().parse_args(torchrun_args(cfg, argv, run_dir, Path(agent_dir.name)))
+        log.info("starting %d workers (%s parallel) with torch.distributed.run; run directory %s",
+                 cfg.parallel.nproc, cfg.parallel.strategy, run_dir)
         with _environment(GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS=worker_threads(cfg),
                           **{LAUNCHER_PID: str(os.getpid())}), \
                 listening_on("127.0.0.1"), short_shutdown(SHUTDOWN_GRACE_S) as hung:
@@ -313,6 +319,7 @@ def launch(cfg, argv: list[str]) -> int:
         return 128 + int(exc.sigval)
     finally:
         lock.release()
+        agent_dir.cleanup()
         # the interpreter's last garbage collection at exit walks everything torch and the agent
         # allocated (2 s on the loaded 2-core box, the larger part of a hung run's teardown);
         # frozen objects are left out of it, and the process ends right after this anyway
