@@ -49,3 +49,19 @@ def test_every_op_is_correct_and_its_ledger_bytes_match_the_loopback(tmp_path):
     # weight checksums: equal weights pass, one flipped bit on rank 1 is caught
     assert len({tuple(c[:2]) for c in ops["checksums_agree"]}) == 1
     assert ops["mismatch"] is not None and "after step 2" in ops["mismatch"]
+
+
+def test_a_backend_error_is_cut_to_its_reason():
+    """gloo's C++ source location and its generic advice paragraph stay out of the one line."""
+    from rnnscope.parallel.comm import backend_reason
+
+    reset = RuntimeError("[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error "
+                         "[127.0.0.1]:396: Connection reset by peer. This is typically caused by a remote worker "
+                         "hanging or bugs in the application. Check the logs of the remote worker before reporting "
+                         "an error. GLHF! 🏖️")
+    assert backend_reason(reset) == "Read error [127.0.0.1]:396: Connection reset by peer."
+    timeout = RuntimeError("[../third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:81] Timed out waiting "
+                           "6000ms for recv operation to complete\nmore")
+    assert backend_reason(timeout) == "Timed out waiting 6000ms for recv operation to complete"
+    assert backend_reason(RuntimeError("sizes disagree")) == "sizes disagree"
+    assert backend_reason(RuntimeError("")) == "RuntimeError"

@@ -24,6 +24,7 @@ reduce-scatter). A failed operation raises `CommError` naming the op, tag, size 
 from __future__ import annotations
 
 import datetime
+import re
 import threading
 import time
 
@@ -41,6 +42,15 @@ REDUCE_OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.Re
 
 class CommError(RuntimeError):
     """A communication operation failed: a peer died, timed out or disagreed on sizes."""
+
+
+def backend_reason(exc: BaseException) -> str:
+    """What the backend says went wrong, in one short line: gloo's messages carry the C++ source
+    location ("[/__w/pytorch/…/pair.cc:537] ") and a generic paragraph after the reason
+    ("This is typically caused by a remote worker hanging…"), neither of which helps a user."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h|hpp):\d+\]\s*", "", text)
+    return text.split(" This is typically caused by")[0].strip()
 
 
 # torch 2.13 renamed all_gather_into_tensor and reduce_scatter_tensor (the old names now warn);
@@ -107,7 +117,7 @@ class Handle:
             else:
                 self._work.wait(datetime.timedelta(seconds=timeout_s))
         except RuntimeError as exc:
-            raise CommError(f"{self._pending.describe()} failed: {exc}") from exc
+            raise CommError(f"{self._pending.describe()} failed: {backend_reason(exc)}") from exc
         self._pending.finish()
 
     def is_completed(self) -> bool:
@@ -124,7 +134,7 @@ class Handle:
             try:
                 value = fut.value()
             except RuntimeError as exc:
-                raise CommError(f"{self._pending.describe()} failed: {exc}") from exc
+                raise CommError(f"{self._pending.describe()} failed: {backend_reason(exc)}") from exc
             self._pending.finish()
             return value
 
@@ -164,7 +174,7 @@ class Communicator:
         try:
             work = call(async_op)
         except RuntimeError as exc:
-            raise CommError(f"{pending.describe()} failed: {exc}") from exc
+            raise CommError(f"{pending.describe()} failed: {backend_reason(exc)}") from exc
         if async_op:
             return Handle(work, pending)
         pending.finish()

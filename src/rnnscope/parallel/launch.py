@@ -329,15 +329,16 @@ def launch(cfg, argv: list[str]) -> int:
 
 
 def _quiet_torchrun_agent() -> None:
-    """torchrun's agent logs WARNING lines of its own when a run stops ("Received 2 death signal,
-    shutting down workers", "Sending process … closing signal SIGINT"); the launcher says what
-    happened in one line, so below ERROR they are shown with -v only. Its loggers set their own
-    level when created (LOGLEVEL, default WARNING), so each is set here."""
+    """torchrun's agent logs lines of its own when a run stops or a worker fails ("Received 2
+    death signal, shutting down workers", "Sending process … closing signal SIGINT", "failed
+    (exitcode: 1) local_rank: 0 (pid: …) of binary: …"); the launcher says what happened in one
+    line (which worker, how, the last checkpoint), so the agent's are shown with -v only. Its
+    loggers set their own level when created (LOGLEVEL, default WARNING), so each is set here."""
     if logging.getLogger().isEnabledFor(logging.DEBUG):
         return
     for name in list(logging.Logger.manager.loggerDict):
         if name.startswith(("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher")):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _silence_leak_reports() -> None:
