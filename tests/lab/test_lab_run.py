@@ -1,5 +1,7 @@
 """Workers in the lab: the torchrun command each host runs, and a failing worker's report."""
 
+from pathlib import Path
+
 import pytest
 
 from rnnscope.lab.netns import Lab
@@ -9,12 +11,12 @@ from rnnscope.lab.system import LabError
 
 def test_each_host_runs_torchrun_with_the_rendezvous_on_host_0(monkeypatch):
     lab = Lab(3, 10e6)  # not built: only its names and addresses are needed
-    argv = worker_argv(lab, 2, ["--model.hidden", "8"])
+    argv = worker_argv(lab, 2, ["--model.hidden", "8"], Path("run/lab/agent2"))
     flags = dict(zip(argv[3:-5:2], argv[4:-5:2]))
     assert argv[1:3] == ["-m", "torch.distributed.run"]
     assert flags == {"--nnodes": "3", "--node_rank": "2", "--nproc_per_node": "1",
                      "--max_restarts": "0", "--master_addr": lab.hosts[0].address,
-                     "--master_port": str(MASTER_PORT)}
+                     "--master_port": str(MASTER_PORT), "--log_dir": "run/lab/agent2"}
     assert argv[-5:] == ["-m", "rnnscope", "train", "--model.hidden", "8"]
     monkeypatch.setenv("RANK", "5")
     monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")

@@ -173,7 +173,7 @@ def torchrun(mode: str, out: Path, *args: str, nproc: int = 2,
 
     argv = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
             "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0", "--local-addr",
-            "127.0.0.1", str(HERE / "dp_worker.py"), mode, str(out), *args]
+            "127.0.0.1", "--log-dir", str(out / "agent"), str(HERE / "dp_worker.py"), mode, str(out), *args]
     if isolate:
         argv = isolated_command(argv, out / "netdev")
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}

@@ -40,12 +40,15 @@ class RunOutput:
     seconds: float  # wall time of the whole run, start-up included
 
 
-def worker_argv(lab: Lab, node_rank: int, train_args: list[str]) -> list[str]:
-    """The torchrun command of host `node_rank` (one worker), ending in `rnnscope train ...`."""
+def worker_argv(lab: Lab, node_rank: int, train_args: list[str], agent_dir: Path) -> list[str]:
+    """The torchrun command of host `node_rank` (one worker), ending in `rnnscope train ...`;
+    its agent keeps its per-worker files in `agent_dir` (beside the host's log; without it they
+    would go to a /tmp/torchelastic_* directory nobody removes)."""
     return [sys.executable, "-m", "torch.distributed.run",
             "--nnodes", str(len(lab.hosts)), "--node_rank", str(node_rank),
             "--nproc_per_node", "1", "--max_restarts", "0",
             "--master_addr", lab.hosts[0].address, "--master_port", str(MASTER_PORT),
+            "--log_dir", str(agent_dir),
             "-m", "rnnscope", "train", *train_args]
 
 
@@ -70,8 +73,9 @@ def run_workers(lab: Lab, train_args: list[str], run_dir: Path, timeout_s: float
     logs = [log_dir / f"host{host.index}.log" for host in lab.hosts]
     try:
         for host, log_path in zip(lab.hosts, logs):
+            argv = worker_argv(lab, host.index, train_args, log_dir / f"agent{host.index}")
             with log_path.open("w") as out:  # the child keeps its own descriptor
-                procs.append(lab.popen(host, worker_argv(lab, host.index, train_args),
+                procs.append(lab.popen(host, argv,
                                        env=worker_env(host.ifname), stdout=out,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
         _wait_all(procs, logs, start + timeout_s)
