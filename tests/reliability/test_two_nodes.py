@@ -24,8 +24,9 @@ def free_port() -> int:
 @pytest.mark.distributed
 @pytest.mark.timeout(180)
 def test_a_two_node_launch_on_loopback(tmp_path):
-    port, run_dir = free_port(), tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    port, run_dir, tmp = free_port(), tmp_path / "run", tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "TMPDIR": str(tmp)}
     nodes = []
     for node_rank in (0, 1):
         argv = [sys.executable, "-m", "rnnscope.parallel.launch", "--bind", "127.0.0.1",
@@ -48,3 +49,4 @@ def test_a_two_node_launch_on_loopback(tmp_path):
     assert seen and all(a.startswith("127.0.0.1:") for a in seen), seen
     assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["step"] == 20
     assert "dp-grad" in outs[0][0]  # node 0's rank 0 printed the traffic summary
+    assert not list(tmp.iterdir())  # each node's torchrun agent files went with it (no torchelastic_*)

@@ -366,10 +366,15 @@ def node_main(argv: list[str] | None = None) -> int:
               "-m rnnscope train ...", file=sys.stderr)
         return 2
     bind = argv[1]
-    with _environment(**{LAUNCHER_PID: str(os.getpid())}), listening_on(bind), \
+    # the agent's per-worker files in a directory removed with this node (unless the user names one)
+    options = argv[2:argv.index("-m")] if "-m" in argv[2:] else argv[2:]  # torchrun's, not the program's
+    named = any(a.split("=")[0] in ("--log-dir", "--log_dir") for a in options)
+    agent_dir = tempfile.TemporaryDirectory(prefix="rnnscope-torchrun-")
+    logs = [] if named else ["--log-dir", agent_dir.name]
+    with agent_dir, _environment(**{LAUNCHER_PID: str(os.getpid())}), listening_on(bind), \
             short_shutdown(SHUTDOWN_GRACE_S):
         try:
-            torchrun_main(["--shutdown-timeout", str(SHUTDOWN_GRACE_S), *argv[2:]])
+            torchrun_main(["--shutdown-timeout", str(SHUTDOWN_GRACE_S), *logs, *argv[2:]])
         except Exception as exc:  # ChildFailedError and friends: torchrun printed the details
             print(f"rnnscope node: error: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
                   if str(exc).strip() else f"rnnscope node: error: {type(exc).__name__}",
