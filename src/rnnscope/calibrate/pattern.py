@@ -209,8 +209,12 @@ def time_exchanges(shape: RNNShape, cfg, comm, repeats: int = 5, sync=None,
             if 1 < world <= shape.layers else None]
     with denormals_flushed(cfg.train.flush_denormal):
         # from a barrier each time: a rank's time runs from the common start to its own end
-        # (the slowest rank's is the exchange's), not from where the previous call left it
-        seconds = interleaved_seconds(runs, repeats, sync, before_each=sync)
+        # (the slowest rank's is the exchange's), not from where the previous call left it.
+        # The pipeline's call is short (a step, ~10-50 ms against the split's ~0.5 s), and its
+        # wait per chunk is a small difference of two times, so it gets 3× the calls
+        split_s = interleaved_seconds(runs[:1], repeats, sync, before_each=sync)[0]
+        pipe_s = interleaved_seconds(runs[1:], 3 * repeats, sync, before_each=sync)[0]
+        seconds = [split_s, pipe_s]
     comm.ledger.close_step(None, "calibrate")  # keep the records from piling up
     if slowest is not None:
         seconds = slowest(seconds)
