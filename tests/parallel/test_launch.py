@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from testing_utils import alive, tree, worker_pids
+from testing_utils import alive, listening_inodes, socket_inodes, tree, worker_pids
 
 from rnnscope.errors import UserError
 from rnnscope.parallel.launch import (FAILURE_GRACE_S, SHUTDOWN_GRACE_S, check_launch,
@@ -203,29 +203,6 @@ def test_max_restarts_resumes_from_the_last_checkpoint(tmp_path):
     assert not list(tmp.iterdir())  # torchrun's agent files went with the launch (no torchelastic_*)
 
 
-def _listening_inodes() -> set[str]:
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A":  # LISTEN
-                found.add(fields[9])
-    return found
-
-
-def _sockets(pids: list[int]) -> set[str]:
-    inodes = set()
-    for pid in pids:
-        for fd in Path(f"/proc/{pid}/fd").glob("*") if Path(f"/proc/{pid}").exists() else []:
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    return inodes
-
-
 # The run must end within --parallel.timeout_s of the stop. The slack is what the clock here
 # cannot attribute to the run: the step in flight when the worker stops (the survivor's
 # collective, whose timer is what expires, may start up to one step later: milliseconds here),
@@ -251,7 +228,7 @@ def test_a_stopped_worker_ends_the_run_within_timeout_s_leaving_no_process_or_po
             assert time.monotonic() < end, "no checkpoint appeared"
             time.sleep(0.02)
         pids = tree(proc.pid)
-        listening = _sockets(pids) & _listening_inodes()
+        listening = socket_inodes(pids) & listening_inodes()
         assert listening, "the run's stores should be listening while it trains"
         worker = worker_pids(proc.pid)[1]
         os.kill(worker, signal.SIGSTOP)
@@ -270,7 +247,7 @@ def test_a_stopped_worker_ends_the_run_within_timeout_s_leaving_no_process_or_po
         f"the run ended {took:.1f} s after the stop, past --parallel.timeout_s "
         f"{STOP_TIMEOUT_S} (+{STOP_SLACK_S} s slack)")
     assert not [p for p in pids if alive(p)], "a process of the run outlived it"
-    assert not listening & _listening_inodes(), "a socket of the run still listens"
+    assert not listening & listening_inodes(), "a socket of the run still listens"
     lines = [line for line in stderr.splitlines() if line.startswith("rnnscope train: error:")]
     assert len(lines) == 1 and f"worker rank 1 (pid {worker}) was stopped (hung)" in lines[0], stderr
     assert "Traceback" not in stderr and "leaked" not in stderr

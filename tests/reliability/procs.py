@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from testing_utils import alive, children, tree, worker_pids  # noqa: F401  (the tests import them from here)
+from testing_utils import alive, children, listening, tree, worker_pids  # noqa: F401  (the tests import them from here)
 
 SMALL_DATA = ["--train.progress", "false", "--data.samples", "256", "--data.batch_size", "8",
               "--model.hidden", "8", "--data.seq_len", "10"]
@@ -26,46 +25,6 @@ def start(run_dir: Path | None, *args: str, strategy: str | None = "data", nproc
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([*argv, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=cwd, start_new_session=True)
-
-
-def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    try:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    except OSError:
-        pass
-    return inodes
-
-
-def _address(hex_addr: str) -> str:
-    host, port = hex_addr.split(":")
-    raw = bytes.fromhex(host)
-    if len(raw) == 4:
-        return f"{socket.inet_ntop(socket.AF_INET, raw[::-1])}:{int(port, 16)}"
-    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
-    return f"[{socket.inet_ntop(socket.AF_INET6, words)}]:{int(port, 16)}"
-
-
-def listening(pids: list[int]) -> list[str]:
-    """The addresses that TCP sockets of `pids` listen on (from /proc/net/tcp and tcp6)."""
-    inodes = set().union(*(_socket_inodes(p) for p in pids)) if pids else set()
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                found.append(_address(fields[1]))
-    return found
 
 
 def wait_for(predicate, timeout_s: float, what: str, proc: subprocess.Popen | None = None):
