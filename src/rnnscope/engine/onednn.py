@@ -3,9 +3,10 @@
 torch's CPU matmul (addmm, mm) calls MKL's sgemm; torch.nn.LSTM and torch.nn.GRU's own CPU kernels
 call oneDNN. On the AMD EPYC machines this project is measured on, MKL runs its generic code path,
 and oneDNN's linear (torch.ops.mkldnn._linear_pointwise, the op torch's compiler uses on the CPU)
-was 10-45 % faster for a step's matmul of (256, 512) × (512, 2048) or (256, 1536) × (1536, 512),
-and slower below about 10^7 multiply-adds, where its fixed cost per call counts
-(benchmarks/engine.py, configuration (256, 50, 32, 512)). float64 has no oneDNN kernel.
+was faster for the large configuration's step matmuls (benchmarks/engine.py, (256, 50, 32, 512):
+(256, 512) × (512, 2048) 2.7 against 3.3 ms; the GRU's (256, 1536) × (1536, 512) 1.9 against 4.3
+ms in a training step's profile) and slower below about 10^7 multiply-adds, where its fixed cost
+per call counts; docs/engine.md has the measurements. float64 has no oneDNN kernel.
 
 The LSTM's compiled loop (engine/lstm_kernel.py) and the GRU's torch loop (engine/gru.py) ask
 `use_for` once per sequence and then call `linear` (or the same operator from C++) every step.
