@@ -3,6 +3,7 @@ per run directory, and a dead run's lock never blocks."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -11,6 +12,7 @@ import torch
 
 from procs import SMALL_DATA, alive, full_only, listening, start, tree, wait_for
 from rnnscope.cli import main
+from rnnscope.parallel.ledger import read_jsonl
 from rnnscope.train.checkpoint import load_checkpoint
 from rnnscope.train.config import load_config
 from rnnscope.train.loop import train
@@ -94,6 +96,11 @@ def test_a_signal_to_the_launcher_ends_a_parallel_run_in_one_line(tmp_path, sig)
     state = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     assert f"(step {state['step']}); continue with: rnnscope train --resume {run_dir}" in stopped[0]
     assert not [p for p in pids if alive(p)] and not listening(pids)
+    # nothing of the ledger is lost: each worker wrote its own rows, the launcher merged them
+    rows = read_jsonl(run_dir / "traffic.jsonl")
+    assert {r["rank"] for r in rows if r["phase"] == "step"} == {0, 1}
+    assert {json.loads(line)["rank"] for line in (run_dir / "compute.jsonl").read_text().splitlines()} == {0, 1}
+    assert not list(run_dir.glob("*.rank*.jsonl"))
 
 
 def test_a_stop_cut_short_inside_a_batch_keeps_the_last_completed_steps_checkpoint(tmp_path, monkeypatch):

@@ -181,19 +181,19 @@ class ParallelContext(WholeModel):
         try:
             if failing:
                 self.ledger.close_step(None, "close")
-                rows, phases = [self.ledger.rows], [self.ledger.phases]
+                if run_dir is not None:
+                    self.write_own_rows(Path(run_dir))
             else:
                 self.finish()
                 self.ledger.close_step(None, "close")
                 rows = self.comm.all_gather_object(self.ledger.rows, tag="ledger")
                 phases = self.comm.all_gather_object(self.ledger.phases, tag="ledger")
-            if self.is_main and run_dir is not None:
-                path = write_jsonl([row for part in rows for row in part], Path(run_dir) / TRAFFIC_FILE)
-                write_phases(phases, Path(run_dir) / PHASES_FILE)
-                if failing:
-                    log.warning("wrote rank 0's traffic only to %s (the run failed)", path)
-                else:
-                    print_summary([row for part in rows for row in part], path)
+                if self.is_main and run_dir is not None:
+                    rows = [row for part in rows for row in part]
+                    path = write_jsonl(rows, Path(run_dir) / TRAFFIC_FILE)
+                    write_phases(enumerate(phases), Path(run_dir) / PHASES_FILE)
+                    remove_rank_parts(Path(run_dir))  # an earlier attempt's: these rows are whole
+                    print_summary(rows, path)
         finally:
             # a torchrun worker keeps its group until it leaves through exit_worker: destroying it
             # here can deadlock with gloo's thread (parallel/exit.py says how)
@@ -201,11 +201,76 @@ class ParallelContext(WholeModel):
                 dist.destroy_process_group()
 
 
-def write_phases(phases: list[list], path: Path) -> None:
-    """compute.jsonl: {"rank": k, "phases": [[name, start, end], ...]} per rank, Unix seconds."""
-    with path.open("w") as f:
-        for rank, spans in enumerate(phases):
+    def write_own_rows(self, run_dir: Path) -> None:
+        """A failed or stopped run's ledger, written without a collective (a peer may be gone):
+        rank 0 its rows into traffic.jsonl and compute.jsonl, every other rank into its own
+        part beside them (traffic.rank<k>.jsonl, compute.rank<k>.jsonl), which the launcher
+        folds into those files when the workers are gone (`merge_rank_parts`)."""
+        if self.is_main:
+            path = write_jsonl(self.ledger.rows, run_dir / TRAFFIC_FILE)
+            write_phases([(self.rank, self.ledger.phases)], run_dir / PHASES_FILE)
+            log.info("the run ended early: wrote rank 0's traffic to %s; the other ranks write "
+                     "theirs beside it (traffic.rank<k>.jsonl), which the launcher merges", path)
+        else:
+            write_jsonl(self.ledger.rows, rank_part(run_dir, TRAFFIC_FILE, self.rank))
+            write_phases([(self.rank, self.ledger.phases)], rank_part(run_dir, PHASES_FILE, self.rank))
+
+
+def write_phases(phases, path: Path) -> None:
+    """compute.jsonl: {"rank": k, "phases": [[name, start, end], ...]} per (rank, spans) pair of
+    `phases`, Unix seconds; written whole or not at all."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as f:
+        for rank, spans in phases:
             f.write(json.dumps({"rank": rank, "phases": spans}) + "\n")
+    tmp.replace(path)
+
+
+def rank_part(run_dir: Path, name: str, rank: int) -> Path:
+    """Where rank `rank` of a run that ended early writes its own rows of `name`
+    (traffic.jsonl → traffic.rank1.jsonl)."""
+    stem, _, suffix = name.partition(".")
+    return Path(run_dir) / f"{stem}.rank{rank}.{suffix}"
+
+
+def _parts(run_dir: Path, name: str) -> list[Path]:
+    stem, _, suffix = name.partition(".")
+    return sorted(Path(run_dir).glob(f"{stem}.rank*.{suffix}"))
+
+
+def remove_rank_parts(run_dir: Path) -> None:
+    """Remove the rank parts in run_dir (left by an earlier attempt or launch)."""
+    for name in (TRAFFIC_FILE, PHASES_FILE):
+        for part in _parts(run_dir, name):
+            part.unlink(missing_ok=True)
+
+
+def merge_rank_parts(run_dir: Path) -> list[Path]:
+    """Fold the rank parts of a run that ended early into traffic.jsonl and compute.jsonl (the
+    launcher calls it once every worker is gone), then remove them; returns the parts merged.
+    A part that cannot be read is left where it is, with a warning."""
+    merged = []
+    for name in (TRAFFIC_FILE, PHASES_FILE):
+        parts = _parts(run_dir, name)
+        if not parts:
+            continue
+        whole = Path(run_dir) / name
+        try:
+            lines = [line for path in [whole, *parts] if path.exists()
+                     for line in path.read_text().splitlines() if line.strip()]
+            rows = [json.loads(line) for line in lines]
+        except (OSError, ValueError) as exc:
+            log.warning("could not merge the ranks' parts into %s: %s", whole, exc)
+            continue
+        if name == TRAFFIC_FILE:
+            write_jsonl(rows, whole)
+        else:
+            write_phases(sorted(((row["rank"], row["phases"]) for row in rows), key=lambda pair: pair[0]),
+                         whole)
+        for part in parts:
+            part.unlink(missing_ok=True)
+        merged += parts
+    return merged
 
 
 def init_process_group(backend: str, timeout: datetime.timedelta, device_id) -> None:

@@ -286,6 +286,7 @@ def launch(cfg, argv: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
+    from rnnscope.parallel.context import PHASES_FILE, TRAFFIC_FILE, merge_rank_parts, remove_rank_parts
     from rnnscope.train.memory import check_memory
     from rnnscope.train.runfiles import RunLock
     from rnnscope.train.setup import default_run_dir
@@ -296,6 +297,7 @@ def launch(cfg, argv: list[str]) -> int:
     # one run directory for every worker and every restart, fixed before anyone starts
     run_dir = Path(cfg.train.run_dir) if cfg.train.run_dir else default_run_dir()
     lock = RunLock(run_dir).acquire()  # held for every worker and restart (they see our pid)
+    remove_rank_parts(run_dir)  # a previous launch's; this one's workers write their own
     # the agent's per-worker files live as long as this launch (they name a failed worker's error)
     agent_dir = tempfile.TemporaryDirectory(prefix="rnnscope-torchrun-")
     try:
@@ -318,6 +320,10 @@ def launch(cfg, argv: list[str]) -> int:
                   last_checkpoint(run_dir))
         return 128 + int(exc.sigval)
     finally:
+        # workers of a run that ended early (a signal, a failure) each wrote their own ledger
+        # rows: one traffic.jsonl again, now that every worker is gone
+        for part in merge_rank_parts(run_dir):
+            log.info("merged %s into %s", part.name, TRAFFIC_FILE if "traffic" in part.name else PHASES_FILE)
         lock.release()
         agent_dir.cleanup()
         # the interpreter's last garbage collection at exit walks everything torch and the agent

@@ -12,7 +12,7 @@ fixed points and knows nothing else about torch.distributed:
         distributed.before_snapshot(step, opt)    # before a log or checkpoint: the whole model here
         loss = distributed.average(loss)          # before a metrics line: the global batch's loss
         norm = distributed.grad_norm(model, norm) # ... and the whole model's gradient norm
-    distributed.close(run_dir)                    # at the end (run_dir is None off the main rank)
+    distributed.close(run_dir)                    # at the end, on every rank
 
 Only the rank with `is_main` prints progress and writes the run directory.
 """
@@ -83,7 +83,9 @@ class DistContext(Protocol):
         ...
 
     def close(self, run_dir: Path | None) -> None:
-        """Called once at the end of training (also after divergence); run_dir on the main rank."""
+        """Called once at the end of training (also after divergence), on every rank; what is
+        written into run_dir is the main rank's to write, except a rank's own rows of a run that
+        ended early (parallel.context)."""
         ...
 
 

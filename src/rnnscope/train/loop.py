@@ -345,7 +345,7 @@ def close(run: Run) -> None:
     run.stop.restore()
     run.progress.close()
     run.tensorboard.close()
-    run.dist.close(run.run_dir if run.dist.is_main else None)
+    run.dist.close(run.run_dir)
     if run.lock is not None:
         run.lock.release()
 
