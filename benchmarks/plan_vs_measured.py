@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -47,6 +48,9 @@ from rnnscope.plan.simulate import simulate
 from rnnscope.train.config import load_config
 
 
+MAX_MEASURED_STEPS = 1000
+
+
 def config_overrides(args) -> list[str]:
     """The train keys both the plan and the runs use."""
     return ["--model.hidden", str(args.hidden), "--model.layers", str(args.layers),
@@ -54,11 +58,21 @@ def config_overrides(args) -> list[str]:
             "--parallel.chunk", str(args.chunk), "--model.cell", args.model_cell]
 
 
-def run_train(strategy: str, nproc: int, args, folder: Path) -> dict:
-    """One training run; per step (after the first two): bytes, messages, step seconds."""
+def measured_steps(args, predicted_step_s: float) -> int:
+    """Steps a run measures after its warm-up: --steps − --warmup, or more, so that the measured
+    steps last at least --min-seconds by the prediction. A data-parallel step here is ~6 ms
+    with spikes of 4–10 ms (a thread woken a scheduler tick late): the median of 12 such steps
+    moved ±15 % from one run to the next, the median of 300 ±8 %."""
+    wanted = math.ceil(args.min_seconds / predicted_step_s) if predicted_step_s > 0 else 0
+    return max(args.steps - args.warmup, min(wanted, MAX_MEASURED_STEPS))
+
+
+def run_train(strategy: str, nproc: int, args, folder: Path, measured: int) -> dict:
+    """One training run of --warmup + `measured` steps; per measured step: bytes, messages,
+    step seconds."""
     run_dir = folder / f"{strategy}-n{nproc}"
     argv = [sys.executable, "-m", "rnnscope", "train", *config_overrides(args),
-            "--train.max_steps", str(args.steps), "--train.run_dir", str(run_dir),
+            "--train.max_steps", str(args.warmup + measured), "--train.run_dir", str(run_dir),
             "--train.progress", "false", "--train.log_every", "100000",
             "--train.checkpoint_every", "100000", "--parallel.strategy", strategy,
             "--parallel.nproc", str(nproc), "--parallel.check_every", "100000"]
@@ -80,6 +94,7 @@ def run_train(strategy: str, nproc: int, args, folder: Path) -> dict:
     step_s = [statistics.mean(seconds[rank, k] for rank in ranks if (rank, k) in seconds)
               for k in steps]
     return {"step_s": statistics.median(step_s), "mean_step_s": statistics.mean(step_s),
+            "steps": len(step_s),
             "bytes": statistics.median(per_step("wire_bytes_sent", k) for k in steps),
             "messages": statistics.median(per_step("messages", k) for k in steps),
             "tags": sorted({r["tag"] for r in rows})}
@@ -104,7 +119,7 @@ def print_table(results: list[dict], tolerance: float) -> None:
 
     table = Table(title="rnnscope plan: predicted vs measured (per training step, all ranks)")
     for name in ("cell", "strategy", "N", "bytes pred", "bytes meas", "msgs pred", "msgs meas",
-                 "step pred", "step meas", "meas/pred", "mean meas", "mean/pred", "verdict"):
+                 "step pred", "step meas", "meas/pred", "mean meas", "mean/pred", "steps", "verdict"):
         table.add_column(name, justify="left" if name in ("cell", "strategy", "verdict") else "right")
     for r in results:
         p, m = r["predicted"], r["measured"]
@@ -114,11 +129,11 @@ def print_table(results: list[dict], tolerance: float) -> None:
                       format_seconds(p["step_s"]), format_seconds(m["step_s"]),
                       f"{ratio:.2f}" if ratio else "—", format_seconds(m["mean_step_s"]),
                       f"{m['mean_step_s'] / p['step_s']:.2f}" if p["step_s"] else "—",
-                      r["verdict"])
-    Console(width=170).print(table)
+                      str(m.get("steps", "—")), r["verdict"])
+    Console(width=178).print(table)
     print(f"bytes and messages: exact match required; step time (the median step, each the "
           f"mean over the ranks): within {tolerance:.0%}; the mean step (hiccups included) is "
-          f"shown beside it")
+          f"shown beside it; steps: how many were measured, after the warm-up")
 
 
 def error_summary(results: list[dict], tolerance: float) -> list[dict]:
@@ -185,6 +200,10 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=50, help="optimizer steps per run")
     parser.add_argument("--warmup", type=int, default=20,
                         help="first steps of each run left out of the measured side")
+    parser.add_argument("--min-seconds", type=float, default=2.0,
+                        help="measure more steps than --steps − --warmup where the predicted step "
+                             "is short, at least this many seconds of them (default 2; at most "
+                             f"{MAX_MEASURED_STEPS} steps)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of every strategy per cell and N (one calibration each, the "
                              "strategies' order rotated every round); the summary counts them")
@@ -212,8 +231,8 @@ def main() -> int:
                     k = round_ % len(args.strategies)  # rotated: load drift hits each in turn
                     for strategy in args.strategies[k:] + args.strategies[:k]:
                         predicted = predict(strategy, nproc, inputs)
-                        measured = run_train(strategy, nproc, args,
-                                             Path(tmp) / f"{cell}-r{round_}")
+                        measured = run_train(strategy, nproc, args, Path(tmp) / f"{cell}-r{round_}",
+                                             measured_steps(args, predicted["step_s"]))
                         exact = (predicted["bytes"] == measured["bytes"]
                                  and predicted["messages"] == measured["messages"])
                         ratio = (measured["step_s"] / predicted["step_s"]
