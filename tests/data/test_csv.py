@@ -92,6 +92,9 @@ def test_a_saved_spec_is_used_instead_of_a_new_fit(tmp_path):
     ("a,a\n1,2\n", r"line 1: the column name 'a' appears twice"),
     ("a,b\n1 000,2\n3,4\n", r"line 2, column 'a': '1 000' is not a number"),
     ("a,b\nn/a,2\n3,4\n", r"line 2, column 'a': the cell is empty or marks a missing value"),
+    ("date;sales\n2020-01-01;5,5\n", r"line 1 \('date;sales'\) is one column: the file is separated by ';', "
+                                     r"not commas; save it as comma-separated CSV"),
+    ("a\tb\n1\t2\n", r"is separated by tab, not commas"),
 ])
 def test_bad_files(tmp_path, text, message):
     path = tmp_path / "nope.csv" if text is None else write(tmp_path, text)

@@ -70,6 +70,21 @@ def test_bad_time_columns(tmp_path, rows, message):
         prepare(cfg_for(write(tmp_path, rows), "--data.time_column", "t"))
 
 
+@pytest.mark.parametrize("asked", [(), ("--data.time_column", "date")])
+def test_a_date_column_with_a_cell_that_is_not_a_date_names_its_line(tmp_path, asked):
+    """Its first rows are dates: one stray cell further down is an error naming it, not a silent
+    fall-back to row numbers (which would train on the file without its time index)."""
+    days = [f"{np.datetime64('2021-03-01') + i}" for i in range(80)]
+    days[60] = "unknown"
+    path = write(tmp_path, ["date,y"] + [f"{d},{i % 7}" for i, d in enumerate(days)])
+    hint = r" \(it was taken for the time column" if not asked else ""
+    with pytest.raises(UserError, match=rf"s\.csv line 62, column 'date': 'unknown' is not a date like the rows "
+                                        rf"before it{hint}"):
+        prepare(cfg_for(path, *asked))
+    spec, _ = prepare(cfg_for(path, "--data.time_column", "none"))  # the way out the message names
+    assert spec["time"]["kind"] == "row" and spec["inputs"] == ["y"]
+
+
 def test_missing_cells_and_skipped_times_are_refused_by_default_with_the_options(tmp_path):
     with pytest.raises(UserError, match=r"line 6, column 'y': the cell is empty .* \(2 such cells in the file\); "
                                         r"choose --data.missing drop, ffill, interpolate or mask"):

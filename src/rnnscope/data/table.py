@@ -228,6 +228,7 @@ def _explain_csv(path: Path) -> None:
                     continue  # blank lines carry nothing
                 if header is None:
                     header = row
+                    _check_separator(path, header)
                 elif len(row) != len(header):
                     raise UserError(f"{path} line {reader.line_num}: {len(row)} cells, but the header has "
                                     f"{len(header)}; every row needs one cell per column")
@@ -291,10 +292,22 @@ def concatenate(tables: list[Table], spec: str) -> Table:
     return table
 
 
+def _check_separator(path: Path, header: list[str]) -> None:
+    """A header read as one column that holds another separator: a ;- or tab-separated file."""
+    used = [sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]]
+    if used:
+        shown = "tab" if used[0] == "\t" else repr(used[0])
+        raise UserError(f"{path} line 1 ({header[0].strip()!r}) is one column: the file is separated "
+                        f"by {shown}, not commas; save it as comma-separated CSV (decimal points, "
+                        "not commas)")
+
+
 def _check_header(path: Path, names: list[str], rows: int) -> None:
     """A header row that is really data, empty or repeated names, formula-like names."""
     if rows == 0:
         raise UserError(f"data file {path} has a header but no data rows; add one row per time step")
+    if path.suffix.lower() not in (".parquet", ".pq"):
+        _check_separator(path, names)
     if all(_NUMBER.match(name) or _DATE.match(name) for name in names):
         raise UserError(f"{path} line 1 ({', '.join(names[:4])}) is numbers or dates, not column names: "
                         "the file has no header row; add one (e.g. date,value) as its first line")

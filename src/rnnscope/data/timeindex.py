@@ -83,8 +83,10 @@ def stamp(index: dict, k):
     return text if np.ndim(value) else str(text)
 
 
-def _parse_text_dates(column) -> np.ndarray | None:
-    """Seconds since 1970 for a pyarrow text column of dates in one of DATE_FORMATS, or None."""
+def _parse_text_dates(column) -> np.ndarray | int | None:
+    """Seconds since 1970 for a pyarrow text column of dates in one of DATE_FORMATS; None when
+    its first cells are not dates; the row (0-based) of the first cell that is not a date in the
+    format of the others (empty or not) when the first cells are."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -97,14 +99,25 @@ def _parse_text_dates(column) -> np.ndarray | None:
                 dt.datetime.strptime(c, fmt)
         except ValueError:
             continue
-        try:
-            parsed = pc.strptime(pc.utf8_trim_whitespace(column), format=fmt, unit="s")
-        except pa.ArrowInvalid:
-            return None
+        parsed = pc.strptime(pc.utf8_trim_whitespace(column), format=fmt, unit="s", error_is_null=True)
         if parsed.null_count:
-            return None
+            return int(np.flatnonzero(parsed.is_null().to_numpy(zero_copy_only=False))[0])
         return parsed.cast(pa.int64()).combine_chunks().to_numpy(zero_copy_only=False)
     return None
+
+
+def _not_a_date(table: Table, name: str, row: int, asked: bool) -> UserError:
+    """The error for a date column with a cell that is not a date (row 0-based)."""
+    from rnnscope.data.table import locate
+
+    cell = table.text[name][row].as_py()
+    what = repr(cell.strip()) if cell and cell.strip() else "an empty cell"
+    way = ("" if asked else
+           " (it was taken for the time column: its first rows are dates; --data.time_column none "
+           "uses row numbers instead)")
+    return UserError(f"{locate(table, row)}, column {name!r}: {what} is not a date like the rows "
+                     f"before it{way}; fix or remove the row, or write every date the same way "
+                     "(ISO 8601: 2020-01-31 or 2020-01-31 14:00)")
 
 
 def _evenly_increasing(values: np.ndarray) -> bool:
@@ -140,6 +153,8 @@ def find_time_column(table: Table, asked: str, taken: set[str]) -> tuple[str, st
                                 "fractional values; a time column needs dates or whole numbers in every row")
             return asked, "integer", values.astype(np.int64)
         parsed = _parse_text_dates(table.text[asked])
+        if isinstance(parsed, int):
+            raise _not_a_date(table, asked, parsed, asked=True)
         if parsed is None:
             first = first_text(table, asked)
             raise UserError(f"{table.path} column {asked!r} (--data.time_column): cannot read {first!r} as a "
@@ -151,6 +166,8 @@ def find_time_column(table: Table, asked: str, taken: set[str]) -> tuple[str, st
     for name in table.names:
         if name in table.text and name not in taken:
             parsed = _parse_text_dates(table.text[name])
+            if isinstance(parsed, int):
+                raise _not_a_date(table, name, parsed, asked=False)
             if parsed is not None:
                 return name, "datetime", parsed
     # a year-like column: only the first column, and only when other numeric columns remain as values
