@@ -61,6 +61,19 @@ def test_flatten_parameters_is_a_harmless_no_op(module):
 
 
 @over_modules
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_an_empty_batch_gives_empty_outputs_and_zero_gradients_like_torch(module, bidirectional):
+    """B = 0 (a filtered or split batch with nothing left): torch returns empty outputs that a
+    loss can still backpropagate through; the same shapes here, and every gradient zero."""
+    ours, theirs = pair(module, bidirectional=bidirectional)
+    empty = torch.randn(0, 5, 3, dtype=torch.float64, requires_grad=True)
+    mine, reference = outputs_and_grads(ours, empty), outputs_and_grads(theirs, empty)
+    assert [t.shape for t in mine] == [t.shape for t in reference]
+    assert all(not g.any() for g in mine[len(mine) - len(list(ours.parameters())):])
+    assert empty.grad is not None and empty.grad.shape == empty.shape
+
+
+@over_modules
 def test_state_dict_round_trips_both_ways_and_strict(module):
     ours, theirs = pair(module, bidirectional=True)
     fresh_torch = getattr(torch.nn, module)(3, 4, 2, batch_first=True, bidirectional=True).double()

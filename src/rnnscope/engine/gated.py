@@ -49,6 +49,16 @@ def check_layer_args(cell: str, x: torch.Tensor, states: tuple[torch.Tensor, ...
         raise ValueError(f"{cell}_layer wants W_hh ({gates}·H, H); got {tuple(W_hh.shape)}")
 
 
+def empty_batch(x: torch.Tensor, states: tuple[torch.Tensor, ...], weights) -> tuple[torch.Tensor, ...]:
+    """What a layer returns for a batch of no sequences (B = 0), as torch's modules do: out
+    (T, 0, H) and the final states, each (0, H). There is nothing to compute, but the outputs
+    stay in the autograd graph (each is the inputs' and weights' sum times 0), so a loss over
+    them backpropagates: every gradient is zero, as torch's."""
+    anchor = sum((w.sum() for w in weights if w is not None), x.sum()) * 0
+    out = x.new_zeros(x.shape[0], 0, states[0].shape[1]) + anchor
+    return (out, *(state + anchor for state in states))
+
+
 def new_record(cell: str, trace_name: str | None, time_reduction: str, x, h0, c0, W_ih, W_hh, mask=None
                ) -> GatedLayerTrace | None:
     """A GatedLayerTrace appended to the active Trace, or None when no Trace is active

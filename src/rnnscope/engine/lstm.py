@@ -39,8 +39,9 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from rnnscope.engine import lstm_kernel, onednn
-from rnnscope.engine.gated import (check_layer_args, input_weight_adjustment, new_record, record_weight_adjustments,
-                                   recurrent_weight_adjustment, reduce_over_time, split_gates, tanh_into)
+from rnnscope.engine.gated import (check_layer_args, empty_batch, input_weight_adjustment, new_record,
+                                   record_weight_adjustments, recurrent_weight_adjustment, reduce_over_time,
+                                   split_gates, tanh_into)
 from rnnscope.engine.op import EngineOp, opaque
 from rnnscope.engine.packed import DenseLayout, PackedLayout, as_rows, output_errors
 
@@ -314,6 +315,8 @@ def lstm_layer(
         out (T, B, H), every h_t; h_T (B, H); c_T (B, H).
     """
     check_layer_args("lstm", x, (h0, c0), W_hh, time_reduction)
+    if x.shape[1] == 0:  # no sequences: torch's modules return empty outputs
+        return empty_batch(x, (h0, c0), (W_ih, W_hh, b_ih, b_hh))
     if opaque():  # torch.compile / export: one opaque operator, and no Trace
         out, h_last, c_last = LSTM_OP([x, h0, c0, W_ih, W_hh, b_ih, b_hh], time_reduction)[:3]
         return out, h_last, c_last
