@@ -126,6 +126,8 @@ def print_summary(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from rnnscope.costs.units import format_seconds
+
     table = Table(title=f"rnnscope train: {result.task}", show_header=False)
     epochs = "epoch 0" if result.epochs == 1 else f"epochs 0–{result.epochs - 1}"  # numbered as in the log
     table.add_row("steps", f"{result.steps} ({epochs})")
@@ -134,7 +136,8 @@ def print_summary(result) -> None:
     table.add_row("validation loss", f"{_fmt(result.val_loss)} (best {_fmt(result.best_val_loss)})")
     if result.val_accuracy is not None or result.train_accuracy is not None:
         table.add_row("accuracy", f"train {_fmt(result.train_accuracy)}, validation {_fmt(result.val_accuracy)}")
-    table.add_row("time", f"{result.seconds:.1f} s ({result.samples_per_s:,.0f} samples/s)")
+    took = f"{result.seconds:.1f} s" if result.seconds >= 1 else format_seconds(result.seconds)  # not "0.0 s"
+    table.add_row("time", f"{took} ({result.samples_per_s:,.0f} samples/s)")
     table.add_row("parameters", f"{result.parameters:,}")
     table.add_row("run directory", str(result.run_dir))
     Console().print(table)
