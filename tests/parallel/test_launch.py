@@ -252,3 +252,25 @@ def test_a_stopped_worker_ends_the_run_within_timeout_s_leaving_no_process_or_po
     assert len(lines) == 1 and f"worker rank 1 (pid {worker}) was stopped (hung)" in lines[0], stderr
     assert "Traceback" not in stderr and "leaked" not in stderr
     load_checkpoint(latest)  # the last checkpoint is whole
+
+
+def test_agent_directories_of_launchers_that_are_gone_are_removed(tmp_path, monkeypatch):
+    """A launcher killed with SIGKILL leaves its torchrun agent directory behind; the next launch
+    removes it (its pid is gone), and leaves those of launchers still running alone."""
+    import tempfile
+
+    from rnnscope.parallel.launch import agent_directory
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = tmp_path / f"rnnscope-torchrun-{gone.pid}-abc"
+    (stale / "none_x" / "attempt_0" / "0").mkdir(parents=True)
+    running = tmp_path / f"rnnscope-torchrun-{os.getppid()}-def"
+    running.mkdir()
+    unrelated = tmp_path / "rnnscope-torchrun-notapid"
+    unrelated.mkdir()
+    with agent_directory() as mine:
+        assert Path(mine).name.startswith(f"rnnscope-torchrun-{os.getpid()}-")
+        assert not stale.exists() and running.exists() and unrelated.exists()
+    assert not Path(mine).exists()

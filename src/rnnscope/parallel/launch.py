@@ -38,6 +38,7 @@ import contextlib
 import gc
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -275,6 +276,30 @@ def describe_failure(exc, run_dir: Path, restarts: int, hung: set[int] = frozens
             f"worker; {kept}")
 
 
+AGENT_DIR_PREFIX = "rnnscope-torchrun-"
+
+
+def agent_directory() -> tempfile.TemporaryDirectory:
+    """A temporary directory for torchrun's agent files, named after this process
+    (rnnscope-torchrun-<pid>-…) and removed with the launch. A launcher killed with SIGKILL cannot
+    remove its own, so the ones of launchers that are gone are removed here first."""
+    for path in Path(tempfile.gettempdir()).glob(f"{AGENT_DIR_PREFIX}*-*"):
+        pid = path.name[len(AGENT_DIR_PREFIX):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)) and path.is_dir() and path.stat().st_uid == os.getuid():
+            shutil.rmtree(path, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"{AGENT_DIR_PREFIX}{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
 def launch(cfg, argv: list[str]) -> int:
     """Start cfg.parallel.nproc workers running `rnnscope *argv`; return the exit status.
 
@@ -299,7 +324,7 @@ def launch(cfg, argv: list[str]) -> int:
     lock = RunLock(run_dir).acquire()  # held for every worker and restart (they see our pid)
     remove_rank_parts(run_dir)  # a previous launch's; this one's workers write their own
     # the agent's per-worker files live as long as this launch (they name a failed worker's error)
-    agent_dir = tempfile.TemporaryDirectory(prefix="rnnscope-torchrun-")
+    agent_dir = agent_directory()
     try:
         args = get_args_parser().parse_args(torchrun_args(cfg, argv, run_dir, Path(agent_dir.name)))
         log.info("starting %d workers (%s parallel) with torch.distributed.run; run directory %s",
@@ -375,7 +400,7 @@ def node_main(argv: list[str] | None = None) -> int:
     # the agent's per-worker files in a directory removed with this node (unless the user names one)
     options = argv[2:argv.index("-m")] if "-m" in argv[2:] else argv[2:]  # torchrun's, not the program's
     named = any(a.split("=")[0] in ("--log-dir", "--log_dir") for a in options)
-    agent_dir = tempfile.TemporaryDirectory(prefix="rnnscope-torchrun-")
+    agent_dir = agent_directory()
     logs = [] if named else ["--log-dir", agent_dir.name]
     with agent_dir, _environment(**{LAUNCHER_PID: str(os.getpid())}), listening_on(bind), \
             short_shutdown(SHUTDOWN_GRACE_S):
