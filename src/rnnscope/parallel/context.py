@@ -259,14 +259,14 @@ def merge_rank_parts(run_dir: Path) -> list[Path]:
             lines = [line for path in [whole, *parts] if path.exists()
                      for line in path.read_text().splitlines() if line.strip()]
             rows = [json.loads(line) for line in lines]
-        except (OSError, ValueError) as exc:
+            if name == TRAFFIC_FILE:
+                write_jsonl(rows, whole)
+            else:
+                write_phases(sorted(((row["rank"], row["phases"]) for row in rows), key=lambda pair: pair[0]),
+                             whole)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # the files stay as they are
             log.warning("could not merge the ranks' parts into %s: %s", whole, exc)
             continue
-        if name == TRAFFIC_FILE:
-            write_jsonl(rows, whole)
-        else:
-            write_phases(sorted(((row["rank"], row["phases"]) for row in rows), key=lambda pair: pair[0]),
-                         whole)
         for part in parts:
             part.unlink(missing_ok=True)
         merged += parts
