@@ -20,6 +20,8 @@ noise only ever adds time) and the median (compiled / eager: below 1 the compile
     python benchmarks/interop.py                 # inductor, T = 50 and 1000
     python benchmarks/interop.py --backend aot_eager --quick
     python benchmarks/interop.py --cell lstm --backend aot_eager --quick
+    python benchmarks/interop.py --warm --variants "opaque op" --lengths 1 10 50 200   # the gap against T
+    python benchmarks/interop.py --warm --variants "opaque op" --lengths 200 1000 --forward-only --backend eager
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ B, I, H = 16, 4, 32
 CELLS = {"rnn": ("RNN", "bptt"), "lstm": ("LSTM", "lstm"), "gru": ("GRU", "gru")}  # module, engine file
 
 
-def measure(variant: str, T: int, backend: str, repeats: int, cell: str = "rnn") -> dict:
-    """One row, in this process: compile time and step times (eager, compiled)."""
+def measure(variant: str, T: int, backend: str, repeats: int, cell: str = "rnn",
+            forward_only: bool = False) -> dict:
+    """One row, in this process: compile time and step times (eager, compiled); with
+    forward_only a step is the forward under torch.no_grad (inference)."""
     import torch
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -82,7 +86,11 @@ def measure(variant: str, T: int, backend: str, repeats: int, cell: str = "rnn")
             for p in params:
                 p.grad = None
             torch.nn.functional.mse_loss(fn(x), y).backward()
-        return run
+
+        def infer() -> None:
+            with torch.no_grad():
+                fn(x)
+        return infer if forward_only else run
 
     t0 = time.perf_counter()
     step(compiled)()
@@ -90,20 +98,21 @@ def measure(variant: str, T: int, backend: str, repeats: int, cell: str = "rnn")
     times = interleaved_times({"eager": step(model), "compiled": step(compiled)}, repeats, 0.0)
     eager, comp = min(times["eager"]), min(times["compiled"])
     median_eager, median_comp = statistics.median(times["eager"]), statistics.median(times["compiled"])
-    return {"variant": variant, "cell": cell, "T": T, "backend": backend, "compile_seconds": compile_s,
+    return {"variant": variant, "cell": cell, "T": T, "backend": backend, "forward_only": forward_only,
+            "compile_seconds": compile_s,
             "eager_step_seconds": eager, "compiled_step_seconds": comp, "compiled_over_eager": comp / eager,
             "median_eager_step_seconds": median_eager, "median_compiled_step_seconds": median_comp,
             "median_compiled_over_eager": median_comp / median_eager}
 
 
 def run_row(variant: str, T: int, backend: str, repeats: int, cache: str | None, timeout: float,
-            cell: str = "rnn") -> dict:
+            cell: str = "rnn", forward_only: bool = False) -> dict:
     """One row in a fresh process (a cold inductor cache unless `cache` names one)."""
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as fresh:
         env["TORCHINDUCTOR_CACHE_DIR"] = cache or fresh
         cmd = [sys.executable, __file__, "--one", variant, str(T), "--backend", backend,
-               "--repeats", str(repeats), "--cell", cell]
+               "--repeats", str(repeats), "--cell", cell] + (["--forward-only"] if forward_only else [])
         try:
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -118,8 +127,9 @@ def print_table(rows: list[dict], cell: str = "rnn") -> None:
     from rich.console import Console
     from rich.table import Table
 
+    what = "forward under no_grad" if rows and rows[0].get("forward_only") else "step"
     table = Table(title=f"torch.compile of {CELLS[cell][0]}(I={I}, H={H}, 2 layers) + Linear, B = {B}, CPU fp32, 1 thread "
-                        "(step ms: the fastest of the interleaved rounds)")
+                        f"({what} ms: the fastest of the interleaved rounds)")
     for col in ("engine", "T", "backend", "compile s", "eager step ms", "compiled step ms", "compiled / eager",
                 "median compiled / eager"):
         table.add_column(col, justify="right")
@@ -144,16 +154,26 @@ def main() -> None:
                         help="which rows to run (default: all)")
     parser.add_argument("--cell", choices=sorted(CELLS), default="rnn",
                         help="the recurrent module (default rnn)")
+    parser.add_argument("--lengths", type=int, nargs="+", metavar="T",
+                        help="run every chosen variant at these sequence lengths instead of the "
+                             "default rows (the compiled step's extra time against T)")
+    parser.add_argument("--forward-only", action="store_true",
+                        help="time the forward under torch.no_grad (inference) instead of a "
+                             "training step")
     parser.add_argument("--one", nargs=2, metavar=("VARIANT", "T"), help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one[0], int(args.one[1]), args.backend, args.repeats, args.cell)))
+        print(json.dumps(measure(args.one[0], int(args.one[1]), args.backend, args.repeats, args.cell,
+                                 args.forward_only)))
         return
     repeats = 20 if args.quick else 100
+    chosen = ([(v, T) for v in args.variants for T in args.lengths] if args.lengths
+              else [(v, T) for v, T in ROWS if v in args.variants])
     with tempfile.TemporaryDirectory() as shared:
-        rows = [run_row(v, T, args.backend, repeats, shared if args.warm else None, args.timeout, args.cell)
-                for v, T in ROWS if v in args.variants]
+        rows = [run_row(v, T, args.backend, repeats, shared if args.warm else None, args.timeout, args.cell,
+                        args.forward_only)
+                for v, T in chosen]
     print_table(rows, args.cell)
     text = json.dumps({"cache": "warm" if args.warm else "cold", "rows": rows}, indent=2)
     print(text)
