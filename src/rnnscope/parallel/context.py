@@ -209,8 +209,8 @@ class ParallelContext(WholeModel):
         if self.is_main:
             path = write_jsonl(self.ledger.rows, run_dir / TRAFFIC_FILE)
             write_phases([(self.rank, self.ledger.phases)], run_dir / PHASES_FILE)
-            log.info("the run ended early: wrote rank 0's traffic to %s; the other ranks write "
-                     "theirs beside it (traffic.rank<k>.jsonl), which the launcher merges", path)
+            log.debug("the run ended early: wrote rank 0's traffic to %s; the other ranks write "
+                      "theirs beside it (traffic.rank<k>.jsonl), which the launcher merges", path)
         else:
             write_jsonl(self.ledger.rows, rank_part(run_dir, TRAFFIC_FILE, self.rank))
             write_phases([(self.rank, self.ledger.phases)], rank_part(run_dir, PHASES_FILE, self.rank))

@@ -348,7 +348,7 @@ def launch(cfg, argv: list[str]) -> int:
         # workers of a run that ended early (a signal, a failure) each wrote their own ledger
         # rows: one traffic.jsonl again, now that every worker is gone
         for part in merge_rank_parts(run_dir):
-            log.info("merged %s into %s", part.name, TRAFFIC_FILE if "traffic" in part.name else PHASES_FILE)
+            log.debug("merged %s into %s", part.name, TRAFFIC_FILE if "traffic" in part.name else PHASES_FILE)
         lock.release()
         agent_dir.cleanup()
         # the interpreter's last garbage collection at exit walks everything torch and the agent
