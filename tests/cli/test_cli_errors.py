@@ -146,7 +146,7 @@ def test_nproc_without_a_strategy_is_refused(capsys):
     assert main(["train", *TINY, "--parallel.nproc", "2"]) == 2
     assert one_line_error(capsys) == (
         "rnnscope train: error: --parallel.nproc 2 needs a --parallel.strategy to split the work "
-        "(data, pipeline or tensor); without one a single process trains")
+        "(data, pipeline or hidden_split); without one a single process trains")
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the message for a machine without CUDA")

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         traffic = run_dir / "traffic.jsonl"
         if not traffic.exists():
             raise UserError(f"{traffic} does not exist: only parallel runs (--parallel.strategy "
-                            "data, pipeline or tensor) have a communication timeline")
+                            "data, pipeline or hidden_split) have a communication timeline")
         rows = read_jsonl(traffic)
         if not any(row.get("spans") for row in rows):
             raise UserError(f"{traffic} has no per-call timestamps (spans): it was written by an "

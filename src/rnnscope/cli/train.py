@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg, overrides = resolve(args)
     if cfg.parallel.nproc > 1 and cfg.parallel.strategy == "none":
         raise UserError(f"--parallel.nproc {cfg.parallel.nproc} needs a --parallel.strategy to split the "
-                        "work (data, pipeline or tensor); without one a single process trains")
+                        "work (data, pipeline or hidden_split); without one a single process trains")
     distributed = None
     if cfg.parallel.strategy != "none":
         if "RANK" not in os.environ:  # the launcher: start torchrun on the same command
