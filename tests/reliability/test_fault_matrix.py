@@ -132,6 +132,8 @@ CELLS = [("data", "training", "stop-worker")] + [
 def test_fault_matrix(tmp_path, strategy, phase, fault, capsys):
     run_dir = tmp_path / "run"
     extra = [*PAR, *STRATEGY_ARGS[strategy]]
+    if phase == "checkpoint":  # writes to catch in the act: a 60-step data run can end first
+        extra += ["--train.max_steps", "300"]
     proc = start(run_dir, *extra, strategy=strategy)
     pids: list[int] = []
     try:
