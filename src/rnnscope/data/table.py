@@ -294,9 +294,9 @@ def concatenate(tables: list[Table], spec: str) -> Table:
 
 def _check_separator(path: Path, header: list[str]) -> None:
     """A header read as one column that holds another separator: a ;- or tab-separated file."""
-    used = [sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]]
-    if used:
-        shown = "tab" if used[0] == "\t" else repr(used[0])
+    used = next((sep for sep in (";", "\t", "|") if sep in header[0]), None) if len(header) == 1 else None
+    if used is not None:
+        shown = "tab" if used == "\t" else repr(used)
         raise UserError(f"{path} line 1 ({header[0].strip()!r}) is one column: the file is separated "
                         f"by {shown}, not commas; save it as comma-separated CSV (decimal points, "
                         "not commas)")

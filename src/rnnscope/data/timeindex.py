@@ -83,13 +83,14 @@ def stamp(index: dict, k):
     return text if np.ndim(value) else str(text)
 
 
-def _parse_text_dates(column) -> np.ndarray | int | None:
-    """Seconds since 1970 for a pyarrow text column of dates in one of DATE_FORMATS; None when
-    its first cells are not dates; the row (0-based) of the first cell that is not a date in the
-    format of the others (empty or not) when the first cells are."""
+def _parse_text_dates(table: Table, name: str, named: bool) -> np.ndarray | None:
+    """Seconds since 1970 for the text column `name` of dates in one of DATE_FORMATS, or None
+    when its first cells are not dates. When they are, a later cell that is not a date in the
+    same format (or is empty) is a UserError naming its line (`named`: the user named the column)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    column = table.text[name]
     sample = [c.strip() for c in column.slice(0, 50).to_pylist() if c and c.strip()]
     if not sample:
         return None
@@ -101,18 +102,19 @@ def _parse_text_dates(column) -> np.ndarray | int | None:
             continue
         parsed = pc.strptime(pc.utf8_trim_whitespace(column), format=fmt, unit="s", error_is_null=True)
         if parsed.null_count:
-            return int(np.flatnonzero(parsed.is_null().to_numpy(zero_copy_only=False))[0])
+            row = int(np.flatnonzero(parsed.is_null().to_numpy(zero_copy_only=False))[0])
+            raise _not_a_date(table, name, row, named)
         return parsed.cast(pa.int64()).combine_chunks().to_numpy(zero_copy_only=False)
     return None
 
 
-def _not_a_date(table: Table, name: str, row: int, asked: bool) -> UserError:
+def _not_a_date(table: Table, name: str, row: int, named: bool) -> UserError:
     """The error for a date column with a cell that is not a date (row 0-based)."""
     from rnnscope.data.table import locate
 
     cell = table.text[name][row].as_py()
     what = repr(cell.strip()) if cell and cell.strip() else "an empty cell"
-    way = ("" if asked else
+    way = ("" if named else
            " (it was taken for the time column: its first rows are dates; --data.time_column none "
            "uses row numbers instead)")
     return UserError(f"{locate(table, row)}, column {name!r}: {what} is not a date like the rows "
@@ -152,9 +154,7 @@ def find_time_column(table: Table, asked: str, taken: set[str]) -> tuple[str, st
                 raise UserError(f"{table.path} column {asked!r} (--data.time_column) has empty or "
                                 "fractional values; a time column needs dates or whole numbers in every row")
             return asked, "integer", values.astype(np.int64)
-        parsed = _parse_text_dates(table.text[asked])
-        if isinstance(parsed, int):
-            raise _not_a_date(table, asked, parsed, asked=True)
+        parsed = _parse_text_dates(table, asked, named=True)
         if parsed is None:
             first = first_text(table, asked)
             raise UserError(f"{table.path} column {asked!r} (--data.time_column): cannot read {first!r} as a "
@@ -165,9 +165,7 @@ def find_time_column(table: Table, asked: str, taken: set[str]) -> tuple[str, st
             return name, "datetime", table.times[name]
     for name in table.names:
         if name in table.text and name not in taken:
-            parsed = _parse_text_dates(table.text[name])
-            if isinstance(parsed, int):
-                raise _not_a_date(table, name, parsed, asked=False)
+            parsed = _parse_text_dates(table, name, named=False)
             if parsed is not None:
                 return name, "datetime", parsed
     # a year-like column: only the first column, and only when other numeric columns remain as values

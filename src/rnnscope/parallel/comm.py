@@ -101,6 +101,11 @@ class _Op:
                 f"of {self.comm.world_size} (a peer died, or did not answer within the "
                 f"process group's timeout: --parallel.timeout_s less its teardown reserve)")
 
+    def failed(self, exc: BaseException) -> CommError:
+        """The CommError for this operation failing with `exc`: the operation, and the backend's
+        reason in one line."""
+        return CommError(f"{self.describe()} failed: {backend_reason(exc)}")
+
 
 class Handle:
     """An asynchronous operation in flight; it is recorded when it completes."""
@@ -117,7 +122,7 @@ class Handle:
             else:
                 self._work.wait(datetime.timedelta(seconds=timeout_s))
         except RuntimeError as exc:
-            raise CommError(f"{self._pending.describe()} failed: {backend_reason(exc)}") from exc
+            raise self._pending.failed(exc) from exc
         self._pending.finish()
 
     def is_completed(self) -> bool:
@@ -134,7 +139,7 @@ class Handle:
             try:
                 value = fut.value()
             except RuntimeError as exc:
-                raise CommError(f"{self._pending.describe()} failed: {backend_reason(exc)}") from exc
+                raise self._pending.failed(exc) from exc
             self._pending.finish()
             return value
 
@@ -174,7 +179,7 @@ class Communicator:
         try:
             work = call(async_op)
         except RuntimeError as exc:
-            raise CommError(f"{pending.describe()} failed: {backend_reason(exc)}") from exc
+            raise pending.failed(exc) from exc
         if async_op:
             return Handle(work, pending)
         pending.finish()

@@ -31,7 +31,7 @@ from torch import nn
 from rnnscope.errors import UserError
 from rnnscope.parallel.comm import Communicator
 from rnnscope.parallel.exit import is_torchrun_worker
-from rnnscope.parallel.ledger import write_jsonl
+from rnnscope.parallel.ledger import read_jsonl, write_jsonl
 from rnnscope.parallel.summary import print_summary
 from rnnscope.train.checkpoint import checkpoint_dir
 from rnnscope.train.distributed import WholeModel
@@ -256,9 +256,7 @@ def merge_rank_parts(run_dir: Path) -> list[Path]:
             continue
         whole = Path(run_dir) / name
         try:
-            lines = [line for path in [whole, *parts] if path.exists()
-                     for line in path.read_text().splitlines() if line.strip()]
-            rows = [json.loads(line) for line in lines]
+            rows = [row for path in [whole, *parts] if path.exists() for row in read_jsonl(path)]
             if name == TRAFFIC_FILE:
                 write_jsonl(rows, whole)
             else:

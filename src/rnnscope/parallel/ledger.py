@@ -201,6 +201,6 @@ def write_jsonl(rows: list[dict], path: str | Path) -> Path:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a traffic.jsonl back into rows."""
+    """Read a traffic.jsonl (or any JSON-lines file, compute.jsonl too) back into rows."""
     with Path(path).open() as f:
         return [json.loads(line) for line in f if line.strip()]
