@@ -23,6 +23,7 @@ import json
 import statistics
 import sys
 import time
+from typing import Callable
 
 import torch
 from rich.console import Console
@@ -77,12 +78,14 @@ def make_step(rnn: torch.nn.Module, readout: torch.nn.Linear, x: torch.Tensor, y
     return step
 
 
-def interleaved_times(fns: dict, repeats: int, min_seconds: float) -> dict[str, list[float]]:
+def interleaved_times(fns: dict, repeats: int, min_seconds: float,
+                      before: Callable[[], None] | None = None) -> dict[str, list[float]]:
     """Seconds of every call of each function, timed in alternating rounds.
 
     Every round calls each function once, so a burst of load on this shared machine slows all
     of them alike instead of one of them; the ratios stay meaningful. The order flips every
-    round, so that no function always runs right after the same other one.
+    round, so that no function always runs right after the same other one. `before`, if given,
+    runs before every call, outside the timing.
     """
     for fn in fns.values():  # warm-up
         fn()
@@ -93,6 +96,8 @@ def interleaved_times(fns: dict, repeats: int, min_seconds: float) -> dict[str, 
     while rounds < repeats or (time.perf_counter() - start < min_seconds and rounds < 4 * repeats):
         order = list(fns.items())
         for name, fn in order if rounds % 2 == 0 else reversed(order):
+            if before is not None:
+                before()
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)

@@ -22,6 +22,7 @@ noise only ever adds time) and the median (compiled / eager: below 1 the compile
     python benchmarks/interop.py --cell lstm --backend aot_eager --quick
     python benchmarks/interop.py --warm --variants "opaque op" --lengths 1 10 50 200   # the gap against T
     python benchmarks/interop.py --warm --variants "opaque op" --lengths 200 1000 --forward-only --backend eager
+    python benchmarks/interop.py --warm --variants "linear only" --lengths 1 --evict-mb 16   # compile's own cost, caches cold
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ CELLS = {"rnn": ("RNN", "bptt"), "lstm": ("LSTM", "lstm"), "gru": ("GRU", "gru")
 
 
 def measure(variant: str, T: int, backend: str, repeats: int, cell: str = "rnn",
-            forward_only: bool = False) -> dict:
+            forward_only: bool = False, evict_mb: float = 0.0) -> dict:
     """One row, in this process: compile time and step times (eager, compiled); with
-    forward_only a step is the forward under torch.no_grad (inference)."""
+    forward_only a step is the forward under torch.no_grad (inference); with evict_mb, a buffer
+    of that many MB is written before every timed step (outside the timing), pushing what the
+    step touches out of the caches, as a model's own large tensors do."""
     import torch
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -95,24 +98,27 @@ def measure(variant: str, T: int, backend: str, repeats: int, cell: str = "rnn",
     t0 = time.perf_counter()
     step(compiled)()
     compile_s = time.perf_counter() - t0
-    times = interleaved_times({"eager": step(model), "compiled": step(compiled)}, repeats, 0.0)
+    junk = torch.empty(int(evict_mb * 2**20) // 4)
+    times = interleaved_times({"eager": step(model), "compiled": step(compiled)}, repeats, 0.0,
+                              before=(lambda: junk.fill_(1.0)) if evict_mb > 0 else None)
     eager, comp = min(times["eager"]), min(times["compiled"])
     median_eager, median_comp = statistics.median(times["eager"]), statistics.median(times["compiled"])
     return {"variant": variant, "cell": cell, "T": T, "backend": backend, "forward_only": forward_only,
-            "compile_seconds": compile_s,
+            "evict_mb": evict_mb, "compile_seconds": compile_s,
             "eager_step_seconds": eager, "compiled_step_seconds": comp, "compiled_over_eager": comp / eager,
             "median_eager_step_seconds": median_eager, "median_compiled_step_seconds": median_comp,
             "median_compiled_over_eager": median_comp / median_eager}
 
 
 def run_row(variant: str, T: int, backend: str, repeats: int, cache: str | None, timeout: float,
-            cell: str = "rnn", forward_only: bool = False) -> dict:
+            cell: str = "rnn", forward_only: bool = False, evict_mb: float = 0.0) -> dict:
     """One row in a fresh process (a cold inductor cache unless `cache` names one)."""
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as fresh:
         env["TORCHINDUCTOR_CACHE_DIR"] = cache or fresh
         cmd = [sys.executable, __file__, "--one", variant, str(T), "--backend", backend,
-               "--repeats", str(repeats), "--cell", cell] + (["--forward-only"] if forward_only else [])
+               "--repeats", str(repeats), "--cell", cell, "--evict-mb", str(evict_mb)] + (
+                   ["--forward-only"] if forward_only else [])
         try:
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -128,6 +134,8 @@ def print_table(rows: list[dict], cell: str = "rnn") -> None:
     from rich.table import Table
 
     what = "forward under no_grad" if rows and rows[0].get("forward_only") else "step"
+    if rows and rows[0].get("evict_mb"):
+        what += f", {rows[0]['evict_mb']:g} MB written before each"
     table = Table(title=f"torch.compile of {CELLS[cell][0]}(I={I}, H={H}, 2 layers) + Linear, B = {B}, CPU fp32, 1 thread "
                         f"({what} ms: the fastest of the interleaved rounds)")
     for col in ("engine", "T", "backend", "compile s", "eager step ms", "compiled step ms", "compiled / eager",
@@ -160,19 +168,23 @@ def main() -> None:
     parser.add_argument("--forward-only", action="store_true",
                         help="time the forward under torch.no_grad (inference) instead of a "
                              "training step")
+    parser.add_argument("--evict-mb", type=float, default=0.0, metavar="MB",
+                        help="write a buffer of MB megabytes before every timed step, outside the "
+                             "timing: what the step touches starts out of the caches, as after a "
+                             "model's own large tensors (torch.compile's wrappers are sensitive to it)")
     parser.add_argument("--one", nargs=2, metavar=("VARIANT", "T"), help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(args.one[0], int(args.one[1]), args.backend, args.repeats, args.cell,
-                                 args.forward_only)))
+                                 args.forward_only, args.evict_mb)))
         return
     repeats = 20 if args.quick else 100
     chosen = ([(v, T) for v in args.variants for T in args.lengths] if args.lengths
               else [(v, T) for v, T in ROWS if v in args.variants])
     with tempfile.TemporaryDirectory() as shared:
         rows = [run_row(v, T, args.backend, repeats, shared if args.warm else None, args.timeout, args.cell,
-                        args.forward_only)
+                        args.forward_only, args.evict_mb)
                 for v, T in chosen]
     print_table(rows, args.cell)
     text = json.dumps({"cache": "warm" if args.warm else "cold", "rows": rows}, indent=2)

@@ -146,6 +146,27 @@ def test_compile_with_autograd_engine_backend_equals_eager(module):
 
 
 @pytest.mark.parametrize("module", OPERATORS)
+def test_kernels_run_without_view_replay_inside_a_compiled_step(module, monkeypatch):
+    """AOT autograd turns view replay on around a compiled graph; the engine's many per-step
+    views made its loops ~6 % slower there, so its kernels turn it off (forward and backward)."""
+    import rnnscope.engine.op as op
+
+    seen = []
+    with_nones = op._with_nones
+
+    def spy(tensors, present):
+        if type(tensors[0]) is torch.Tensor:  # a kernel's real call (not shape propagation, not a mask)
+            seen.append(torch._C._is_view_replay_enabled())
+        return with_nones(tensors, present)
+
+    monkeypatch.setattr(op, "_with_nones", spy)
+    torch._dynamo.reset()
+    rnn = getattr(rnnscope.nn, module)(2, 4, 2).double()
+    torch.compile(rnn, backend="aot_eager", fullgraph=True)(torch.randn(5, 3, 2, dtype=torch.float64))[0].sum().backward()
+    assert seen == [False, False]  # the stack's forward and backward kernels
+
+
+@pytest.mark.parametrize("module", OPERATORS)
 def test_trace_records_nothing_under_compile_and_says_why(module):
     torch._dynamo.reset()
     rnn = getattr(rnnscope.nn, module)(2, 3)
