@@ -59,3 +59,11 @@ def test_a_run_without_pipeline_messages_has_no_stalls(tmp_path):
     assert pipeline_stalls(tmp_path) is None  # no traffic.jsonl
     _write(tmp_path, [_row(0, 1, "all_reduce", "dp-grad", [[0.0, 0.001]])])
     assert pipeline_stalls(tmp_path) is None
+
+
+def test_three_stages_pair_each_sender_with_its_next_stage(tmp_path):
+    # activations 0 -> 1 -> 2 in one step: rank 1's receive (from 0) is fast, rank 2's (from 1) slow
+    rows = [_row(0, 1, "send", "pp-act", [[0.000, 0.0001]]), _row(1, 1, "recv", "pp-act", [[0.000, 0.0002]]),
+            _row(1, 1, "send", "pp-act", [[0.001, 0.0011]]), _row(2, 1, "recv", "pp-act", [[0.0005, 0.004]])]
+    _write(tmp_path, rows)
+    assert sorted(pipeline_stalls(tmp_path).deliveries) == pytest.approx([0.0002, 0.003])

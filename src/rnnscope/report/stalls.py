@@ -34,7 +34,7 @@ class Stalls:
     typical_s: their median;
     per_step_s: per step, the sum over its messages of (delivery − typical_s), the excess only;
     compute_s, idle_s: per rank, the median seconds a step spent in compute phases and the rest
-        of the step (0.0 when the run has no compute.jsonl).
+        of the step (empty when the run has no compute.jsonl).
     """
 
     deliveries: list[float]
@@ -55,19 +55,24 @@ class Stalls:
 
 
 def _pairs(calls: list[dict], first_step: int) -> dict[int, list[float]]:
-    """step -> deliveries of that step's pipeline messages: the k-th send of a tag from rank a to
-    rank b pairs with the k-th receive of that tag on b (messages of a pair arrive in order)."""
-    sends: dict[tuple, list[dict]] = {}
-    recvs: dict[tuple, list[dict]] = {}
+    """step -> deliveries of that step's pipeline messages. The ledger does not name a message's
+    peer, so the stages are taken to be in rank order (the pipeline strategy's layout): per step
+    and tag, the i-th rank that sends pairs with the i-th rank that receives (activations go from
+    stage k to k + 1, gradients from k + 1 to k), and between two ranks the k-th send with the
+    k-th receive (a pair's messages arrive in order)."""
+    sends: dict[tuple, dict[int, list[dict]]] = {}
+    recvs: dict[tuple, dict[int, list[dict]]] = {}
     for call in calls:
         if call["tag"] in PIPELINE_TAGS and call["step"] >= first_step and call["op"] in ("send", "recv"):
-            key = (call["step"], call["tag"])
-            (sends if call["op"] == "send" else recvs).setdefault(key, []).append(call)
+            side = sends if call["op"] == "send" else recvs
+            side.setdefault((call["step"], call["tag"]), {}).setdefault(call["rank"], []).append(call)
     out: dict[int, list[float]] = {}
-    for key, sent in sends.items():
-        received = recvs.get(key, [])
-        for s, r in zip(sorted(sent, key=lambda c: c["start"]), sorted(received, key=lambda c: c["start"])):
-            out.setdefault(key[0], []).append(max(0.0, r["end"] - max(s["start"], r["start"])))
+    for key, by_sender in sends.items():
+        by_receiver = recvs.get(key, {})
+        for sender, receiver in zip(sorted(by_sender), sorted(by_receiver)):
+            pairs = zip(sorted(by_sender[sender], key=lambda c: c["start"]),
+                        sorted(by_receiver[receiver], key=lambda c: c["start"]))
+            out.setdefault(key[0], []).extend(max(0.0, r["end"] - max(s["start"], r["start"])) for s, r in pairs)
     return out
 
 
