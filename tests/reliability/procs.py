@@ -14,15 +14,23 @@ SMALL_DATA = ["--train.progress", "false", "--data.samples", "256", "--data.batc
               "--model.hidden", "8", "--data.seq_len", "10"]
 
 
+SLOW_CHECKPOINTS = Path(__file__).parent / "slow_checkpoints"  # its sitecustomize.py holds writes open
+
+
 def start(run_dir: Path | None, *args: str, strategy: str | None = "data", nproc: int = 2,
-          cwd: Path | None = None) -> subprocess.Popen:
-    """`rnnscope train ...` in the background (its own session, so a test can signal it alone)."""
+          cwd: Path | None = None, slow_checkpoints_s: float = 0.0) -> subprocess.Popen:
+    """`rnnscope train ...` in the background (its own session, so a test can signal it alone).
+    With `slow_checkpoints_s`, every checkpoint write is held open that long before its rename
+    (slow_checkpoints/sitecustomize.py), so that a test can catch one in progress."""
     argv = [sys.executable, "-m", "rnnscope", "train", *SMALL_DATA]
     if strategy:
         argv += ["--parallel.strategy", strategy, "--parallel.nproc", str(nproc)]
     if run_dir is not None:
         argv += ["--train.run_dir", str(run_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if slow_checkpoints_s > 0:
+        env["RNNSCOPE_TEST_SLOW_CHECKPOINT"] = str(slow_checkpoints_s)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SLOW_CHECKPOINTS), env.get("PYTHONPATH")]))
     return subprocess.Popen([*argv, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=cwd, start_new_session=True)
 

@@ -132,9 +132,8 @@ CELLS = [("data", "training", "stop-worker")] + [
 def test_fault_matrix(tmp_path, strategy, phase, fault, capsys):
     run_dir = tmp_path / "run"
     extra = [*PAR, *STRATEGY_ARGS[strategy]]
-    if phase == "checkpoint":  # writes to catch in the act: a 60-step data run can end first
-        extra += ["--train.max_steps", "300"]
-    proc = start(run_dir, *extra, strategy=strategy)
+    # a checkpoint write to catch in the act: each is held open 0.3 s before its rename
+    proc = start(run_dir, *extra, strategy=strategy, slow_checkpoints_s=0.3 if phase == "checkpoint" else 0.0)
     pids: list[int] = []
     try:
         if phase == "start-up":
