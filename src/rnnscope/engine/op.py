@@ -119,8 +119,8 @@ def _define(name: str, forward: Callable, backward: Callable, fake: Callable):
 
     # AOT autograd runs a compiled graph with view replay on: every view then records how to
     # replay itself, and the engine makes several views per time step (unbind, select, t), so
-    # inside a compiled step the same loops ran ~6 % slower. No view made in here leaves the
-    # kernel (its outputs are fresh tensors), so the kernels run with view replay off.
+    # inside a compiled step the same loops ran ~6 % slower. The outputs are buffers the kernel
+    # allocated itself (never views of its inputs), so the kernels run with view replay off.
     def forward_kernel(tensors, present, options):
         with torch.autograd._force_original_view_tracking(False):
             return [t.contiguous() for t in forward(_with_nones(tensors, present), options)]
