@@ -43,9 +43,11 @@ from rnnscope.costs.backends import GLOO
 from rnnscope.costs.layout import STRATEGIES, ParallelLayout
 from rnnscope.costs.traffic import strategy_traffic
 from rnnscope.costs.units import format_bytes, format_seconds
+from rnnscope.parallel.ledger import read_jsonl
 from rnnscope.plan.from_config import shape_from_config
 from rnnscope.plan.simulate import simulate
-from rnnscope.report.stalls import pipeline_stalls
+from rnnscope.report.stalls import stalls_of
+from rnnscope.report.timeline import read_phases
 from rnnscope.train.config import load_config
 
 
@@ -81,8 +83,8 @@ def run_train(strategy: str, nproc: int, args, folder: Path, measured: int) -> d
     done = subprocess.run(argv, capture_output=True, text=True, timeout=900, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{strategy} N={nproc} failed:\n{done.stderr[-3000:]}")
-    rows = [json.loads(line) for line in (run_dir / "traffic.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if r["phase"] == "step" and r["step"] > args.warmup]
+    every_row = read_jsonl(run_dir / "traffic.jsonl")
+    rows = [r for r in every_row if r["phase"] == "step" and r["step"] > args.warmup]
     steps = sorted({r["step"] for r in rows})
     per_step = lambda key, k: sum(r[key] for r in rows if r["step"] == k)  # noqa: E731
     # a rank's step_seconds is its time from one step's end to the next. The ranks' steps end
@@ -96,9 +98,12 @@ def run_train(strategy: str, nproc: int, args, folder: Path, measured: int) -> d
               for k in steps]
     # a pipeline's wake-up stalls, read off its own timeline (rnnscope.report.stalls): the
     # median step's excess of message deliveries over the typical one
-    stalls = pipeline_stalls(run_dir, first_step=args.warmup + 1) if strategy == "pipeline" else None
+    # (and each rank's median compute and idle time per step, for the JSON)
+    stalls = (stalls_of(every_row, read_phases(run_dir), first_step=args.warmup + 1)
+              if strategy == "pipeline" else None)
     return {"step_s": statistics.median(step_s), "mean_step_s": statistics.mean(step_s),
             "steps": len(step_s), "stall_s": stalls.median_stall_s if stalls else None,
+            "compute_s": stalls.compute_s if stalls else None, "idle_s": stalls.idle_s if stalls else None,
             "bytes": statistics.median(per_step("wire_bytes_sent", k) for k in steps),
             "messages": statistics.median(per_step("messages", k) for k in steps),
             "tags": sorted({r["tag"] for r in rows})}

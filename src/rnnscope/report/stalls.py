@@ -8,7 +8,8 @@ milliseconds (a thread woken a scheduler tick late). What a step loses to those 
 each delivery over the run's typical one (its median), summed over the step's messages: the
 stall that the planner's model (α, β, the simulated waves) does not describe.
 
-Pure functions of the run directory's files; `benchmarks/plan_vs_measured.py` prints the
+`stalls_of` is a pure function of a run's ledger rows and compute phases (`pipeline_stalls` reads
+them from the run directory); `benchmarks/plan_vs_measured.py` prints the
 prediction with the measured stalls added beside its error, to say how much of the pipeline's
 remaining error they explain (docs/plan.md §7).
 """
@@ -95,18 +96,23 @@ def _compute_and_idle(phases: dict[int, list[list]], first_step: int) -> tuple[d
     return compute, idle
 
 
-def pipeline_stalls(run_dir: str | Path, first_step: int = 1) -> Stalls | None:
-    """The stalls of the pipeline run in `run_dir` from step `first_step` on; None when it has
-    no pipeline messages with spans (not a pipeline run, or an old ledger)."""
-    run_dir = Path(run_dir)
-    traffic = run_dir / "traffic.jsonl"
-    if not traffic.exists():
-        return None
-    by_step = _pairs(comm_calls(read_jsonl(traffic)), first_step)
+def stalls_of(rows: list[dict], phases: dict[int, list[list]], first_step: int = 1) -> Stalls | None:
+    """The stalls in a run's ledger rows (traffic.jsonl) and compute phases (compute.jsonl) from
+    step `first_step` on; None when the rows hold no pipeline messages with spans (not a pipeline
+    run, or an old ledger)."""
+    by_step = _pairs(comm_calls(rows), first_step)
     deliveries = [d for step in by_step.values() for d in step]
     if not deliveries:
         return None
     typical = statistics.median(deliveries)
     per_step = {step: sum(max(0.0, d - typical) for d in ds) for step, ds in by_step.items()}
-    compute, idle = _compute_and_idle(read_phases(run_dir), first_step)
+    compute, idle = _compute_and_idle(phases, first_step)
     return Stalls(deliveries, typical, per_step, compute, idle)
+
+
+def pipeline_stalls(run_dir: str | Path, first_step: int = 1) -> Stalls | None:
+    """`stalls_of` the run in `run_dir`; None also when it has no traffic.jsonl."""
+    traffic = Path(run_dir) / "traffic.jsonl"
+    if not traffic.exists():
+        return None
+    return stalls_of(read_jsonl(traffic), read_phases(run_dir), first_step)
