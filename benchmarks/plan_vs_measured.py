@@ -148,8 +148,20 @@ def print_table(results: list[dict], tolerance: float) -> None:
 def error_summary(results: list[dict], tolerance: float) -> list[dict]:
     """Per (cell, strategy, N) and per cell: the runs, how many are within `tolerance`, and the
     absolute error of the step time, |measured / predicted − 1|, as mean and max in percent
-    (how simulator papers report accuracy); one row per group, then one "all" row per cell."""
+    (how simulator papers report accuracy); one row per group, then one "all" row per cell.
+
+    Beside it, the runs' own spread: |measured / the median of the same group's runs − 1|, the
+    error that predicting each group's median run (known only afterwards) would have. The
+    machine's drift between runs of the same configuration puts it there, so no prediction made
+    before the runs is expected to do better on average."""
+    medians = {}
+    for r in results:
+        medians.setdefault((r["cell"], r["strategy"], r["nproc"]), []).append(r["measured"]["step_s"])
+    medians = {key: statistics.median(steps) for key, steps in medians.items()}
+
     def row(cell, strategy, nproc, group):
+        spread = [abs(r["measured"]["step_s"] / medians[r["cell"], r["strategy"], r["nproc"]] - 1)
+                  for r in group]
         errors = [abs(r["ratio"] - 1) for r in group if r["ratio"] is not None]
         bare = [abs(r["measured"]["step_s"] / r["predicted"]["step_s_without_waits"] - 1)
                 for r in group if r["ratio"] is not None]
@@ -161,6 +173,8 @@ def error_summary(results: list[dict], tolerance: float) -> list[dict]:
                 "within": sum(e <= tolerance for e in errors),
                 "exact": sum(r["exact"] for r in group),
                 "ratios": [round(r["ratio"], 3) for r in group if r["ratio"] is not None],
+                "mean_spread_pct": 100 * statistics.mean(spread),
+                "max_spread_pct": 100 * max(spread),
                 "mean_error_pct": 100 * statistics.mean(errors) if errors else None,
                 "max_error_pct": 100 * max(errors) if errors else None,
                 "mean_error_without_waits_pct": 100 * statistics.mean(bare) if bare else None,
@@ -185,13 +199,15 @@ def print_summary(rows: list[dict], tolerance: float) -> None:
 
     table = Table(title="step time, measured / predicted, over the repeated runs")
     for name in ("cell", "strategy", "N", "runs", f"within {tolerance:.0%}", "bytes+msgs exact",
-                 "mean |err|", "max |err|", "without waits", "measured stalls", "ratios"):
+                 "mean |err|", "max |err|", "runs' spread", "without waits", "measured stalls",
+                 "ratios"):
         table.add_column(name, justify="left" if name in ("cell", "strategy", "ratios") else "right")
     for r in rows:
         pct = lambda v: "—" if v is None else f"{v:.1f} %"  # noqa: E731
         table.add_row(r["cell"], r["strategy"], "" if r["nproc"] is None else str(r["nproc"]),
                       str(r["runs"]), str(r["within"]), str(r["exact"]), pct(r["mean_error_pct"]),
                       pct(r["max_error_pct"]),
+                      f"{pct(r['mean_spread_pct'])} / {pct(r['max_spread_pct'])}",
                       f"{pct(r['mean_error_without_waits_pct'])} / "
                       f"{pct(r['max_error_without_waits_pct'])}",
                       "" if r["mean_error_with_measured_stalls_pct"] is None else
@@ -199,6 +215,9 @@ def print_summary(rows: list[dict], tolerance: float) -> None:
                       f"{pct(r['max_error_with_measured_stalls_pct'])}",
                       ", ".join(f"{x:.2f}" for x in r["ratios"]) if r["strategy"] != "all" else "")
     Console(width=180).print(table)
+    print("runs' spread (mean / max): each run against the median of the same strategy's runs, the "
+          "error of a prediction that knew that median; the machine's drift between runs, the floor "
+          "under the errors")
     print("measured stalls: the model without the waits plus the pipeline's wake-up stalls read off each "
           "run's own timeline (rnnscope.report.stalls): how much of the error they explain")
 

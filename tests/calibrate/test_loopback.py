@@ -37,7 +37,7 @@ def test_the_calibration_also_times_the_loop_and_the_strategies_code_in_every_pr
 
 @pytest.mark.distributed
 @pytest.mark.timeout(120)
-def test_the_real_exchanges_are_the_median_over_several_process_groups(monkeypatch):
+def test_the_real_exchange_is_the_median_over_several_process_groups(monkeypatch):
     """One slow group (the odd one out) must not move the figure the waits are fitted from."""
     import datetime
 
@@ -46,7 +46,7 @@ def test_the_real_exchanges_are_the_median_over_several_process_groups(monkeypat
     from rnnscope.calibrate import loopback
     from rnnscope.parallel.comm import Communicator
 
-    figures = iter([(0.50, 0.010), (0.90, 0.019), (0.52, 0.011)])  # the second group is slow
+    figures = iter([0.50, 0.90, 0.52])  # the second group is slow
     groups = []
 
     def fake_time_exchanges(shape, cfg, comm, repeats, sync, slowest):
@@ -58,8 +58,8 @@ def test_the_real_exchanges_are_the_median_over_several_process_groups(monkeypat
                             world_size=1, timeout=datetime.timedelta(seconds=30))
     try:
         comm = Communicator()
-        split_s, pipe_s = loopback.exchange_seconds((None, None), comm, slowest=None, groups=3)
+        split_s = loopback.exchange_seconds((None, None), comm, slowest=None, groups=3)
     finally:
         dist.destroy_process_group()
-    assert (split_s, pipe_s) == (0.52, 0.011)
+    assert split_s == 0.52
     assert groups[0] is None and len({id(g) for g in groups}) == 3  # the calibration's own, then two new

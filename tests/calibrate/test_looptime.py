@@ -42,3 +42,57 @@ def test_ddp_steps_on_a_group_of_one_rank():
         dist.destroy_process_group()
     assert 0 < seconds < 1
     assert WARMUP_STEPS >= 2  # DDP rebuilds its buckets after the first step: not timed
+
+
+def _pipeline_rank(rank: int, port: int, out: str) -> None:
+    """One of two calibration processes timing the pipeline's own loop, then using the group."""
+    import json
+
+    import torch
+
+    from rnnscope.calibrate.looptime import pipeline_step_seconds
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=2, timeout=datetime.timedelta(seconds=60))
+    cfg = load_config(None, TINY + ["--parallel.chunk", "2", "--train.max_steps", "1000"])
+    synced = []
+
+    def sync():
+        synced.append(True)
+        dist.barrier()
+
+    seconds = pipeline_step_seconds(cfg, rank, 2, repeats=4, sync=sync)
+    alive = torch.ones(1)
+    dist.all_reduce(alive)  # the calibration's group is still there for what comes next
+    with open(f"{out}.{rank}", "w") as f:
+        json.dump({"seconds": seconds, "synced": len(synced), "alive": float(alive),
+                   "strategy": cfg.parallel.strategy, "max_steps": cfg.train.max_steps}, f)
+    dist.destroy_process_group()
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(180)
+def test_the_pipeline_step_is_its_own_training_loop_on_the_calibrations_group(tmp_path):
+    import json
+
+    import torch.multiprocessing as mp
+
+    out = str(tmp_path / "rank")
+    ctx = mp.get_context("spawn")
+    port = free_port()
+    procs = [ctx.Process(target=_pipeline_rank, args=(r, port, out), daemon=True) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(150)
+    hung = [p for p in procs if p.is_alive()]
+    for p in hung:
+        p.kill()
+    assert not hung and all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
+    for rank in range(2):
+        got = json.loads(open(f"{out}.{rank}").read())
+        assert 0 < got["seconds"] < 1
+        assert got["synced"] == 1  # every rank starts its timed steps together, once
+        assert got["alive"] == 2.0  # the group was not torn down by the loop's close
+        assert got["strategy"] == "none" and got["max_steps"] == 1000  # a copy was changed

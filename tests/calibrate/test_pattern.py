@@ -73,7 +73,8 @@ def test_the_waits_are_what_a_real_exchange_takes_beyond_the_model():
     assert split_wait(0.4, 0.5, 0.1, SHAPE) == 0.0  # faster than the model: no negative wait
     # a pipeline of 2 stages and 5 chunks: 2 waves of 6 slots
     assert chunk_wait(0.2 + 12 * 1e-4, 0.2, stages=2, chunks=5) == pytest.approx(1e-4)
-    assert chunk_wait(0.1, 0.2, stages=2, chunks=5) == 0.0
+    # a real step shorter than the simulated one (the loop's work hidden in the bubble): negative
+    assert chunk_wait(0.2 - 12 * 1e-4, 0.2, stages=2, chunks=5) == pytest.approx(-1e-4)
 
 
 def test_calibrated_waits_put_the_real_exchange_back_into_the_simulation():
@@ -95,15 +96,25 @@ def test_calibrated_waits_put_the_real_exchange_back_into_the_simulation():
     comm = sum(i.count * i.cost.seconds
                for i in simulate(inputs, ParallelLayout(hidden_split=2)).items)
     pipe = simulate(inputs, ParallelLayout(pipeline=2))
-    pipe_waves = pipe.step_s - 1e-3 - sum(i.cost.seconds for i in pipe.items if i.tag == "output")
     pat = Patterns(split_ways=2, split_s=split_alone, stages=2, chunk=5, stage_s=0.0, whole_s=0.0,
                    split_real_s=split_alone + comm + 2 * 10 * 2 * wait_split,
-                   pipe_real_s=pipe_waves + 2 * (2 + 2 - 1) * wait_chunk)
+                   pipe_real_s=pipe.step_s + 2 * (2 + 2 - 1) * wait_chunk)  # a whole loop step
     split, chunk = exchange_waits(inputs, pat, world=2)
     assert split == pytest.approx(wait_split) and chunk == pytest.approx(wait_chunk)
     waited = dataclasses.replace(inputs, chunk_wait_s=chunk)
     assert simulate(waited, ParallelLayout(pipeline=2)).step_s == pytest.approx(
         pipe.step_s + 2 * 3 * wait_chunk)
+    # a loop step shorter than the simulation (its work hidden in the bubble) shortens it as much
+    # (nearly: a shorter slot can make another stage the slowest one of a wave)
+    hidden = 0.02 * pipe.step_s
+    faster = dataclasses.replace(pat, pipe_real_s=pipe.step_s - hidden)
+    _, chunk = exchange_waits(inputs, faster, world=2)
+    assert chunk == pytest.approx(-hidden / (2 * 3))
+    shortened = pipe.step_s - simulate(dataclasses.replace(inputs, chunk_wait_s=chunk),
+                                       ParallelLayout(pipeline=2)).step_s
+    assert shortened == pytest.approx(hidden, rel=0.05)
+    # however negative, no slot of a wave takes less than nothing
+    assert simulate(dataclasses.replace(inputs, chunk_wait_s=-1.0), ParallelLayout(pipeline=2)).step_s > 0
     # nothing timed on a real group: no waits
     assert exchange_waits(inputs, dataclasses.replace(pat, split_real_s=0.0, pipe_real_s=0.0),
                           world=2) == (0.0, 0.0)

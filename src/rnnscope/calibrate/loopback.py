@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnscope.calibrate.fit import ComputeFit
+from rnnscope.calibrate.looptime import pipeline_step_seconds
 from rnnscope.calibrate.pattern import Patterns, time_exchanges, time_patterns
 from rnnscope.calibrate.speed import measure_compute
 from rnnscope.errors import UserError
@@ -138,8 +139,13 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
             dist.all_reduce(values, op=dist.ReduceOp.MAX)
             return values.tolist()
 
-        # and on real groups: the waits between ranks that the stages alone cannot show
-        split_real, pipe_real = exchange_seconds(compute_args, comm, slowest)
+        # and on the real group: the waits between ranks that the stages alone cannot show, in
+        # the hidden split's exchange and in the pipeline's own training loop
+        split_real = exchange_seconds(compute_args, comm, slowest)
+        shape, cfg = compute_args
+        pipe_real = 0.0
+        if 1 < world <= shape.layers:
+            pipe_real = combine([pipeline_step_seconds(cfg, rank, world, sync=dist.barrier)])[0]
         patterns = dataclasses.replace(patterns, split_real_s=split_real, pipe_real_s=pipe_real)
         dist.barrier()
     if rank == 0:
@@ -149,26 +155,26 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
     dist.destroy_process_group()
 
 
-def exchange_seconds(compute_args: tuple, comm, slowest, groups: int = EXCHANGE_GROUPS) -> tuple[float, float]:
-    """(hidden split, pipeline) seconds of a real exchange (`pattern.time_exchanges`): the median
-    over `groups` process groups (the calibration's own and new ones over the same ranks), each
-    timed with 2 calls of the split and 6 of the pipeline after a warm-up.
+def exchange_seconds(compute_args: tuple, comm, slowest, groups: int = EXCHANGE_GROUPS) -> float:
+    """Seconds of the hidden split's real exchange (`pattern.time_exchanges`): the median over
+    `groups` process groups (the calibration's own and new ones over the same ranks), each timed
+    with 2 calls after a warm-up.
 
-    One group's figure for the pipeline swung from 7.7 to 12.2 ms between groups of one launch,
-    and from 8.2 to 18.5 ms between calibrations, while the runs it predicts were steady: the wait
-    it yields is a small difference of two times, so one slow group made the prediction 1.5× long.
-    The median of several groups' keeps what they share and drops the odd one."""
+    One group's figure swung by half between the groups of one launch, while the runs it
+    predicts were steady: the wait it yields is a small difference of two times, so one slow
+    group made the prediction 1.5× long. The median of several groups' keeps what they share
+    and drops the odd one."""
     import torch.distributed as dist
 
     from rnnscope.parallel.comm import Communicator
 
     comms = [comm] + [Communicator(dist.new_group(list(range(comm.world_size))), ledger=comm.ledger)
                       for _ in range(groups - 1)]
-    timed = [time_exchanges(*compute_args, c, repeats=2, sync=dist.barrier,
-                            slowest=slowest) for c in comms]
+    timed = [time_exchanges(*compute_args, c, repeats=2, sync=dist.barrier, slowest=slowest)
+             for c in comms]
     for c in comms[1:]:
         dist.destroy_process_group(c.group)
-    return float(np.median([t[0] for t in timed])), float(np.median([t[1] for t in timed]))
+    return float(np.median(timed))
 
 
 def measure_network(world: int = 2, budget_s: float = 0.15, timeout_s: float = 180.0,

@@ -6,16 +6,21 @@ hooks run. The calibration therefore times the loop itself, `rnnscope.train.loop
 few dozen steps on a throw-away run directory, with a DistContext (`StepClock`) that only notes
 when the steps end. With `wrap`, the model is wrapped first (data parallel: DDP on a process
 group of this one rank, so DDP's hooks and bucket copies run and nothing crosses the network).
+`pipeline_step_seconds` times the pipeline strategy's own context the same way, on the
+calibration's real process group.
 """
 
 from __future__ import annotations
 
 import copy
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from rnnscope.train.distributed import SingleProcess
+
+PIPELINE_STEPS = 30  # timed steps of the pipeline's own loop (`pipeline_step_seconds`)
 
 WARMUP_STEPS = 3  # steps before the clock starts: allocator, first-call paths, DDP's rebuild
 
@@ -145,3 +150,52 @@ def ddp_step_seconds(cfg, batch: int, layers: int, hidden: int, repeats: int, gr
         return wrap_ddp(model, comm, cfg.parallel.bucket_mb, torch.device("cpu"))
 
     return loop_step_seconds(cfg, batch, layers, hidden, repeats, sync, wrap, comm.ledger)
+
+
+def pipeline_step_seconds(cfg, rank: int, world: int, repeats: int = PIPELINE_STEPS,
+                          sync=None) -> float:
+    """Median seconds per step of `train(cfg)` as `--parallel.strategy pipeline` on the default
+    process group of `world` ranks (every rank calls it at once), this rank's.
+
+    The strategy's own context (`PipelineParallel`) runs the loop, so the step has what a run's
+    has and a stage timed alone has not: the ŷ broadcast, the loss, the optimizer and the loop's
+    own work, each on the rank and at the moment a run does it (partly inside the other stages'
+    bubble), and the ranks' wake-up stalls between chunks. The loop runs WARMUP_STEPS + `repeats`
+    steps on a temporary run directory per rank; nothing is gathered or written at the end.
+    """
+    import torch
+
+    from rnnscope.parallel.comm import Communicator
+    from rnnscope.parallel.context import WorkerEnv
+    from rnnscope.parallel.ledger import Ledger
+    from rnnscope.parallel.pipeline import PipelineParallel
+    from rnnscope.train.loop import train
+
+    ends: list[float] = []
+
+    class Timed(PipelineParallel):
+        def on_step_end(self, step: int, model) -> None:
+            super().on_step_end(step, model)
+            if step == WARMUP_STEPS and sync is not None:
+                sync()
+            ends.append(time.perf_counter())
+
+        def close(self, run_dir) -> None:  # the calibration's group stays; no ledger to gather
+            self.ledger.close_step(None, "close")
+
+    cfg = copy.deepcopy(cfg)
+    # one pipeline over all `world` ranks, as `exchange_waits` simulates it
+    cfg.parallel.strategy, cfg.parallel.nproc, cfg.parallel.data_degree = "pipeline", world, 1
+    cfg.train.epochs, cfg.train.max_steps = 0, WARMUP_STEPS + repeats
+    cfg.train.log_every = cfg.train.checkpoint_every = cfg.parallel.check_every = 10**9
+    cfg.train.progress, cfg.train.threads, cfg.diagnostics.every = False, 1, 0
+    cfg.train.tbptt_k1 = cfg.train.tbptt_k2 = 0  # the planner models full BPTT
+    env = WorkerEnv(rank=rank, world_size=world, local_rank=rank, local_world_size=world,
+                    restart_count=0)
+    context = Timed(cfg, Communicator(ledger=Ledger(rank)), torch.device("cpu"), env)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.train.run_dir = str(Path(tmp) / "run")
+        train(cfg, distributed=context)
+    steps = [b - a for a, b in zip(ends[WARMUP_STEPS - 1:], ends[WARMUP_STEPS:])]
+    assert len(steps) == repeats, (len(steps), repeats)
+    return statistics.median(steps)

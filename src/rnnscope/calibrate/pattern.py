@@ -19,6 +19,7 @@ measures them and not only a grid around them.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from dataclasses import dataclass
 
 import torch
@@ -33,17 +34,21 @@ from rnnscope.plan.compute import Device, gates_of, step_seconds
 from rnnscope.train.model import SequenceModel
 from rnnscope.train.setup import denormals_flushed
 
+DDP_PAIRS = 4  # pairs of training loops, with DDP and without, that DDP's own work is timed in
+
 
 @dataclass
 class Patterns:
     """Seconds of the strategies' own code paths on this machine (one thread, no network).
 
     split_s: one rank's forward + backward of a `split_ways` hidden split (0: none timed);
-    split_real_s, pipe_real_s: the hidden split and the pipeline timed on a real group (their
-    waits for the slower rank and for a thread to wake included, `time_exchanges`);
+    split_real_s: the hidden split timed on a real group (its waits for the slower rank and for
+    a thread to wake included, `time_exchanges`); pipe_real_s: a step of the pipeline's own
+    training loop on it (`looptime.pipeline_step_seconds`);
     stage_s, whole_s: the first of `stages` pipeline stages with `chunk` time steps per chunk,
     and with the whole sequence as one chunk (0: one layer, no pipeline); ddp_s, plain_s: a
-    training-loop step of a replica's batch in DDP and without (None: not timed).
+    training-loop step of a replica's batch in DDP and without (None: not timed; plain_s the
+    median of DDP_PAIRS loops, ddp_s plain_s plus the median of the pairs' differences).
     """
 
     split_ways: int
@@ -54,9 +59,9 @@ class Patterns:
     whole_s: float
     ddp_s: float | None = None
     plain_s: float | None = None
-    # the same stages on the calibration's real process group (a real exchange, every rank at
-    # once): one rank's forward + backward of the `split_ways` split, and the slowest rank's of
-    # the `stages`-stage pipeline (0: not timed: the group's size is neither)
+    # on the calibration's real process group, every rank at once: the slowest rank's forward +
+    # backward of the `split_ways` split (a real exchange), and a step of the pipeline
+    # strategy's own training loop over `stages` ranks (0: not timed: the group's size is neither)
     split_real_s: float = 0.0
     pipe_real_s: float = 0.0
 
@@ -182,43 +187,49 @@ def time_patterns(shape: RNNShape, cfg, workers: int = 2, repeats: int = 3, sync
         seconds = interleaved_seconds(runs, repeats, sync)
     if group is not None:
         replica = (max(1, shape.batch // workers), shape.layers, shape.hidden)
-        # in the order DDP, plain, plain, DDP (half the steps each time): a load that drifts
-        # steadily during the four falls on both alike, and DDP's share is their difference
+        # DDP's share is a small difference of two loops' times (0.2-0.8 ms of a 7 ms step
+        # here), and one pair of loops put it anywhere from 0 to 2.4 ms: DDP_PAIRS pairs, in the
+        # order DDP, plain, plain, DDP, ... (a load that drifts steadily during a pair falls on
+        # both alike), and the median of their differences
         half = max(1, (repeats + 1) // 2)
-        ddp = [ddp_step_seconds(cfg, *replica, half, group, sync)]
-        plain = [loop_step_seconds(cfg, *replica, half, sync) for _ in range(2)]
-        ddp.append(ddp_step_seconds(cfg, *replica, half, group, sync))
-        seconds += [sum(ddp) / 2, sum(plain) / 2]
+        plain, extra = [], []
+        for k in range(DDP_PAIRS):
+            ddp_first = k % 2 == 0
+            if ddp_first:
+                ddp = ddp_step_seconds(cfg, *replica, half, group, sync)
+            plain.append(loop_step_seconds(cfg, *replica, half, sync))
+            if not ddp_first:
+                ddp = ddp_step_seconds(cfg, *replica, half, group, sync)
+            extra.append(ddp - plain[-1])
+        typical = statistics.median(plain)
+        seconds += [typical + statistics.median(extra), typical]
     if combine is not None:
         seconds = combine(seconds)
     return Patterns(ways, seconds[0], stages, chunk, seconds[1], seconds[2],
                     *(seconds[3:5] if group is not None else ()))
 
 
-def time_exchanges(shape: RNNShape, cfg, comm, repeats: int = 5, sync=None,
-                   slowest=None) -> tuple[float, float]:
-    """(hidden split, pipeline) seconds of one forward + backward on `comm`'s real group, one
-    rank per stage or split way, as a run's workers exchange: the waits the LoopbackComm
-    timings cannot see (a rank that arrives first at a collective waits for the slower one; a
-    rank blocked in a receive waits for its thread to be woken) are in these. 0.0 where the
-    group's size is not a split of H or a pipeline of the layers. `slowest` (list of seconds
-    -> the same list, the maximum over the ranks) makes every rank report the slowest's."""
+def time_exchanges(shape: RNNShape, cfg, comm, repeats: int = 2, sync=None,
+                   slowest=None) -> float:
+    """Seconds of one rank's forward + backward of the hidden split on `comm`'s real group, one
+    split way per rank, as a run's workers exchange: the waits the LoopbackComm timing cannot
+    see (a rank that arrives first at a collective waits for the slower one, a rank blocked in
+    a collective waits for its thread to be woken) are in it. 0.0 where the group's size does
+    not split H. `slowest` (list of seconds -> the same list, the maximum over the ranks) makes
+    every rank report the slowest's. (The pipeline's real step is timed through its own
+    training loop: `looptime.pipeline_step_seconds`.)"""
     world = comm.world_size
-    runs = [_split_runner(shape, cfg, comm) if world > 1 and shape.hidden % world == 0 else None,
-            _pipeline_runner(shape, cfg, comm, cfg.parallel.chunk)
-            if 1 < world <= shape.layers else None]
+    if world < 2 or shape.hidden % world:
+        return 0.0
     with denormals_flushed(cfg.train.flush_denormal):
         # from a barrier each time: a rank's time runs from the common start to its own end
-        # (the slowest rank's is the exchange's), not from where the previous call left it.
-        # The pipeline's call is short (a step, ~10-50 ms against the split's ~0.5 s), and its
-        # wait per chunk is a small difference of two times, so it gets 3× the calls
-        split_s = interleaved_seconds(runs[:1], repeats, sync, before_each=sync)[0]
-        pipe_s = interleaved_seconds(runs[1:], 3 * repeats, sync, before_each=sync)[0]
-        seconds = [split_s, pipe_s]
+        # (the slowest rank's is the exchange's), not from where the previous call left it
+        seconds = interleaved_seconds([_split_runner(shape, cfg, comm)], repeats, sync,
+                                      before_each=sync)
     comm.ledger.close_step(None, "calibrate")  # keep the records from piling up
     if slowest is not None:
         seconds = slowest(seconds)
-    return seconds[0], seconds[1]
+    return seconds[0]
 
 
 def split_wait(real_s: float, loopback_s: float, comm_s: float, shape: RNNShape) -> float:
@@ -230,10 +241,11 @@ def split_wait(real_s: float, loopback_s: float, comm_s: float, shape: RNNShape)
 
 
 def chunk_wait(real_s: float, modelled_s: float, stages: int, chunks: int) -> float:
-    """Seconds per chunk and stage, forward and backward, that a real pipeline waits beyond
-    the simulated wave (its wake-up stalls). Pure: each wave has chunks + stages − 1 slots on
-    its critical path, so (real − modelled) / (2·(chunks + stages − 1)), never negative."""
-    return max(0.0, (real_s - modelled_s) / (2 * (chunks + stages - 1)))
+    """Seconds per chunk and stage, forward and backward, that a real pipeline step takes beyond
+    the simulated one: the wake-up stalls (more) less the loop's own work that a run does inside
+    the other stages' bubble (less), so it may be negative. Pure: each wave has
+    chunks + stages − 1 slots on its critical path, so (real − modelled) / (2·(chunks + stages − 1))."""
+    return (real_s - modelled_s) / (2 * (chunks + stages - 1))
 
 
 def split_overhead(measured_s: float, shape: RNNShape, device: Device, ways: int) -> float:

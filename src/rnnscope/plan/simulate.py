@@ -16,9 +16,11 @@ hidden-split group sits on neighbouring GPUs.
   parameter tensor is all-reduced after the backward (as rnnscope.parallel.model_parallel does);
   a pipeline stage that finishes its backward early hides part of its own.
 - Pipeline: the last stage broadcasts ŷ to the other stages before the backward.
-- Local runs only (--calibrate): the waits between ranks beyond a message's own time, timed on
-  a real exchange — per hidden-split exchange (`split_wait_s`) and per pipeline chunk and stage
-  (`chunk_wait_s`, the wake-up stalls) — count as exposed communication.
+- Local runs only (--calibrate): the waits between ranks beyond a message's own time — per
+  hidden-split exchange (`split_wait_s`, timed on a real exchange) and per pipeline chunk and
+  stage (`chunk_wait_s`, from a few steps of the pipeline's own loop: the wake-up stalls, less
+  the loop's work that hides in the bubble, so it may be negative) — count as exposed
+  communication.
 - Clipping (`clip`) under a model split: one 8-byte all-reduce of Σ‖g‖² in the model group
   after the backward, before the optimizer step (`costs.traffic.clip_transfer`); all exposed.
 Not modelled: the optimizer step, contention between concurrent collectives, stragglers.
@@ -66,10 +68,12 @@ class PlanInputs:
     comm_on_cores: bool = False
     # --optim.clip > 0: a model split all-reduces the squared gradient norm every step
     clip: bool = False
-    # local runs (--calibrate): what ranks wait for each other beyond the messages' own time,
-    # timed on a real exchange (`calibrate.pattern.time_exchanges`): per hidden-split exchange
-    # (the slower rank's arrival, a blocked thread's wake-up), and per pipeline chunk and stage,
-    # forward and backward (wake-up stalls). 0 at scale, where no such figure is measured.
+    # local runs (--calibrate): what ranks wait for each other beyond the messages' own time:
+    # per hidden-split exchange, timed on a real exchange (`calibrate.pattern.time_exchanges`:
+    # the slower rank's arrival, a blocked thread's wake-up), and per pipeline chunk and stage,
+    # forward and backward, from a few steps of the pipeline's own training loop
+    # (`calibrate.looptime.pipeline_step_seconds`: the wake-up stalls, less the loop's work that
+    # a run does inside the bubble; may be negative). 0 at scale, where no such figure is measured.
     split_wait_s: float = 0.0
     chunk_wait_s: float = 0.0
 
@@ -275,9 +279,9 @@ def simulate(inputs: PlanInputs, layout: ParallelLayout) -> StepPlan:
              for j, st in enumerate(stages)]
         G = [chunk * sum(per_step[l][1] for l in st) + 2 * len(st) * per_chunk + on_cores[j]
              for j, st in enumerate(stages)]
-        stall = inputs.chunk_wait_s * slower  # a stage's wake-up stalls, each chunk
-        forward = wave([f + stall for f in F], send.seconds, chunks)
-        backward = wave([g + stall for g in G], send.seconds, chunks)
+        stall = inputs.chunk_wait_s * slower  # a stage's wake-up stalls, each chunk (or less)
+        forward = wave([max(0.0, f + stall) for f in F], send.seconds, chunks)
+        backward = wave([max(0.0, g + stall) for g in G], send.seconds, chunks)
         no_comm = wave(F, 0.0, chunks) + wave(G, 0.0, chunks)
         exposed_sends = forward + backward - no_comm
         if s.output_size:  # ŷ from the last stage to all, before the loss and the backward
