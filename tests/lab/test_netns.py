@@ -75,7 +75,10 @@ def test_failure_half_way_through_build_removes_what_was_made(lab_ready, monkeyp
 
 
 SCRIPT = textwrap.dedent("""
-    import os, sys, time
+    import os, signal, sys, time
+    # a test run started in the background (`cmd &` without job control, nohup) hands its
+    # children SIGINT ignored, and Python then never turns it into KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from rnnscope.lab.netns import Lab
     with Lab(2, 10e6) as lab:
         lab.popen(lab.hosts[0], ["sleep", "60"])  # a process inside the lab, as a worker would be
