@@ -154,10 +154,10 @@ def error_summary(results: list[dict], tolerance: float) -> list[dict]:
     error that predicting each group's median run (known only afterwards) would have. The
     machine's drift between runs of the same configuration puts it there, so no prediction made
     before the runs is expected to do better on average."""
-    medians = {}
+    steps_of: dict[tuple, list[float]] = {}
     for r in results:
-        medians.setdefault((r["cell"], r["strategy"], r["nproc"]), []).append(r["measured"]["step_s"])
-    medians = {key: statistics.median(steps) for key, steps in medians.items()}
+        steps_of.setdefault((r["cell"], r["strategy"], r["nproc"]), []).append(r["measured"]["step_s"])
+    medians = {key: statistics.median(steps) for key, steps in steps_of.items()}
 
     def row(cell, strategy, nproc, group):
         spread = [abs(r["measured"]["step_s"] / medians[r["cell"], r["strategy"], r["nproc"]] - 1)

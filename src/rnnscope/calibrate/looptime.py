@@ -116,21 +116,33 @@ def loop_step_seconds(cfg, batch: int, layers: int, hidden: int, repeats: int, s
     The loop runs WARMUP_STEPS + `repeats` steps (no logging, checkpoints or diagnostics in
     between) on a temporary run directory; its start-up and final evaluation are not timed.
     """
-    from rnnscope.train.loop import train
-
-    cfg = copy.deepcopy(cfg)
+    cfg = timing_config(cfg, repeats)
     cfg.model.hidden, cfg.model.layers, cfg.data.batch_size = hidden, layers, batch
-    cfg.train.epochs, cfg.train.max_steps = 0, WARMUP_STEPS + repeats
-    cfg.train.log_every = cfg.train.checkpoint_every = 10**9
-    cfg.train.progress, cfg.train.threads, cfg.diagnostics.every = False, 1, 0
     cfg.parallel.strategy = "none"
-    cfg.train.tbptt_k1 = cfg.train.tbptt_k2 = 0  # the planner models full BPTT
     clock = StepClock(WARMUP_STEPS, sync, wrap, ledger)
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg.train.run_dir = str(Path(tmp) / "run")
-        train(cfg, distributed=clock)
+    run_loop(cfg, clock)
     assert clock.timed == repeats, (clock.timed, repeats)
     return (clock.end - clock.start) / repeats
+
+
+def timing_config(cfg, repeats: int):
+    """A copy of cfg whose loop runs WARMUP_STEPS + `repeats` steps with nothing in between (no
+    logging, checkpoints, weight checks or diagnostics), one thread, full BPTT (the planner's)."""
+    cfg = copy.deepcopy(cfg)
+    cfg.train.epochs, cfg.train.max_steps = 0, WARMUP_STEPS + repeats
+    cfg.train.log_every = cfg.train.checkpoint_every = cfg.parallel.check_every = 10**9
+    cfg.train.progress, cfg.train.threads, cfg.diagnostics.every = False, 1, 0
+    cfg.train.tbptt_k1 = cfg.train.tbptt_k2 = 0
+    return cfg
+
+
+def run_loop(cfg, context) -> None:
+    """`train(cfg)` with `context` as its DistContext, on a temporary run directory."""
+    from rnnscope.train.loop import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.train.run_dir = str(Path(tmp) / "run")
+        train(cfg, distributed=context)
 
 
 def ddp_step_seconds(cfg, batch: int, layers: int, hidden: int, repeats: int, group,
@@ -169,7 +181,6 @@ def pipeline_step_seconds(cfg, rank: int, world: int, repeats: int = PIPELINE_ST
     from rnnscope.parallel.context import WorkerEnv
     from rnnscope.parallel.ledger import Ledger
     from rnnscope.parallel.pipeline import PipelineParallel
-    from rnnscope.train.loop import train
 
     ends: list[float] = []
 
@@ -183,19 +194,12 @@ def pipeline_step_seconds(cfg, rank: int, world: int, repeats: int = PIPELINE_ST
         def close(self, run_dir) -> None:  # the calibration's group stays; no ledger to gather
             self.ledger.close_step(None, "close")
 
-    cfg = copy.deepcopy(cfg)
+    cfg = timing_config(cfg, repeats)
     # one pipeline over all `world` ranks, as `exchange_waits` simulates it
     cfg.parallel.strategy, cfg.parallel.nproc, cfg.parallel.data_degree = "pipeline", world, 1
-    cfg.train.epochs, cfg.train.max_steps = 0, WARMUP_STEPS + repeats
-    cfg.train.log_every = cfg.train.checkpoint_every = cfg.parallel.check_every = 10**9
-    cfg.train.progress, cfg.train.threads, cfg.diagnostics.every = False, 1, 0
-    cfg.train.tbptt_k1 = cfg.train.tbptt_k2 = 0  # the planner models full BPTT
     env = WorkerEnv(rank=rank, world_size=world, local_rank=rank, local_world_size=world,
                     restart_count=0)
-    context = Timed(cfg, Communicator(ledger=Ledger(rank)), torch.device("cpu"), env)
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg.train.run_dir = str(Path(tmp) / "run")
-        train(cfg, distributed=context)
+    run_loop(cfg, Timed(cfg, Communicator(ledger=Ledger(rank)), torch.device("cpu"), env))
     steps = [b - a for a, b in zip(ends[WARMUP_STEPS - 1:], ends[WARMUP_STEPS:])]
     assert len(steps) == repeats, (len(steps), repeats)
     return statistics.median(steps)

@@ -194,13 +194,14 @@ def time_patterns(shape: RNNShape, cfg, workers: int = 2, repeats: int = 3, sync
         half = max(1, (repeats + 1) // 2)
         plain, extra = [], []
         for k in range(DDP_PAIRS):
-            ddp_first = k % 2 == 0
-            if ddp_first:
+            if k % 2 == 0:
                 ddp = ddp_step_seconds(cfg, *replica, half, group, sync)
-            plain.append(loop_step_seconds(cfg, *replica, half, sync))
-            if not ddp_first:
+                alone = loop_step_seconds(cfg, *replica, half, sync)
+            else:
+                alone = loop_step_seconds(cfg, *replica, half, sync)
                 ddp = ddp_step_seconds(cfg, *replica, half, group, sync)
-            extra.append(ddp - plain[-1])
+            plain.append(alone)
+            extra.append(ddp - alone)
         typical = statistics.median(plain)
         seconds += [typical + statistics.median(extra), typical]
     if combine is not None:
