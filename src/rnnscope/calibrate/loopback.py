@@ -76,8 +76,28 @@ def _op_runner(comm, op: str, size: int):
     return calls[op], elements * 4
 
 
+def own_session(parent: int) -> None:
+    """Make this process the leader of a new session, as torchrun's agent starts every worker
+    (`start_new_session`), so that the calibration's processes are scheduled as a run's are;
+    it then dies with `parent` (the calibrating process), as a run's workers die with their
+    launcher: out of the terminal's process group, Ctrl-C and a `timeout` no longer reach it.
+
+    On Linux with autogroup scheduling (/proc/sys/kernel/sched_autogroup_enabled, on by default)
+    each session is its own scheduling group, and that changes how fast ranks that wait on each
+    other wake up: the Elman pipeline's loop step took 8.3–9.4 ms in processes of one session and
+    10–14 ms in processes of their own sessions, on this project's 2-core VM (docs/plan.md §7).
+    Elsewhere setsid changes nothing that matters here; where it is refused, nothing changes."""
+    from rnnscope.parallel.lifeline import die_with_parent
+
+    try:
+        os.setsid()
+    except OSError:  # already a session or process group leader
+        pass
+    die_with_parent(parent=parent)
+
+
 def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
-            sizes: tuple[int, ...], compute_args: tuple | None = None) -> None:
+            sizes: tuple[int, ...], compute_args: tuple | None, parent: int) -> None:
     """One gloo process: time every op and size through rnnscope.parallel.comm's Communicator
     (its bookkeeping included, as in a run); rank 0 writes {op: {size: seconds}}.
 
@@ -90,6 +110,7 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
 
     from rnnscope.parallel.comm import Communicator
 
+    own_session(parent)
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                             world_size=world, timeout=datetime.timedelta(seconds=30))
@@ -129,9 +150,9 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
             dist.all_reduce(values)
             return (values / world).tolist()
 
-        compute = measure_compute(*compute_args, repeats=15, sync=dist.barrier, combine=combine)
+        compute = measure_compute(*compute_args, repeats=40, sync=dist.barrier, combine=combine)
         one_rank, _ = dist.new_subgroups(group_size=1)  # DDP's own work, no network
-        patterns = time_patterns(*compute_args, world, repeats=11,  # their own code
+        patterns = time_patterns(*compute_args, world, repeats=21,  # their own code
                                  sync=dist.barrier, combine=combine, group=one_rank)
 
         def slowest(seconds: list[float]) -> list[float]:
@@ -198,7 +219,8 @@ def measure_network(world: int = 2, budget_s: float = 0.15, timeout_s: float = 1
         out = os.path.join(tmp, "network.json")
         port = free_port()
         procs = [ctx.Process(target=_worker,
-                             args=(r, world, port, out, budget_s, sizes, compute_args),
+                             args=(r, world, port, out, budget_s, sizes, compute_args,
+                                   os.getpid()),
                              daemon=True)
                  for r in range(world)]
         for p in procs:

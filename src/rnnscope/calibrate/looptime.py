@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rnnscope.train.distributed import SingleProcess
 
-PIPELINE_STEPS = 30  # timed steps of the pipeline's own loop (`pipeline_step_seconds`)
+PIPELINE_STEPS = 120  # timed steps of the pipeline's own loop (`pipeline_step_seconds`)
 
 WARMUP_STEPS = 3  # steps before the clock starts: allocator, first-call paths, DDP's rebuild
 
@@ -78,7 +78,7 @@ def interleaved_seconds(runs: list, repeats: int, sync=None, before_each=None) -
 
 
 class StepClock(SingleProcess):
-    """A one-process DistContext that notes when the steps after the warm-up begin and end.
+    """A one-process DistContext that notes when each step after the warm-up ends.
 
     Args:
         warmup: steps left out of the timing.
@@ -90,39 +90,44 @@ class StepClock(SingleProcess):
 
     def __init__(self, warmup: int, sync=None, wrap=None, ledger=None) -> None:
         self.warmup, self._sync, self._wrap, self._ledger = warmup, sync, wrap, ledger
-        self.start = self.end = 0.0
-        self.timed = 0  # steps between start and end
+        self.ends: list[float] = []  # the end of the warm-up's last step, then of every step
+
+    @property
+    def steps(self) -> list[float]:
+        """Seconds of every timed step."""
+        return [b - a for a, b in zip(self.ends, self.ends[1:])]
 
     def wrap_model(self, model):
         """`wrap(model)`, or the model itself."""
         return self._wrap(model) if self._wrap is not None else model
 
     def on_step_end(self, step: int, model) -> None:
-        """Close the ledger's step; start the clock after the warm-up, else move its end."""
+        """Close the ledger's step; after the warm-up, sync once, then note every step's end."""
         if self._ledger is not None:
             self._ledger.close_step(step)
-        if step == self.warmup:
-            if self._sync is not None:
-                self._sync()
-            self.start = time.perf_counter()
-        elif step > self.warmup:
-            self.end, self.timed = time.perf_counter(), step - self.warmup
+        if step == self.warmup and self._sync is not None:
+            self._sync()
+        if step >= self.warmup:
+            self.ends.append(time.perf_counter())
 
 
 def loop_step_seconds(cfg, batch: int, layers: int, hidden: int, repeats: int, sync=None,
                       wrap=None, ledger=None) -> float:
-    """Mean seconds per step of `train(cfg)` at this batch, depth and width, one process.
+    """Median seconds per step of `train(cfg)` at this batch, depth and width, one process.
 
     The loop runs WARMUP_STEPS + `repeats` steps (no logging, checkpoints or diagnostics in
     between) on a temporary run directory; its start-up and final evaluation are not timed.
+    The median, as the benchmark reads a run (its median step): a burst of the machine's other
+    work during one step of a shape would otherwise move that shape's point, and the fit with it
+    (one such burst nearly doubled a point and put a data-parallel prediction 27 % long).
     """
     cfg = timing_config(cfg, repeats)
     cfg.model.hidden, cfg.model.layers, cfg.data.batch_size = hidden, layers, batch
     cfg.parallel.strategy = "none"
     clock = StepClock(WARMUP_STEPS, sync, wrap, ledger)
     run_loop(cfg, clock)
-    assert clock.timed == repeats, (clock.timed, repeats)
-    return (clock.end - clock.start) / repeats
+    assert len(clock.steps) == repeats, (len(clock.steps), repeats)
+    return statistics.median(clock.steps)
 
 
 def timing_config(cfg, repeats: int):

@@ -23,7 +23,7 @@ def measure_compute(shape, cfg, repeats: int = 3, sync=None, combine=None) -> Co
     """Time whole training steps of train's model (1 thread) around `shape` and fit the device.
 
     Each shape is timed as steps of train's own loop (`looptime.loop_step_seconds`: batch,
-    forward, readout, loss, backward, gradient norm, optimizer step; the mean of `repeats`
+    forward, readout, loss, backward, gradient norm, optimizer step; the median of `repeats`
     after a warm-up). In a calibration of several processes, `sync` (a barrier) starts every
     shape together in all of them and `combine` (list of seconds -> the same list averaged over
     the processes) makes every process fit the same points.

@@ -22,9 +22,11 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def die_with_parent(sig: int = signal.SIGKILL) -> bool:
+def die_with_parent(sig: int = signal.SIGKILL, parent: int | None = None) -> bool:
     """Ask the kernel to send `sig` to this process when its parent exits; False where the
-    platform has no such signal (not Linux). Exits at once if the parent is already gone."""
+    platform has no such signal (not Linux). Exits at once if the parent is already gone: if
+    this process's parent is not `parent` (by default the launcher's pid its environment
+    names, if any)."""
     if not sys.platform.startswith("linux"):
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
@@ -33,8 +35,8 @@ def die_with_parent(sig: int = signal.SIGKILL) -> bool:
                     "killed launcher", ctypes.get_errno())
         return False
     # the parent may have died between our start and the prctl: then nobody will signal us
-    expected = os.environ.get(LAUNCHER_PID)
-    parent = os.getppid()
-    if parent == 1 or (expected is not None and expected.isdigit() and int(expected) != parent):
+    expected = os.environ.get(LAUNCHER_PID, "") if parent is None else str(parent)
+    actual = os.getppid()
+    if actual == 1 or (expected.isdigit() and int(expected) != actual):
         os.kill(os.getpid(), sig)
     return True
