@@ -26,7 +26,7 @@ def die_with_parent(sig: int = signal.SIGKILL, parent: int | None = None) -> boo
     """Ask the kernel to send `sig` to this process when its parent exits; False where the
     platform has no such signal (not Linux). Exits at once if the parent is already gone: if
     this process's parent is not `parent` (by default the launcher's pid its environment
-    names, if any)."""
+    names; without either, if init has adopted it)."""
     if not sys.platform.startswith("linux"):
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
@@ -34,9 +34,12 @@ def die_with_parent(sig: int = signal.SIGKILL, parent: int | None = None) -> boo
         log.warning("prctl(PR_SET_PDEATHSIG) failed (errno %d): this worker will outlive a "
                     "killed launcher", ctypes.get_errno())
         return False
-    # the parent may have died between our start and the prctl: then nobody will signal us
+    # the parent may have died between our start and the prctl: then nobody will signal us.
+    # Reparented (to init or a subreaper) means gone; but pid 1 can be the parent itself (a
+    # launcher in a container), so where the parent is known it is compared instead
     expected = os.environ.get(LAUNCHER_PID, "") if parent is None else str(parent)
     actual = os.getppid()
-    if actual == 1 or (expected.isdigit() and int(expected) != actual):
+    gone = int(expected) != actual if expected.isdigit() else actual == 1
+    if gone:
         os.kill(os.getpid(), sig)
     return True
