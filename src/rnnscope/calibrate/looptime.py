@@ -187,14 +187,12 @@ def pipeline_step_seconds(cfg, rank: int, world: int, repeats: int = PIPELINE_ST
     from rnnscope.parallel.ledger import Ledger
     from rnnscope.parallel.pipeline import PipelineParallel
 
-    ends: list[float] = []
+    clock = StepClock(WARMUP_STEPS, sync)  # here only the record of the steps' ends
 
     class Timed(PipelineParallel):
         def on_step_end(self, step: int, model) -> None:
             super().on_step_end(step, model)
-            if step == WARMUP_STEPS and sync is not None:
-                sync()
-            ends.append(time.perf_counter())
+            clock.on_step_end(step, model)
 
         def close(self, run_dir) -> None:  # the calibration's group stays; no ledger to gather
             self.ledger.close_step(None, "close")
@@ -205,6 +203,5 @@ def pipeline_step_seconds(cfg, rank: int, world: int, repeats: int = PIPELINE_ST
     env = WorkerEnv(rank=rank, world_size=world, local_rank=rank, local_world_size=world,
                     restart_count=0)
     run_loop(cfg, Timed(cfg, Communicator(ledger=Ledger(rank)), torch.device("cpu"), env))
-    steps = [b - a for a, b in zip(ends[WARMUP_STEPS - 1:], ends[WARMUP_STEPS:])]
-    assert len(steps) == repeats, (len(steps), repeats)
-    return statistics.median(steps)
+    assert len(clock.steps) == repeats, (len(clock.steps), repeats)
+    return statistics.median(clock.steps)

@@ -37,9 +37,11 @@ def die_with_parent(sig: int = signal.SIGKILL, parent: int | None = None) -> boo
     # the parent may have died between our start and the prctl: then nobody will signal us.
     # Reparented (to init or a subreaper) means gone; but pid 1 can be the parent itself (a
     # launcher in a container), so where the parent is known it is compared instead
-    expected = os.environ.get(LAUNCHER_PID, "") if parent is None else str(parent)
+    if parent is None:
+        named = os.environ.get(LAUNCHER_PID, "")
+        parent = int(named) if named.isdigit() else None
     actual = os.getppid()
-    gone = int(expected) != actual if expected.isdigit() else actual == 1
+    gone = (actual != parent) if parent is not None else (actual == 1)
     if gone:
         os.kill(os.getpid(), sig)
     return True
