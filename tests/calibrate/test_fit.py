@@ -114,9 +114,3 @@ def test_interleaved_seconds_take_turns_and_leave_out_the_bursts(monkeypatch):
                                            sync=lambda: calls.append("sync"))
     assert calls[:3] == ["a", "b", "sync"] and calls[3:] == ["a", "b"] * 10
     assert seconds == [1.0, 0.0, 2.0]  # the 50 s burst is trimmed away
-    # with a barrier before every timed call (untimed)
-    calls.clear()
-    elapsed.update(a=iter([0.0] + [1.0] * 3), b=iter([0.0] + [2.0] * 3))
-    seconds = looptime.interleaved_seconds([runner("a"), runner("b")], 3,
-                                           before_each=lambda: calls.append("|"))
-    assert calls == ["a", "b"] + ["|", "a", "|", "b"] * 3 and seconds == [1.0, 2.0]

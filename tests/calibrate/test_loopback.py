@@ -42,36 +42,6 @@ def test_the_calibration_also_times_the_loop_and_the_strategies_code_in_every_pr
         assert 0 < getattr(patterns, key) < 1, key
 
 
-@pytest.mark.distributed
-@pytest.mark.timeout(120)
-def test_the_real_exchange_is_the_median_over_several_process_groups(monkeypatch):
-    """One slow group (the odd one out) must not move the figure the waits are fitted from."""
-    import datetime
-
-    import torch.distributed as dist
-
-    from rnnscope.calibrate import loopback
-    from rnnscope.parallel.comm import Communicator
-
-    figures = iter([0.50, 0.90, 0.52])  # the second group is slow
-    groups = []
-
-    def fake_time_exchanges(shape, cfg, comm, repeats, sync, slowest):
-        groups.append(comm.group)
-        return next(figures)
-
-    monkeypatch.setattr(loopback, "time_exchanges", fake_time_exchanges)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{loopback.free_port()}", rank=0,
-                            world_size=1, timeout=datetime.timedelta(seconds=30))
-    try:
-        comm = Communicator()
-        split_s = loopback.exchange_seconds((None, None), comm, slowest=None, groups=3)
-    finally:
-        dist.destroy_process_group()
-    assert split_s == 0.52
-    assert groups[0] is None and len({id(g) for g in groups}) == 3  # the calibration's own, then two new
-
-
 CALIBRATE_FOREVER = """
 import sys
 from rnnscope.calibrate.loopback import measure_network

@@ -44,13 +44,14 @@ def test_ddp_steps_on_a_group_of_one_rank():
     assert WARMUP_STEPS >= 2  # DDP rebuilds its buckets after the first step: not timed
 
 
-def _pipeline_rank(rank: int, port: int, out: str) -> None:
-    """One of two calibration processes timing the pipeline's own loop, then using the group."""
+def _strategy_rank(rank: int, port: int, out: str) -> None:
+    """One of two calibration processes timing the pipeline's and the hidden split's own loops,
+    then using the group."""
     import json
 
     import torch
 
-    from rnnscope.calibrate.looptime import pipeline_step_seconds
+    from rnnscope.calibrate.looptime import strategy_step_seconds
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
@@ -62,7 +63,8 @@ def _pipeline_rank(rank: int, port: int, out: str) -> None:
         synced.append(True)
         dist.barrier()
 
-    seconds = pipeline_step_seconds(cfg, rank, 2, repeats=4, sync=sync)
+    seconds = {strategy: strategy_step_seconds(cfg, strategy, rank, 2, repeats=4, sync=sync)
+               for strategy in ("pipeline", "hidden_split")}
     alive = torch.ones(1)
     dist.all_reduce(alive)  # the calibration's group is still there for what comes next
     with open(f"{out}.{rank}", "w") as f:
@@ -73,7 +75,7 @@ def _pipeline_rank(rank: int, port: int, out: str) -> None:
 
 @pytest.mark.distributed
 @pytest.mark.timeout(180)
-def test_the_pipeline_step_is_its_own_training_loop_on_the_calibrations_group(tmp_path):
+def test_the_strategies_steps_are_their_own_training_loops_on_the_calibrations_group(tmp_path):
     import json
 
     import torch.multiprocessing as mp
@@ -81,7 +83,7 @@ def test_the_pipeline_step_is_its_own_training_loop_on_the_calibrations_group(tm
     out = str(tmp_path / "rank")
     ctx = mp.get_context("spawn")
     port = free_port()
-    procs = [ctx.Process(target=_pipeline_rank, args=(r, port, out), daemon=True) for r in range(2)]
+    procs = [ctx.Process(target=_strategy_rank, args=(r, port, out), daemon=True) for r in range(2)]
     for p in procs:
         p.start()
     for p in procs:
@@ -92,7 +94,16 @@ def test_the_pipeline_step_is_its_own_training_loop_on_the_calibrations_group(tm
     assert not hung and all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
     for rank in range(2):
         got = json.loads(open(f"{out}.{rank}").read())
-        assert 0 < got["seconds"] < 1
-        assert got["synced"] == 1  # every rank starts its timed steps together, once
+        assert set(got["seconds"]) == {"pipeline", "hidden_split"}
+        assert all(0 < seconds < 1 for seconds in got["seconds"].values())
+        assert got["synced"] == 2  # every rank starts each loop's timed steps together, once
         assert got["alive"] == 2.0  # the group was not torn down by the loop's close
         assert got["strategy"] == "none" and got["max_steps"] == 1000  # a copy was changed
+
+
+def test_only_the_model_splits_have_a_real_group_step_to_time():
+    from rnnscope.calibrate.looptime import STRATEGY_STEPS, strategy_step_seconds
+
+    assert set(STRATEGY_STEPS) == {"pipeline", "hidden_split"}
+    with pytest.raises(ValueError, match="no real-group step"):
+        strategy_step_seconds(load_config(None, TINY), "data", 0, 2)

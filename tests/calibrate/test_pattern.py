@@ -68,9 +68,10 @@ def test_the_waits_are_what_a_real_exchange_takes_beyond_the_model():
     from rnnscope.calibrate.pattern import chunk_wait, split_wait
 
     T, L = SHAPE.seq_len, SHAPE.layers
-    # the real group's time = the stage alone + the messages + 2·T·L waits of 30 µs
-    assert split_wait(0.5 + 0.1 + 2 * T * L * 30e-6, 0.5, 0.1, SHAPE) == pytest.approx(30e-6)
-    assert split_wait(0.4, 0.5, 0.1, SHAPE) == 0.0  # faster than the model: no negative wait
+    # the real loop's step = the simulated one + 2·T·L waits of 30 µs
+    assert split_wait(0.6 + 2 * T * L * 30e-6, 0.6, SHAPE) == pytest.approx(30e-6)
+    # faster than the model (its collectives timed slower than a run's exchange): negative
+    assert split_wait(0.6 - 2 * T * L * 10e-6, 0.6, SHAPE) == pytest.approx(-10e-6)
     # a pipeline of 2 stages and 5 chunks: 2 waves of 6 slots
     assert chunk_wait(0.2 + 12 * 1e-4, 0.2, stages=2, chunks=5) == pytest.approx(1e-4)
     # a real step shorter than the simulated one (the loop's work hidden in the bubble): negative
@@ -92,15 +93,26 @@ def test_calibrated_waits_put_the_real_exchange_back_into_the_simulation():
     shape = RNNShape(input_size=1, hidden=8, layers=2, seq_len=10, batch=4, output_size=1)
     inputs = PlanInputs(shape, DEVICE, Topology(Link.simple(5e-5, 1e9)), chunk=5,
                         step_fixed_s=1e-3)
-    split_alone, wait_split, wait_chunk = 0.05, 40e-6, 300e-6
-    comm = sum(i.count * i.cost.seconds
-               for i in simulate(inputs, ParallelLayout(hidden_split=2)).items)
+    wait_split, wait_chunk = 40e-6, 300e-6
+    split_plan = simulate(inputs, ParallelLayout(hidden_split=2))
     pipe = simulate(inputs, ParallelLayout(pipeline=2))
-    pat = Patterns(split_ways=2, split_s=split_alone, stages=2, chunk=5, stage_s=0.0, whole_s=0.0,
-                   split_real_s=split_alone + comm + 2 * 10 * 2 * wait_split,
-                   pipe_real_s=pipe.step_s + 2 * (2 + 2 - 1) * wait_chunk)  # a whole loop step
+    exchanges = 2 * 10 * 2  # an all-gather and a reduce-scatter per layer and time step
+    pat = Patterns(split_ways=2, split_s=0.05, stages=2, chunk=5, stage_s=0.0, whole_s=0.0,
+                   split_real_s=split_plan.step_s + exchanges * wait_split,  # whole loop steps
+                   pipe_real_s=pipe.step_s + 2 * (2 + 2 - 1) * wait_chunk)
     split, chunk = exchange_waits(inputs, pat, world=2)
     assert split == pytest.approx(wait_split) and chunk == pytest.approx(wait_chunk)
+    assert simulate(dataclasses.replace(inputs, split_wait_s=split),
+                    ParallelLayout(hidden_split=2)).step_s == pytest.approx(pat.split_real_s)
+    # a loop step shorter than the simulation (the micro-benchmark's collectives slower than a
+    # run's exchange) shortens it as much, down to exchanges that take nothing
+    faster = dataclasses.replace(pat, split_real_s=0.9 * split_plan.step_s)
+    split, _ = exchange_waits(inputs, faster, world=2)
+    assert split < 0
+    assert simulate(dataclasses.replace(inputs, split_wait_s=split),
+                    ParallelLayout(hidden_split=2)).step_s == pytest.approx(faster.split_real_s)
+    bare = simulate(dataclasses.replace(inputs, split_wait_s=-1.0), ParallelLayout(hidden_split=2))
+    assert 0 < bare.step_s < split_plan.step_s
     waited = dataclasses.replace(inputs, chunk_wait_s=chunk)
     assert simulate(waited, ParallelLayout(pipeline=2)).step_s == pytest.approx(
         pipe.step_s + 2 * 3 * wait_chunk)

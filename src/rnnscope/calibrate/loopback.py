@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from rnnscope.calibrate.fit import ComputeFit
-from rnnscope.calibrate.looptime import pipeline_step_seconds
-from rnnscope.calibrate.pattern import Patterns, time_exchanges, time_patterns
+from rnnscope.calibrate.looptime import strategy_step_seconds
+from rnnscope.calibrate.pattern import Patterns, time_patterns
 from rnnscope.calibrate.speed import measure_compute
 from rnnscope.errors import UserError
 
@@ -32,7 +32,6 @@ OPS = ("send", "all_reduce", "all_gather", "reduce_scatter", "broadcast")
 # loopback's kB-sized calls switch between ≈ 0.7 and ≈ 2 ms for stretches of time: a mean needs
 # hundreds of calls to see both
 MAX_REPEATS = 600
-EXCHANGE_GROUPS = 3  # process groups the real exchanges are timed on (`exchange_seconds`)
 
 
 @dataclass
@@ -155,18 +154,16 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
         patterns = time_patterns(*compute_args, world, repeats=21,  # their own code
                                  sync=dist.barrier, combine=combine, group=one_rank)
 
-        def slowest(seconds: list[float]) -> list[float]:
-            values = torch.tensor(seconds, dtype=torch.float64)
-            dist.all_reduce(values, op=dist.ReduceOp.MAX)
-            return values.tolist()
-
-        # and on the real group: the waits between ranks that the stages alone cannot show, in
-        # the hidden split's exchange and in the pipeline's own training loop
-        split_real = exchange_seconds(compute_args, comm, slowest)
+        # and on the real group: the waits between ranks that the stages alone cannot show, in a
+        # step of the hidden split's and of the pipeline's own training loop
         shape, cfg = compute_args
-        pipe_real = 0.0
+        split_real = pipe_real = 0.0
+        if world > 1 and shape.hidden % world == 0:
+            split_real = combine([strategy_step_seconds(cfg, "hidden_split", rank, world,
+                                                        sync=dist.barrier)])[0]
         if 1 < world <= shape.layers:
-            pipe_real = combine([pipeline_step_seconds(cfg, rank, world, sync=dist.barrier)])[0]
+            pipe_real = combine([strategy_step_seconds(cfg, "pipeline", rank, world,
+                                                       sync=dist.barrier)])[0]
         patterns = dataclasses.replace(patterns, split_real_s=split_real, pipe_real_s=pipe_real)
         dist.barrier()
     if rank == 0:
@@ -174,28 +171,6 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
             "network": results, "compute": compute and dataclasses.asdict(compute),
             "patterns": patterns and dataclasses.asdict(patterns)}))
     dist.destroy_process_group()
-
-
-def exchange_seconds(compute_args: tuple, comm, slowest, groups: int = EXCHANGE_GROUPS) -> float:
-    """Seconds of the hidden split's real exchange (`pattern.time_exchanges`): the median over
-    `groups` process groups (the calibration's own and new ones over the same ranks), each timed
-    with 2 calls after a warm-up.
-
-    One group's figure swung by half between the groups of one launch, while the runs it
-    predicts were steady: the wait it yields is a small difference of two times, so one slow
-    group made the prediction 1.5× long. The median of several groups' keeps what they share
-    and drops the odd one."""
-    import torch.distributed as dist
-
-    from rnnscope.parallel.comm import Communicator
-
-    comms = [comm] + [Communicator(dist.new_group(list(range(comm.world_size))), ledger=comm.ledger)
-                      for _ in range(groups - 1)]
-    timed = [time_exchanges(*compute_args, c, repeats=2, sync=dist.barrier, slowest=slowest)
-             for c in comms]
-    for c in comms[1:]:
-        dist.destroy_process_group(c.group)
-    return float(np.median(timed))
 
 
 def measure_network(world: int = 2, budget_s: float = 0.15, timeout_s: float = 180.0,

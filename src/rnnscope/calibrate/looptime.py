@@ -6,8 +6,8 @@ hooks run. The calibration therefore times the loop itself, `rnnscope.train.loop
 few dozen steps on a throw-away run directory, with a DistContext (`StepClock`) that only notes
 when the steps end. With `wrap`, the model is wrapped first (data parallel: DDP on a process
 group of this one rank, so DDP's hooks and bucket copies run and nothing crosses the network).
-`pipeline_step_seconds` times the pipeline strategy's own context the same way, on the
-calibration's real process group.
+`strategy_step_seconds` times the pipeline's and the hidden split's own contexts the same way,
+on the calibration's real process group.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from pathlib import Path
 
 from rnnscope.train.distributed import SingleProcess
 
-PIPELINE_STEPS = 120  # timed steps of the pipeline's own loop (`pipeline_step_seconds`)
+# timed steps of a strategy's own loop on the calibration's group (`strategy_step_seconds`): a
+# pipeline step is ~10 ms here, a hidden split's ~0.5 s (T·L exchanges each way), so that each
+# lasts about as long as a benchmark run's measured steps
+STRATEGY_STEPS = {"pipeline": 120, "hidden_split": 10}
 
 WARMUP_STEPS = 3  # steps before the clock starts: allocator, first-call paths, DDP's rebuild
 
@@ -43,11 +46,9 @@ def mean_seconds(run, repeats: int, sync=None) -> float:
 TRIM = 0.2  # the share of the slowest and of the fastest calls `interleaved_seconds` leaves out
 
 
-def interleaved_seconds(runs: list, repeats: int, sync=None, before_each=None) -> list[float]:
+def interleaved_seconds(runs: list, repeats: int, sync=None) -> list[float]:
     """Seconds per call of each of `runs` (None: 0.0), timed in turns: one warm-up call each
-    (then `sync()`, if given), then `repeats` rounds of one call of each, in order;
-    `before_each()` (untimed) before every timed call: a barrier, so that ranks that exchange
-    start each call together and no call pays for the skew the previous one left.
+    (then `sync()`, if given), then `repeats` rounds of one call of each, in order.
 
     Taking turns makes a change in the machine's load fall on every run alike, so differences
     between them (the pipeline's chunked and whole-sequence stages) are not a drift; each run's
@@ -61,8 +62,6 @@ def interleaved_seconds(runs: list, repeats: int, sync=None, before_each=None) -
     times: dict[int, list[float]] = {id(run): [] for run in live}
     for _ in range(repeats):
         for run in live:
-            if before_each is not None:
-                before_each()
             t0 = time.perf_counter()
             run()
             times[id(run)].append(time.perf_counter() - t0)
@@ -169,15 +168,17 @@ def ddp_step_seconds(cfg, batch: int, layers: int, hidden: int, repeats: int, gr
     return loop_step_seconds(cfg, batch, layers, hidden, repeats, sync, wrap, comm.ledger)
 
 
-def pipeline_step_seconds(cfg, rank: int, world: int, repeats: int = PIPELINE_STEPS,
+def strategy_step_seconds(cfg, strategy: str, rank: int, world: int, repeats: int | None = None,
                           sync=None) -> float:
-    """Median seconds per step of `train(cfg)` as `--parallel.strategy pipeline` on the default
-    process group of `world` ranks (every rank calls it at once), this rank's.
+    """Median seconds per step of `train(cfg)` as `--parallel.strategy pipeline` or
+    `hidden_split` on the default process group of `world` ranks (every rank calls it at once),
+    this rank's.
 
-    The strategy's own context (`PipelineParallel`) runs the loop, so the step has what a run's
-    has and a stage timed alone has not: the ŷ broadcast, the loss, the optimizer and the loop's
-    own work, each on the rank and at the moment a run does it (partly inside the other stages'
-    bubble), and the ranks' wake-up stalls between chunks. The loop runs WARMUP_STEPS + `repeats`
+    The strategy's own context (`PipelineParallel`, `HiddenSplitParallel`) runs the loop, so the
+    step has what a run's has and a stage timed alone has not: the ranks' waits for each other
+    and for a woken thread at every exchange, the ŷ broadcast, the loss, the optimizer and the
+    loop's own work, each on the rank and at the moment a run does it (a pipeline's partly inside
+    the other stages' bubble). The loop runs WARMUP_STEPS + `repeats` (default STRATEGY_STEPS)
     steps on a temporary run directory per rank; nothing is gathered or written at the end.
     """
     import torch
@@ -185,11 +186,15 @@ def pipeline_step_seconds(cfg, rank: int, world: int, repeats: int = PIPELINE_ST
     from rnnscope.parallel.comm import Communicator
     from rnnscope.parallel.context import WorkerEnv
     from rnnscope.parallel.ledger import Ledger
-    from rnnscope.parallel.pipeline import PipelineParallel
+    from rnnscope.parallel.worker import CONTEXTS
 
+    if strategy not in STRATEGY_STEPS:
+        raise ValueError(f"no real-group step to time for strategy {strategy!r}; "
+                         f"one of {', '.join(STRATEGY_STEPS)}")
+    repeats = STRATEGY_STEPS[strategy] if repeats is None else repeats
     clock = StepClock(WARMUP_STEPS, sync)  # here only the record of the steps' ends
 
-    class Timed(PipelineParallel):
+    class Timed(CONTEXTS[strategy]):
         def on_step_end(self, step: int, model) -> None:
             super().on_step_end(step, model)
             clock.on_step_end(step, model)
@@ -198,8 +203,8 @@ def pipeline_step_seconds(cfg, rank: int, world: int, repeats: int = PIPELINE_ST
             self.ledger.close_step(None, "close")
 
     cfg = timing_config(cfg, repeats)
-    # one pipeline over all `world` ranks, as `exchange_waits` simulates it
-    cfg.parallel.strategy, cfg.parallel.nproc, cfg.parallel.data_degree = "pipeline", world, 1
+    # one model group over all `world` ranks, as `exchange_waits` simulates it
+    cfg.parallel.strategy, cfg.parallel.nproc, cfg.parallel.data_degree = strategy, world, 1
     env = WorkerEnv(rank=rank, world_size=world, local_rank=rank, local_world_size=world,
                     restart_count=0)
     run_loop(cfg, Timed(cfg, Communicator(ledger=Ledger(rank)), torch.device("cpu"), env))

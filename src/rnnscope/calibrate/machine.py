@@ -38,11 +38,11 @@ class Calibration:
     network_seconds: seconds per call by op and payload bytes; links: each op's fitted link;
     compute: the engine's fitted speed; patterns: the strategies' code paths as timed;
     split_overhead_s, chunk_overhead_s, ddp_overhead_s: what those add per layer and time step
-    (hidden split), per layer and chunk (pipeline), per step (DDP); split_wait_s: what the
-    ranks wait for each other on a real exchange beyond that and the messages' own time, per
-    hidden-split exchange; chunk_wait_s: what a step of the pipeline's own loop on the real group
-    takes beyond the simulated step, per chunk and stage (negative: the loop's work hid in the
-    bubble).
+    (hidden split), per layer and chunk (pipeline), per step (DDP); split_wait_s: what a step
+    of the hidden split's own loop on the real group takes beyond the simulated step, per
+    exchange (the ranks' waits for each other and for a woken thread; negative: the
+    micro-benchmark's collectives were slower than a run's); chunk_wait_s: the same for the
+    pipeline, per chunk and stage (negative: the loop's work hid in the bubble).
     """
 
     network_seconds: dict[str, dict[int, float]]
@@ -68,7 +68,7 @@ class Calibration:
                 f"hidden split +{self.split_overhead_s * 1e6:.0f} µs per layer and "
                 f"time step, pipeline +{self.chunk_overhead_s * 1e6:.0f} µs per layer "
                 f"and chunk, DDP +{self.ddp_overhead_s * 1e3:.2f} ms per step; waits "
-                f"{self.split_wait_s * 1e6:.0f} µs per hidden-split exchange, "
+                f"{self.split_wait_s * 1e6:+.0f} µs per hidden-split exchange, "
                 f"{self.chunk_wait_s * 1e6:+.0f} µs per pipeline chunk and stage")
 
     def to_dict(self) -> dict:
@@ -136,17 +136,16 @@ def calibrated_inputs(shape, cfg, world: int = 2) -> tuple[PlanInputs, list[int]
 
 
 def exchange_waits(inputs: PlanInputs, pat: Patterns, world: int) -> tuple[float, float]:
-    """(split_wait_s, chunk_wait_s): what the hidden split's exchange and the pipeline's training
-    step, timed on the real group, took beyond what the model without waits gives them
-    (`pattern.split_wait`, `pattern.chunk_wait`; the pipeline's may be negative: the loop's own
-    work that hides in the bubble); 0 for what was not timed."""
+    """(split_wait_s, chunk_wait_s): what a step of the hidden split's and of the pipeline's own
+    training loop, timed on the real group, took beyond the simulated step without waits
+    (`pattern.split_wait`, `pattern.chunk_wait`), per exchange and per chunk and stage; either
+    may be negative (the loop's own work that hides in a pipeline's bubble, collectives that
+    the micro-benchmark timed slower than a run's exchange); 0 for what was not timed."""
     split = chunk = 0.0
-    if pat.split_real_s > 0:  # the stage's own work was timed alone; add the messages' time
-        plan = simulate(inputs, ParallelLayout.for_strategy("hidden_split", world))
-        comm_s = sum(item.count * item.cost.seconds for item in plan.items
-                     if item.tag in ("hidden_state", "hidden_grad", "input_grad"))
-        split = split_wait(pat.split_real_s, pat.split_s, comm_s, inputs.shape)
-    if pat.pipe_real_s > 0:  # a whole step of the pipeline's loop against the simulated one
+    if pat.split_real_s > 0:
+        modelled = simulate(inputs, ParallelLayout.for_strategy("hidden_split", world)).step_s
+        split = split_wait(pat.split_real_s, modelled, inputs.shape)
+    if pat.pipe_real_s > 0:
         modelled = simulate(inputs, ParallelLayout.for_strategy("pipeline", world)).step_s
         chunks = chunk_count(inputs.shape.seq_len, min(max(inputs.chunk, 1), inputs.shape.seq_len))
         chunk = chunk_wait(pat.pipe_real_s, modelled, world, chunks)

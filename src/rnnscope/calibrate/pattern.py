@@ -42,9 +42,9 @@ class Patterns:
     """Seconds of the strategies' own code paths on this machine (one thread, no network).
 
     split_s: one rank's forward + backward of a `split_ways` hidden split (0: none timed);
-    split_real_s: the hidden split timed on a real group (its waits for the slower rank and for
-    a thread to wake included, `time_exchanges`); pipe_real_s: a step of the pipeline's own
-    training loop on it (`looptime.pipeline_step_seconds`);
+    split_real_s, pipe_real_s: a step of the hidden split's and of the pipeline's own training
+    loop on a real group (`looptime.strategy_step_seconds`: the waits for the slower rank and
+    for a thread to wake included);
     stage_s, whole_s: the first of `stages` pipeline stages with `chunk` time steps per chunk,
     and with the whole sequence as one chunk (0: one layer, no pipeline); ddp_s, plain_s: a
     training-loop step of a replica's batch in DDP and without (None: not timed; plain_s the
@@ -59,9 +59,9 @@ class Patterns:
     whole_s: float
     ddp_s: float | None = None
     plain_s: float | None = None
-    # on the calibration's real process group, every rank at once: the slowest rank's forward +
-    # backward of the `split_ways` split (a real exchange), and a step of the pipeline
-    # strategy's own training loop over `stages` ranks (0: not timed: the group's size is neither)
+    # on the calibration's real process group, every rank at once: a step of the hidden split's
+    # and of the pipeline's own training loop over all its ranks (0: not timed: the group's size
+    # does not split H, or is not between 2 and the layers)
     split_real_s: float = 0.0
     pipe_real_s: float = 0.0
 
@@ -210,35 +210,12 @@ def time_patterns(shape: RNNShape, cfg, workers: int = 2, repeats: int = 3, sync
                     *(seconds[3:5] if group is not None else ()))
 
 
-def time_exchanges(shape: RNNShape, cfg, comm, repeats: int = 2, sync=None,
-                   slowest=None) -> float:
-    """Seconds of one rank's forward + backward of the hidden split on `comm`'s real group, one
-    split way per rank, as a run's workers exchange: the waits the LoopbackComm timing cannot
-    see (a rank that arrives first at a collective waits for the slower one, a rank blocked in
-    a collective waits for its thread to be woken) are in it. 0.0 where the group's size does
-    not split H. `slowest` (list of seconds -> the same list, the maximum over the ranks) makes
-    every rank report the slowest's. (The pipeline's real step is timed through its own
-    training loop: `looptime.pipeline_step_seconds`.)"""
-    world = comm.world_size
-    if world < 2 or shape.hidden % world:
-        return 0.0
-    with denormals_flushed(cfg.train.flush_denormal):
-        # from a barrier each time: a rank's time runs from the common start to its own end
-        # (the slowest rank's is the exchange's), not from where the previous call left it
-        seconds = interleaved_seconds([_split_runner(shape, cfg, comm)], repeats, sync,
-                                      before_each=sync)
-    comm.ledger.close_step(None, "calibrate")  # keep the records from piling up
-    if slowest is not None:
-        seconds = slowest(seconds)
-    return seconds[0]
-
-
-def split_wait(real_s: float, loopback_s: float, comm_s: float, shape: RNNShape) -> float:
+def split_wait(real_s: float, modelled_s: float, shape: RNNShape) -> float:
     """Seconds per hidden-split exchange (an all-gather forward, a reduce-scatter backward, T·L
-    of each) beyond the stage's own work and the collectives' micro-benchmarked time: the wait
-    for the slower rank and for a woken thread. Pure: (real − loopback − comm) / (2·T·L), never
-    negative."""
-    return max(0.0, (real_s - loopback_s - comm_s) / (2 * shape.seq_len * shape.layers))
+    of each) that a real step of the hidden split's own loop takes beyond the simulated one: the
+    waits for the slower rank and for a woken thread, less what the micro-benchmark's collectives
+    overstate; so it may be negative. Pure: (real − modelled) / (2·T·L)."""
+    return (real_s - modelled_s) / (2 * shape.seq_len * shape.layers)
 
 
 def chunk_wait(real_s: float, modelled_s: float, stages: int, chunks: int) -> float:

@@ -17,10 +17,9 @@ hidden-split group sits on neighbouring GPUs.
   a pipeline stage that finishes its backward early hides part of its own.
 - Pipeline: the last stage broadcasts ŷ to the other stages before the backward.
 - Local runs only (--calibrate): the waits between ranks beyond a message's own time — per
-  hidden-split exchange (`split_wait_s`, timed on a real exchange) and per pipeline chunk and
-  stage (`chunk_wait_s`, from a few steps of the pipeline's own loop: the wake-up stalls, less
-  the loop's work that hides in the bubble, so it may be negative) — count as exposed
-  communication.
+  hidden-split exchange (`split_wait_s`) and per pipeline chunk and stage (`chunk_wait_s`), each
+  from a few steps of the strategy's own loop on a real group, less the simulated step, so
+  either may be negative — count as exposed communication.
 - Clipping (`clip`) under a model split: one 8-byte all-reduce of Σ‖g‖² in the model group
   after the backward, before the optimizer step (`costs.traffic.clip_transfer`); all exposed.
 Not modelled: the optimizer step, contention between concurrent collectives, stragglers.
@@ -68,12 +67,13 @@ class PlanInputs:
     comm_on_cores: bool = False
     # --optim.clip > 0: a model split all-reduces the squared gradient norm every step
     clip: bool = False
-    # local runs (--calibrate): what ranks wait for each other beyond the messages' own time:
-    # per hidden-split exchange, timed on a real exchange (`calibrate.pattern.time_exchanges`:
-    # the slower rank's arrival, a blocked thread's wake-up), and per pipeline chunk and stage,
-    # forward and backward, from a few steps of the pipeline's own training loop
-    # (`calibrate.looptime.pipeline_step_seconds`: the wake-up stalls, less the loop's work that
-    # a run does inside the bubble; may be negative). 0 at scale, where no such figure is measured.
+    # local runs (--calibrate): what ranks wait for each other beyond the messages' own time,
+    # from a few steps of each strategy's own training loop on a real group
+    # (`calibrate.looptime.strategy_step_seconds`): per hidden-split exchange (the slower rank's
+    # arrival, a blocked thread's wake-up, less what the micro-benchmark's collectives overstate)
+    # and per pipeline chunk and stage, forward and backward (the wake-up stalls, less the loop's
+    # work that a run does inside the bubble). Either may be negative; no exchange or slot takes
+    # less than nothing. 0 at scale, where no such figure is measured.
     split_wait_s: float = 0.0
     chunk_wait_s: float = 0.0
 
@@ -245,8 +245,9 @@ def simulate(inputs: PlanInputs, layout: ParallelLayout) -> StepPlan:
             items.append(CommItem("input_grad", "reduce_scatter", T * state, L - 1, rs_in,
                                   (L - 1) * rs_in.seconds))
     wait = inputs.split_wait_s * slower if k > 1 else 0.0  # per exchange, beyond its message
-    fwd = [T * (f + ag.seconds + wait) for f, _ in per_step]
-    bwd = [T * (g + rs.seconds + wait) + (rs_in.seconds if l else 0.0) for l, (_, g) in
+    gather, scatter = max(0.0, ag.seconds + wait), max(0.0, rs.seconds + wait)
+    fwd = [T * (f + gather) for f, _ in per_step]
+    bwd = [T * (g + scatter) + (rs_in.seconds if l else 0.0) for l, (_, g) in
            enumerate(per_step)]
     fixed = inputs.step_fixed_s * slower
     compute_s = T * sum(f + g for f, g in per_step) + fixed
