@@ -115,7 +115,7 @@ def predict(strategy: str, nproc: int, inputs) -> dict:
                                bucket_mb=inputs.bucket_mb, algorithms=GLOO)
     layout = ParallelLayout.for_strategy(strategy, nproc)
     plan = simulate(inputs, layout)
-    # the same without the waits timed on a real exchange: how much of the error they explain
+    # the same without the waits timed on a real group: how much of the error they explain
     bare = simulate(dataclasses.replace(inputs, split_wait_s=0.0, chunk_wait_s=0.0), layout)
     return {"step_s": plan.step_s, "step_s_without_waits": bare.step_s,
             "bytes": traffic.network_bytes, "messages": traffic.network_messages}
