@@ -157,13 +157,13 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
         # and on the real group: the waits between ranks that the stages alone cannot show, in a
         # step of the hidden split's and of the pipeline's own training loop
         shape, cfg = compute_args
-        split_real = pipe_real = 0.0
-        if world > 1 and shape.hidden % world == 0:
-            split_real = combine([strategy_step_seconds(cfg, "hidden_split", rank, world,
-                                                        sync=dist.barrier)])[0]
-        if 1 < world <= shape.layers:
-            pipe_real = combine([strategy_step_seconds(cfg, "pipeline", rank, world,
-                                                       sync=dist.barrier)])[0]
+
+        def real_step(strategy: str) -> float:
+            seconds = strategy_step_seconds(cfg, strategy, rank, world, sync=dist.barrier)
+            return combine([seconds])[0]
+
+        split_real = real_step("hidden_split") if world > 1 and shape.hidden % world == 0 else 0.0
+        pipe_real = real_step("pipeline") if 1 < world <= shape.layers else 0.0
         patterns = dataclasses.replace(patterns, split_real_s=split_real, pipe_real_s=pipe_real)
         dist.barrier()
     if rank == 0:
