@@ -21,9 +21,11 @@ from pathlib import Path
 from rnnscope.train.distributed import SingleProcess
 
 # timed steps of a strategy's own loop on the calibration's group (`strategy_step_seconds`): a
-# pipeline step is ~10 ms here, a hidden split's ~0.5 s (T·L exchanges each way), so that each
-# lasts about as long as a benchmark run's measured steps
-STRATEGY_STEPS = {"pipeline": 120, "hidden_split": 10}
+# pipeline step is ~10 ms here, a hidden split's ~0.5 s (T·L exchanges each way). A hidden
+# split's steps come in stretches of 250–650 ms (its threads woken a scheduler tick late or not):
+# medians of 10 steps of one launch were 374–486 ms, 404–608 ms (docs/plan.md §7), so it is
+# timed over 24, twice a benchmark run's measured steps
+STRATEGY_STEPS = {"pipeline": 120, "hidden_split": 24}
 
 WARMUP_STEPS = 3  # steps before the clock starts: allocator, first-call paths, DDP's rebuild
 
