@@ -43,10 +43,10 @@ from rnnscope.costs.backends import GLOO
 from rnnscope.costs.layout import STRATEGIES, ParallelLayout
 from rnnscope.costs.traffic import strategy_traffic
 from rnnscope.costs.units import format_bytes, format_seconds
-from rnnscope.parallel.ledger import read_jsonl
+from rnnscope.parallel.ledger import median_step_comm_seconds, read_jsonl
 from rnnscope.plan.from_config import shape_from_config
 from rnnscope.plan.simulate import simulate
-from rnnscope.report.stalls import exchange_seconds, stalls_of
+from rnnscope.report.stalls import stalls_of
 from rnnscope.report.timeline import read_phases
 from rnnscope.train.config import load_config
 
@@ -102,7 +102,7 @@ def run_train(strategy: str, nproc: int, args, folder: Path, measured: int) -> d
     stalls = (stalls_of(every_row, read_phases(run_dir), first_step=args.warmup + 1)
               if strategy == "pipeline" else None)
     # a hidden split's exchanges: what its calls took per step, waits included
-    exchange = (exchange_seconds(every_row, first_step=args.warmup + 1)
+    exchange = (median_step_comm_seconds(every_row, first_step=args.warmup + 1)
                 if strategy == "hidden_split" else None)
     return {"step_s": statistics.median(step_s), "mean_step_s": statistics.mean(step_s),
             "steps": len(step_s), "stall_s": stalls.median_stall_s if stalls else None,
@@ -239,7 +239,7 @@ def print_summary(rows: list[dict], tolerance: float) -> None:
           "error of a prediction that knew that median; the machine's drift between runs, the floor "
           "under the errors")
     print("measured waits: how much of the error the waits explain, each run's own put into the model "
-          "(rnnscope.report.stalls): a pipeline's, the model without the waits plus the wake-up "
+          "(rnnscope.report.stalls, rnnscope.parallel.ledger): a pipeline's, the model without the waits plus the wake-up "
           "stalls read off its timeline; a hidden split's, the model's compute plus the time its "
           "exchanges took; a cell's all: those, and the other runs' errors as they are")
 

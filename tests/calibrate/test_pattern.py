@@ -130,3 +130,43 @@ def test_calibrated_waits_put_the_real_exchange_back_into_the_simulation():
     # nothing timed on a real group: no waits
     assert exchange_waits(inputs, dataclasses.replace(pat, split_real_s=0.0, pipe_real_s=0.0),
                           world=2) == (0.0, 0.0)
+
+
+def test_the_split_loops_compute_and_communication_divide_the_plan_as_they_divide_its_real_step():
+    """split_compute puts what the real loop computed beyond the simulation into the per-time-step
+    overhead, exchange_waits what its collectives waited into the exchanges: the plan then takes
+    the real step, and its exposed communication is the real step's communication."""
+    import dataclasses
+
+    from rnnscope.calibrate.machine import exchange_waits, split_compute
+    from rnnscope.calibrate.pattern import Patterns, split_loop_overhead
+    from rnnscope.costs.layout import ParallelLayout
+    from rnnscope.plan.alphabeta import Link
+    from rnnscope.plan.simulate import PlanInputs, simulate
+    from rnnscope.plan.topology import Topology
+
+    shape = RNNShape(input_size=1, hidden=8, layers=2, seq_len=10, batch=4, output_size=1)
+    inputs = PlanInputs(shape, DEVICE, Topology(Link.simple(5e-5, 1e9)), chunk=5,
+                        step_fixed_s=1e-3, split_overhead_s=20e-6)
+    layout = ParallelLayout(hidden_split=2)
+    plan = simulate(inputs, layout)
+    compute_s = plan.step_s - plan.exposed_comm_s
+    # the run's exchanges wait 40 µs each beyond the model (an all-gather and a reduce-scatter per
+    # layer and time step), and it computes 30 µs more per layer and time step (backward twice)
+    real_comm = plan.exposed_comm_s + 2 * 10 * 2 * 40e-6
+    real = real_comm + compute_s + 3 * 10 * 2 * 30e-6
+    assert split_loop_overhead(real, real_comm, compute_s, shape) == pytest.approx(30e-6)
+    pat = Patterns(split_ways=2, split_s=0.05, stages=2, chunk=5, stage_s=0.0, whole_s=0.0,
+                   split_real_s=real, split_real_comm_s=real_comm)
+    overhead = split_compute(inputs, pat, world=2)
+    assert overhead == pytest.approx(50e-6)  # the stage's own 20 µs and the loop's 30
+    fitted = dataclasses.replace(inputs, split_overhead_s=overhead)
+    wait, _ = exchange_waits(fitted, pat, world=2)
+    assert wait == pytest.approx(40e-6)
+    final = simulate(dataclasses.replace(fitted, split_wait_s=wait), layout)
+    assert final.step_s == pytest.approx(real)
+    assert final.exposed_comm_s == pytest.approx(real_comm)
+    # the loop's communication not timed: the stage's own figure stays
+    assert split_compute(inputs, dataclasses.replace(pat, split_real_comm_s=0.0), 2) == 20e-6
+    # a loop that computed less than the simulation: less overhead, never below nothing
+    assert split_compute(inputs, dataclasses.replace(pat, split_real_s=real_comm), 2) == 0.0

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from rnnscope.parallel.ledger import ROW_FIELDS, Ledger, Record, busy_seconds, read_jsonl, write_jsonl
+from rnnscope.parallel.ledger import (ROW_FIELDS, Ledger, Record, busy_seconds, median_step_comm_seconds,
+                                     read_jsonl, write_jsonl)
 from rnnscope.parallel.summary import aggregate, human_bytes, step_comm_fraction, summary_table
 
 
@@ -110,3 +111,19 @@ def test_the_clock_offset_gives_unix_time():
     ledger.add(record(start=time.perf_counter(), end=time.perf_counter()))
     (row,) = ledger.close_step(1)
     assert abs(row["spans"][0][0] - time.time()) < 5.0
+
+
+def test_a_step_communicates_for_the_mean_over_ranks_then_the_median_over_steps():
+    def row(rank, step, tag, comm, phase="step"):
+        return {"step": step, "phase": phase, "rank": rank, "tag": tag, "step_comm_seconds": comm}
+
+    # rank 0 / rank 1 communicate 0.2 / 0.4 s in step 1, 0.3 / 0.3 in step 2, 0.9 / 0.7 in step 3;
+    # every row of a step carries the same step_comm_seconds (hs-act and hs-grad alike)
+    rows = [row(0, 1, "hs-act", 0.2), row(0, 1, "hs-grad", 0.2), row(1, 1, "hs-act", 0.4),
+            row(0, 2, "hs-act", 0.3), row(1, 2, "hs-act", 0.3),
+            row(0, 3, "hs-act", 0.9), row(1, 3, "hs-act", 0.7),
+            row(0, None, "restart", 5.0, phase="setup")]  # the setup is not a step
+    assert median_step_comm_seconds(rows) == pytest.approx(0.3)  # the median of 0.3, 0.3, 0.8
+    assert median_step_comm_seconds(rows, first_step=3) == pytest.approx(0.8)
+    assert median_step_comm_seconds(rows, first_step=4) is None
+    assert median_step_comm_seconds([]) is None

@@ -68,20 +68,3 @@ def test_three_stages_pair_each_sender_with_its_next_stage(tmp_path):
     _write(tmp_path, rows)
     assert sorted(pipeline_stalls(tmp_path).deliveries) == pytest.approx([0.0002, 0.003])
 
-
-def test_a_hidden_split_step_communicates_for_the_mean_over_ranks_then_the_median_over_steps():
-    from rnnscope.report.stalls import exchange_seconds
-
-    def row(rank, step, tag, comm):
-        return {**_row(rank, step, "all_gather", tag, [[0.0, comm]]), "step_comm_seconds": comm}
-
-    # rank 0 / rank 1 communicate 0.2 / 0.4 s in step 1, 0.3 / 0.3 in step 2, 0.9 / 0.7 in step 3;
-    # a step's every row carries the same step_comm_seconds (hs-act and hs-grad alike)
-    rows = [row(0, 1, "hs-act", 0.2), row(0, 1, "hs-grad", 0.2), row(1, 1, "hs-act", 0.4),
-            row(0, 2, "hs-act", 0.3), row(1, 2, "hs-act", 0.3),
-            row(0, 3, "hs-act", 0.9), row(1, 3, "hs-act", 0.7),
-            {**row(0, None, "restart", 5.0), "phase": "setup"}]  # the setup is not a step
-    assert exchange_seconds(rows) == pytest.approx(0.3)  # the median of 0.3, 0.3, 0.8
-    assert exchange_seconds(rows, first_step=3) == pytest.approx(0.8)
-    assert exchange_seconds(rows, first_step=4) is None
-    assert exchange_seconds([]) is None

@@ -158,13 +158,15 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
         # step of the hidden split's and of the pipeline's own training loop
         shape, cfg = compute_args
 
-        def real_step(strategy: str) -> float:
-            seconds = strategy_step_seconds(cfg, strategy, rank, world, sync=dist.barrier)
-            return combine([seconds])[0]
+        def real_step(strategy: str) -> list[float]:
+            real = strategy_step_seconds(cfg, strategy, rank, world, sync=dist.barrier)
+            return combine([real.step_s, real.comm_s])
 
-        split_real = real_step("hidden_split") if world > 1 and shape.hidden % world == 0 else 0.0
-        pipe_real = real_step("pipeline") if 1 < world <= shape.layers else 0.0
-        patterns = dataclasses.replace(patterns, split_real_s=split_real, pipe_real_s=pipe_real)
+        split_real, split_comm = (real_step("hidden_split") if world > 1 and shape.hidden % world == 0
+                                  else (0.0, 0.0))
+        pipe_real = real_step("pipeline")[0] if 1 < world <= shape.layers else 0.0
+        patterns = dataclasses.replace(patterns, split_real_s=split_real,
+                                       split_real_comm_s=split_comm, pipe_real_s=pipe_real)
         dist.barrier()
     if rank == 0:
         Path(out).write_text(json.dumps({

@@ -16,6 +16,7 @@ import copy
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rnnscope.train.distributed import SingleProcess
@@ -170,11 +171,21 @@ def ddp_step_seconds(cfg, batch: int, layers: int, hidden: int, repeats: int, gr
     return loop_step_seconds(cfg, batch, layers, hidden, repeats, sync, wrap, comm.ledger)
 
 
+@dataclass(frozen=True)
+class RealStep:
+    """A strategy's training-loop step on a real group, one rank's: the median step (`step_s`)
+    and the median of the steps' communication (`comm_s`: the wall time during which any of a
+    step's calls was in flight, the ledger's step_comm_seconds), both in seconds."""
+
+    step_s: float
+    comm_s: float
+
+
 def strategy_step_seconds(cfg, strategy: str, rank: int, world: int, repeats: int | None = None,
-                          sync=None) -> float:
+                          sync=None) -> RealStep:
     """Median seconds per step of `train(cfg)` as `--parallel.strategy pipeline` or
     `hidden_split` on the default process group of `world` ranks (every rank calls it at once),
-    this rank's.
+    this rank's, and of its communication.
 
     The strategy's own context (`PipelineParallel`, `HiddenSplitParallel`) runs the loop, so the
     step has what a run's has and a stage timed alone has not: the ranks' waits for each other
@@ -187,7 +198,7 @@ def strategy_step_seconds(cfg, strategy: str, rank: int, world: int, repeats: in
 
     from rnnscope.parallel.comm import Communicator
     from rnnscope.parallel.context import WorkerEnv
-    from rnnscope.parallel.ledger import Ledger
+    from rnnscope.parallel.ledger import Ledger, median_step_comm_seconds
     from rnnscope.parallel.worker import CONTEXTS
 
     if strategy not in STRATEGY_STEPS:
@@ -209,6 +220,8 @@ def strategy_step_seconds(cfg, strategy: str, rank: int, world: int, repeats: in
     cfg.parallel.strategy, cfg.parallel.nproc, cfg.parallel.data_degree = strategy, world, 1
     env = WorkerEnv(rank=rank, world_size=world, local_rank=rank, local_world_size=world,
                     restart_count=0)
-    run_loop(cfg, Timed(cfg, Communicator(ledger=Ledger(rank)), torch.device("cpu"), env))
+    ledger = Ledger(rank)
+    run_loop(cfg, Timed(cfg, Communicator(ledger=ledger), torch.device("cpu"), env))
     assert len(clock.steps) == repeats, (len(clock.steps), repeats)
-    return statistics.median(clock.steps)
+    comm = median_step_comm_seconds(ledger.rows, first_step=WARMUP_STEPS + 1)
+    return RealStep(statistics.median(clock.steps), comm or 0.0)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from rnnscope.calibrate.fit import ComputeFit, fit_network
 from rnnscope.calibrate.loopback import SIZES, measure_network
 from rnnscope.calibrate.pattern import (Patterns, chunk_overhead, chunk_wait, payload_sizes,
-                                        split_overhead, split_wait)
+                                        split_loop_overhead, split_overhead, split_wait)
 from rnnscope.costs.backends import GLOO
 from rnnscope.costs.layout import ParallelLayout, chunk_count
 from rnnscope.costs.units import format_bytes
@@ -38,9 +38,10 @@ class Calibration:
     network_seconds: seconds per call by op and payload bytes; links: each op's fitted link;
     compute: the engine's fitted speed; patterns: the strategies' code paths as timed;
     split_overhead_s, chunk_overhead_s, ddp_overhead_s: what those add per layer and time step
-    (hidden split), per layer and chunk (pipeline), per step (DDP); split_wait_s: what a step
-    of the hidden split's own loop on the real group takes beyond the simulated step, per
-    exchange (the ranks' waits for each other and for a woken thread; negative: the
+    (hidden split: the stage timed alone, plus what its own loop on the real group computed
+    beyond that, `split_compute`), per layer and chunk (pipeline), per step (DDP); split_wait_s:
+    what the communication of a step of the hidden split's own loop on the real group takes
+    beyond the simulated one, per exchange (the ranks' waits for each other and for a woken thread; negative: the
     micro-benchmark's collectives were slower than a run's); chunk_wait_s: the same for the
     pipeline, per chunk and stage (negative: the loop's work hid in the bubble).
     """
@@ -129,10 +130,27 @@ def calibrated_inputs(shape, cfg, world: int = 2) -> tuple[PlanInputs, list[int]
                         # with more workers than cores, the gradient all-reduce has no
                         # core of its own to run on beside the backward
                         overlap=world <= (os.cpu_count() or 1))
+    calibration.split_overhead_s = split_compute(inputs, pat, world)
+    inputs = dataclasses.replace(inputs, split_overhead_s=calibration.split_overhead_s)
     calibration.split_wait_s, calibration.chunk_wait_s = exchange_waits(inputs, pat, world)
     inputs = dataclasses.replace(inputs, split_wait_s=calibration.split_wait_s,
                                  chunk_wait_s=calibration.chunk_wait_s)
     return inputs, [2, 4], calibration
+
+
+def split_compute(inputs: PlanInputs, pat: Patterns, world: int) -> float:
+    """`split_overhead_s` with what the hidden split's own loop on the real group computed
+    beyond the simulation (`pattern.split_loop_overhead`: its step less its communication less
+    the simulated compute), so that the plan's compute and exposed communication divide the
+    step as the real one divides; never negative. The stage's own figure when the loop's
+    communication was not timed. (At the calibration's world no worker waits for a core, so the
+    overhead enters the simulation as it is.)"""
+    if pat.split_real_s <= 0 or pat.split_real_comm_s <= 0:
+        return inputs.split_overhead_s
+    plan = simulate(inputs, ParallelLayout.for_strategy("hidden_split", world))
+    extra = split_loop_overhead(pat.split_real_s, pat.split_real_comm_s,
+                                plan.step_s - plan.exposed_comm_s, inputs.shape)
+    return max(0.0, inputs.split_overhead_s + extra)
 
 
 def exchange_waits(inputs: PlanInputs, pat: Patterns, world: int) -> tuple[float, float]:

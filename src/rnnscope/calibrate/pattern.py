@@ -44,7 +44,8 @@ class Patterns:
     split_s: one rank's forward + backward of a `split_ways` hidden split (0: none timed);
     split_real_s, pipe_real_s: a step of the hidden split's and of the pipeline's own training
     loop on a real group (`looptime.strategy_step_seconds`: the waits for the slower rank and
-    for a thread to wake included);
+    for a thread to wake included); split_real_comm_s: the hidden split's step's communication
+    (the wall time its collectives were in flight), the rest being its compute and code;
     stage_s, whole_s: the first of `stages` pipeline stages with `chunk` time steps per chunk,
     and with the whole sequence as one chunk (0: one layer, no pipeline); ddp_s, plain_s: a
     training-loop step of a replica's batch in DDP and without (None: not timed; plain_s the
@@ -63,6 +64,7 @@ class Patterns:
     # and of the pipeline's own training loop over all its ranks (0: not timed: the group's size
     # does not split H, or is not between 2 and the layers)
     split_real_s: float = 0.0
+    split_real_comm_s: float = 0.0
     pipe_real_s: float = 0.0
 
 
@@ -216,6 +218,17 @@ def split_wait(real_s: float, modelled_s: float, shape: RNNShape) -> float:
     waits for the slower rank and for a woken thread, less what the micro-benchmark's collectives
     overstate; so it may be negative. Pure: (real − modelled) / (2·T·L)."""
     return (real_s - modelled_s) / (2 * shape.seq_len * shape.layers)
+
+
+def split_loop_overhead(real_s: float, real_comm_s: float, modelled_compute_s: float,
+                        shape: RNNShape) -> float:
+    """Seconds per layer and forward time step that a real step of the hidden split's own loop
+    computes beyond the simulated compute: the part of the step outside its collectives (the
+    Communicator's bookkeeping around every call, the loop's code, a core shared with the peer's
+    threads) that the stage timed alone in one process does not show; it may be negative.
+    Pure: (real − real communication − modelled compute) / (3·T·L), as `split_overhead` (a
+    backward time step counts twice)."""
+    return (real_s - real_comm_s - modelled_compute_s) / (3 * shape.seq_len * shape.layers)
 
 
 def chunk_wait(real_s: float, modelled_s: float, stages: int, chunks: int) -> float:

@@ -8,14 +8,11 @@ milliseconds (a thread woken a scheduler tick late). What a step loses to those 
 each delivery over the run's typical one (its median), summed over the step's messages: the
 stall that the planner's model (α, β, the simulated waves) does not describe.
 
-A hidden split has no bubble to hide its exchanges in: every time step waits for an all-gather
-forward and a reduce-scatter backward, so what its exchanges took is simply the time its calls
-were in flight (`exchange_seconds`), waits for the peer and for a woken thread included.
-
-`stalls_of` and `exchange_seconds` are pure functions of a run's ledger rows (and compute
-phases; `pipeline_stalls` reads them from the run directory); `benchmarks/plan_vs_measured.py`
-prints the prediction with the measured waits put in beside its error, to say how much of the
-model splits' remaining error they explain (docs/plan.md §7).
+`stalls_of` is a pure function of a run's ledger rows and compute phases (`pipeline_stalls` reads
+them from the run directory); `benchmarks/plan_vs_measured.py` prints the prediction with the
+measured stalls put in beside its error, to say how much of the pipeline's remaining error they
+explain (docs/plan.md §7), as it does with a hidden split's exchanges
+(`parallel.ledger.median_step_comm_seconds`).
 """
 
 from __future__ import annotations
@@ -121,17 +118,3 @@ def pipeline_stalls(run_dir: str | Path, first_step: int = 1) -> Stalls | None:
         return None
     return stalls_of(read_jsonl(traffic), read_phases(run_dir), first_step)
 
-
-def exchange_seconds(rows: list[dict], first_step: int = 1) -> float | None:
-    """The seconds a step spent communicating, from step `first_step` on: per step the mean over
-    the ranks of the wall time during which any of the step's calls was in flight (the ledger's
-    `step_comm_seconds`), then the median over the steps (as the benchmark reads the step
-    itself). None when the rows hold no such step."""
-    per_step: dict[int, dict[int, float]] = {}
-    for row in rows:
-        if (row.get("phase") == "step" and row["step"] >= first_step
-                and row.get("step_comm_seconds") is not None):
-            per_step.setdefault(row["step"], {})[row["rank"]] = row["step_comm_seconds"]
-    if not per_step:
-        return None
-    return statistics.median(statistics.fmean(ranks.values()) for ranks in per_step.values())
