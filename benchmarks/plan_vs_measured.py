@@ -238,10 +238,11 @@ def print_summary(rows: list[dict], tolerance: float) -> None:
     print("runs' spread (mean / max): each run against the median of the same strategy's runs, the "
           "error of a prediction that knew that median; the machine's drift between runs, the floor "
           "under the errors")
-    print("measured waits: how much of the error the waits explain, each run's own put into the model "
-          "(rnnscope.report.stalls, rnnscope.parallel.ledger): a pipeline's, the model without the waits plus the wake-up "
-          "stalls read off its timeline; a hidden split's, the model's compute plus the time its "
-          "exchanges took; a cell's all: those, and the other runs' errors as they are")
+    print("measured waits: how much of the error the waits explain, each run's own put into the "
+          "model (rnnscope.report.stalls, rnnscope.parallel.ledger): a pipeline's, the model "
+          "without the waits plus the wake-up stalls read off its timeline; a hidden split's, the "
+          "model's compute plus the time its exchanges took; a cell's all: those, and the other "
+          "runs' errors as they are")
 
 
 def main() -> int:

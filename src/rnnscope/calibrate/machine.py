@@ -41,8 +41,9 @@ class Calibration:
     (hidden split: the stage timed alone, plus what its own loop on the real group computed
     beyond that, `split_compute`), per layer and chunk (pipeline), per step (DDP); split_wait_s:
     what the communication of a step of the hidden split's own loop on the real group takes
-    beyond the simulated one, per exchange (the ranks' waits for each other and for a woken thread; negative: the
-    micro-benchmark's collectives were slower than a run's); chunk_wait_s: the same for the
+    beyond the simulated one, per exchange (the ranks' waits for each other and for a woken
+    thread; negative: the micro-benchmark's collectives were slower than a run's);
+    chunk_wait_s: the same for the
     pipeline, per chunk and stage (negative: the loop's work hid in the bubble).
     """
 
