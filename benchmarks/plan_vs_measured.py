@@ -43,7 +43,8 @@ from rnnscope.costs.backends import GLOO
 from rnnscope.costs.layout import STRATEGIES, ParallelLayout
 from rnnscope.costs.traffic import strategy_traffic
 from rnnscope.costs.units import format_bytes, format_seconds
-from rnnscope.parallel.ledger import median_step_comm_seconds, read_jsonl
+from rnnscope.parallel.ledger import read_jsonl
+from rnnscope.parallel.summary import median_step_comm_seconds
 from rnnscope.plan.from_config import shape_from_config
 from rnnscope.plan.simulate import simulate
 from rnnscope.report.stalls import stalls_of
@@ -239,7 +240,7 @@ def print_summary(rows: list[dict], tolerance: float) -> None:
           "error of a prediction that knew that median; the machine's drift between runs, the floor "
           "under the errors")
     print("measured waits: how much of the error the waits explain, each run's own put into the "
-          "model (rnnscope.report.stalls, rnnscope.parallel.ledger): a pipeline's, the model "
+          "model (rnnscope.report.stalls, rnnscope.parallel.summary): a pipeline's, the model "
           "without the waits plus the wake-up stalls read off its timeline; a hidden split's, the "
           "model's compute plus the time its exchanges took; a cell's all: those, and the other "
           "runs' errors as they are")

@@ -198,7 +198,8 @@ def strategy_step_seconds(cfg, strategy: str, rank: int, world: int, repeats: in
 
     from rnnscope.parallel.comm import Communicator
     from rnnscope.parallel.context import WorkerEnv
-    from rnnscope.parallel.ledger import Ledger, median_step_comm_seconds
+    from rnnscope.parallel.ledger import Ledger
+    from rnnscope.parallel.summary import median_step_comm_seconds
     from rnnscope.parallel.worker import CONTEXTS
 
     if strategy not in STRATEGY_STEPS:

@@ -43,8 +43,8 @@ class Calibration:
     what the communication of a step of the hidden split's own loop on the real group takes
     beyond the simulated one, per exchange (the ranks' waits for each other and for a woken
     thread; negative: the micro-benchmark's collectives were slower than a run's);
-    chunk_wait_s: the same for the
-    pipeline, per chunk and stage (negative: the loop's work hid in the bubble).
+    chunk_wait_s: the same for the pipeline, per chunk and stage (negative: the loop's work hid
+    in the bubble).
     """
 
     network_seconds: dict[str, dict[int, float]]

@@ -29,7 +29,6 @@ Rows of the setup (before the first step) and of the close have `step: null` and
 from __future__ import annotations
 
 import json
-import statistics
 import threading
 import time
 from contextlib import contextmanager
@@ -185,21 +184,6 @@ def step_rows(records: list[Record], step: int | None, phase: str, rank: int,
             "spans": [[round(r.start + clock_offset, 6), round(r.end + clock_offset, 6)] for r in group],
         })
     return rows
-
-
-def median_step_comm_seconds(rows: list[dict], first_step: int = 1) -> float | None:
-    """The seconds a training step spent communicating, from step `first_step` on: per step the
-    mean over the ranks of `step_comm_seconds` (the wall time during which any of the step's
-    calls was in flight), then the median over the steps. None when the rows hold no such step
-    (a step without a call has no row)."""
-    per_step: dict[int, dict[int, float]] = {}
-    for row in rows:
-        if (row.get("phase") == "step" and row["step"] >= first_step
-                and row.get("step_comm_seconds") is not None):
-            per_step.setdefault(row["step"], {})[row["rank"]] = row["step_comm_seconds"]
-    if not per_step:
-        return None
-    return statistics.median(statistics.fmean(ranks.values()) for ranks in per_step.values())
 
 
 def write_jsonl(rows: list[dict], path: str | Path) -> Path:

@@ -15,6 +15,7 @@ their one-off totals). Columns, nccl-tests definitions:
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from pathlib import Path
 
@@ -76,6 +77,21 @@ def step_comm_fraction(rows: list[dict], rank: int) -> float | None:
                 for r in rows if r["rank"] == rank and r["phase"] == "step"}
     total = sum(s for _, s in per_step.values())
     return sum(c for c, _ in per_step.values()) / total if total > 0 else None
+
+
+def median_step_comm_seconds(rows: list[dict], first_step: int = 1) -> float | None:
+    """The seconds a training step spent communicating, from step `first_step` on: per step the
+    mean over the ranks of `step_comm_seconds` (the wall time during which any of the step's
+    calls was in flight), then the median over the steps. None when the rows hold no such step
+    (a step without a call has no row)."""
+    per_step: dict[int, dict[int, float]] = {}
+    for row in rows:
+        if (row.get("phase") == "step" and row["step"] >= first_step
+                and row.get("step_comm_seconds") is not None):
+            per_step.setdefault(row["step"], {})[row["rank"]] = row["step_comm_seconds"]
+    if not per_step:
+        return None
+    return statistics.median(statistics.fmean(ranks.values()) for ranks in per_step.values())
 
 
 def summary_table(rows: list[dict], title: str = "traffic per rank, tag and op"):

@@ -12,7 +12,7 @@ stall that the planner's model (α, β, the simulated waves) does not describe.
 them from the run directory); `benchmarks/plan_vs_measured.py` prints the prediction with the
 measured stalls put in beside its error, to say how much of the pipeline's remaining error they
 explain (docs/plan.md §7), as it does with a hidden split's exchanges
-(`parallel.ledger.median_step_comm_seconds`).
+(`parallel.summary.median_step_comm_seconds`).
 """
 
 from __future__ import annotations
@@ -117,4 +117,3 @@ def pipeline_stalls(run_dir: str | Path, first_step: int = 1) -> Stalls | None:
     if not traffic.exists():
         return None
     return stalls_of(read_jsonl(traffic), read_phases(run_dir), first_step)
-
