@@ -102,9 +102,11 @@ def run_train(strategy: str, nproc: int, args, folder: Path, measured: int) -> d
     # (and each rank's median compute and idle time per step, for the JSON)
     stalls = (stalls_of(every_row, read_phases(run_dir), first_step=args.warmup + 1)
               if strategy == "pipeline" else None)
-    # a hidden split's exchanges: what its calls took per step, waits included
+    # a hidden split's exchanges and data parallelism's gradient all-reduces: what its calls
+    # took per step, waits included (DDP's: in flight from the bucket's hook to its result; the
+    # configurations here have one bucket, all-reduced after the backward, so all exposed)
     exchange = (median_step_comm_seconds(every_row, first_step=args.warmup + 1)
-                if strategy == "hidden_split" else None)
+                if strategy in ("hidden_split", "data") else None)
     return {"step_s": statistics.median(step_s), "mean_step_s": statistics.mean(step_s),
             "steps": len(step_s), "stall_s": stalls.median_stall_s if stalls else None,
             "exchange_s": exchange,
@@ -121,7 +123,8 @@ def predict(strategy: str, nproc: int, inputs) -> dict:
     layout = ParallelLayout.for_strategy(strategy, nproc)
     plan = simulate(inputs, layout)
     # the same without the waits timed on a real group: how much of the error they explain
-    bare = simulate(dataclasses.replace(inputs, split_wait_s=0.0, chunk_wait_s=0.0), layout)
+    bare = simulate(dataclasses.replace(inputs, split_wait_s=0.0, chunk_wait_s=0.0,
+                                        data_wait_s=0.0), layout)
     return {"step_s": plan.step_s, "step_s_without_waits": bare.step_s,
             # and without any communication: the step's compute, to add a run's measured one to
             "step_s_without_comm": plan.step_s - plan.exposed_comm_s,
@@ -131,8 +134,8 @@ def predict(strategy: str, nproc: int, inputs) -> dict:
 def explained_step_s(result: dict) -> float | None:
     """The prediction with the run's own measured waits put in: how much of the error they
     explain. A pipeline: the model without the calibration's waits plus the wake-up stalls read
-    off the run's timeline. A hidden split: the model's compute plus the time the run's
-    exchanges took. None for other strategies (nothing measured to put in)."""
+    off the run's timeline. A hidden split or data parallelism: the model's compute plus the
+    time the run's exchanges or gradient all-reduces took. None when nothing was measured."""
     p, m = result["predicted"], result["measured"]
     if m.get("stall_s") is not None:
         return p["step_s_without_waits"] + m["stall_s"]
@@ -185,8 +188,8 @@ def error_summary(results: list[dict], tolerance: float) -> list[dict]:
         errors = [abs(r["ratio"] - 1) for r in group if r["ratio"] is not None]
         bare = [abs(r["measured"]["step_s"] / r["predicted"]["step_s_without_waits"] - 1)
                 for r in group if r["ratio"] is not None]
-        # with the waits measured in the run itself where the strategy has them (the pipeline's
-        # stalls, the hidden split's exchanges); a cell's "all" row keeps the others' errors
+        # with the waits measured in the run itself (the pipeline's stalls, the hidden split's
+        # exchanges, data parallelism's all-reduces); a run without them keeps its error
         timed = [(r, explained_step_s(r)) for r in group if r["ratio"] is not None]
         waited = ([abs(r["measured"]["step_s"] / e - 1) if e else abs(r["ratio"] - 1) for r, e in timed]
                   if any(e for _, e in timed) else [])
@@ -241,9 +244,9 @@ def print_summary(rows: list[dict], tolerance: float) -> None:
           "under the errors")
     print("measured waits: how much of the error the waits explain, each run's own put into the "
           "model (rnnscope.report.stalls, rnnscope.parallel.summary): a pipeline's, the model "
-          "without the waits plus the wake-up stalls read off its timeline; a hidden split's, the "
-          "model's compute plus the time its exchanges took; a cell's all: those, and the other "
-          "runs' errors as they are")
+          "without the waits plus the wake-up stalls read off its timeline; a hidden split's and "
+          "data parallelism's, the model's compute plus the time its exchanges or all-reduces "
+          "took")
 
 
 def main() -> int:

@@ -38,9 +38,10 @@ def test_the_calibration_also_times_the_loop_and_the_strategies_code_in_every_pr
     assert compute.flops_per_s > 0 and len(compute.points) == 5
     assert patterns.split_ways == 2 and patterns.stages == 2 and patterns.chunk == 2
     for key in ("split_s", "stage_s", "whole_s", "ddp_s", "plain_s", "split_real_s",
-                "split_real_comm_s", "pipe_real_s"):
+                "split_real_comm_s", "pipe_real_s", "data_real_s", "data_real_comm_s"):
         assert 0 < getattr(patterns, key) < 1, key
     assert patterns.split_real_comm_s < patterns.split_real_s  # the step computes too
+    assert patterns.data_real_comm_s < patterns.data_real_s
 
 
 CALIBRATE_FOREVER = """

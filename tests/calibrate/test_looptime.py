@@ -46,8 +46,8 @@ def test_ddp_steps_on_a_group_of_one_rank():
 
 
 def _strategy_rank(rank: int, port: int, out: str) -> None:
-    """One of two calibration processes timing the pipeline's and the hidden split's own loops,
-    then using the group."""
+    """One of two calibration processes timing the three strategies' own loops, then using the
+    group."""
     import json
 
     import torch
@@ -66,7 +66,7 @@ def _strategy_rank(rank: int, port: int, out: str) -> None:
 
     seconds = {strategy: dataclasses.asdict(strategy_step_seconds(cfg, strategy, rank, 2, repeats=4,
                                                                   sync=sync))
-               for strategy in ("pipeline", "hidden_split")}
+               for strategy in ("data", "pipeline", "hidden_split")}
     alive = torch.ones(1)
     dist.all_reduce(alive)  # the calibration's group is still there for what comes next
     with open(f"{out}.{rank}", "w") as f:
@@ -96,17 +96,18 @@ def test_the_strategies_steps_are_their_own_training_loops_on_the_calibrations_g
     assert not hung and all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
     for rank in range(2):
         got = json.loads(open(f"{out}.{rank}").read())
-        assert set(got["seconds"]) == {"pipeline", "hidden_split"}
+        assert set(got["seconds"]) == {"data", "pipeline", "hidden_split"}
         # each step, and the part of it during which a message or collective was in flight
         assert all(0 < real["comm_s"] < real["step_s"] < 1 for real in got["seconds"].values())
-        assert got["synced"] == 2  # every rank starts each loop's timed steps together, once
+        assert got["synced"] == 3  # every rank starts each loop's timed steps together, once
         assert got["alive"] == 2.0  # the group was not torn down by the loop's close
         assert got["strategy"] == "none" and got["max_steps"] == 1000  # a copy was changed
 
 
-def test_only_the_model_splits_have_a_real_group_step_to_time():
+def test_every_strategy_and_only_a_strategy_has_a_real_group_step_to_time():
     from rnnscope.calibrate.looptime import STRATEGY_STEPS, strategy_step_seconds
+    from rnnscope.costs.layout import STRATEGIES
 
-    assert set(STRATEGY_STEPS) == {"pipeline", "hidden_split"}
+    assert set(STRATEGY_STEPS) == set(STRATEGIES)
     with pytest.raises(ValueError, match="no real-group step"):
-        strategy_step_seconds(load_config(None, TINY), "data", 0, 2)
+        strategy_step_seconds(load_config(None, TINY), "none", 0, 2)

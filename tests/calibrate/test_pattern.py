@@ -65,7 +65,7 @@ def test_a_one_layer_model_has_no_pipeline_to_time():
 
 
 def test_the_waits_are_what_a_real_exchange_takes_beyond_the_model():
-    from rnnscope.calibrate.pattern import chunk_wait, split_wait
+    from rnnscope.calibrate.pattern import chunk_wait, data_wait, split_wait
 
     T, L = SHAPE.seq_len, SHAPE.layers
     # the real loop's step = the simulated one + 2·T·L waits of 30 µs
@@ -76,6 +76,9 @@ def test_the_waits_are_what_a_real_exchange_takes_beyond_the_model():
     assert chunk_wait(0.2 + 12 * 1e-4, 0.2, stages=2, chunks=5) == pytest.approx(1e-4)
     # a real step shorter than the simulated one (the loop's work hidden in the bubble): negative
     assert chunk_wait(0.2 - 12 * 1e-4, 0.2, stages=2, chunks=5) == pytest.approx(-1e-4)
+    # data parallelism with 3 DDP buckets: one all-reduce each, either way
+    assert data_wait(8e-3 + 3 * 2e-4, 8e-3, buckets=3) == pytest.approx(2e-4)
+    assert data_wait(8e-3 - 3 * 1e-4, 8e-3, buckets=3) == pytest.approx(-1e-4)
 
 
 def test_calibrated_waits_put_the_real_exchange_back_into_the_simulation():
@@ -100,14 +103,15 @@ def test_calibrated_waits_put_the_real_exchange_back_into_the_simulation():
     pat = Patterns(split_ways=2, split_s=0.05, stages=2, chunk=5, stage_s=0.0, whole_s=0.0,
                    split_real_s=split_plan.step_s + exchanges * wait_split,  # whole loop steps
                    pipe_real_s=pipe.step_s + 2 * (2 + 2 - 1) * wait_chunk)
-    split, chunk = exchange_waits(inputs, pat, world=2)
+    split, chunk, data = exchange_waits(inputs, pat, world=2)
     assert split == pytest.approx(wait_split) and chunk == pytest.approx(wait_chunk)
+    assert data == 0.0  # data parallelism's loop not timed
     assert simulate(dataclasses.replace(inputs, split_wait_s=split),
                     ParallelLayout(hidden_split=2)).step_s == pytest.approx(pat.split_real_s)
     # a loop step shorter than the simulation (the micro-benchmark's collectives slower than a
     # run's exchange) shortens it as much, down to exchanges that take nothing
     faster = dataclasses.replace(pat, split_real_s=0.9 * split_plan.step_s)
-    split, _ = exchange_waits(inputs, faster, world=2)
+    split, _, _ = exchange_waits(inputs, faster, world=2)
     assert split < 0
     assert simulate(dataclasses.replace(inputs, split_wait_s=split),
                     ParallelLayout(hidden_split=2)).step_s == pytest.approx(faster.split_real_s)
@@ -120,7 +124,7 @@ def test_calibrated_waits_put_the_real_exchange_back_into_the_simulation():
     # (nearly: a shorter slot can make another stage the slowest one of a wave)
     hidden = 0.02 * pipe.step_s
     faster = dataclasses.replace(pat, pipe_real_s=pipe.step_s - hidden)
-    _, chunk = exchange_waits(inputs, faster, world=2)
+    _, chunk, _ = exchange_waits(inputs, faster, world=2)
     assert chunk == pytest.approx(-hidden / (2 * 3))
     shortened = pipe.step_s - simulate(dataclasses.replace(inputs, chunk_wait_s=chunk),
                                        ParallelLayout(pipeline=2)).step_s
@@ -129,7 +133,35 @@ def test_calibrated_waits_put_the_real_exchange_back_into_the_simulation():
     assert simulate(dataclasses.replace(inputs, chunk_wait_s=-1.0), ParallelLayout(pipeline=2)).step_s > 0
     # nothing timed on a real group: no waits
     assert exchange_waits(inputs, dataclasses.replace(pat, split_real_s=0.0, pipe_real_s=0.0),
-                          world=2) == (0.0, 0.0)
+                          world=2) == (0.0, 0.0, 0.0)
+
+
+def test_the_data_wait_puts_data_parallelisms_real_step_back_into_the_simulation():
+    """exchange_waits inverts the data-parallel simulation too: with the wait it returns, the
+    simulated DDP step takes what its loop on the real group took, longer or shorter."""
+    import dataclasses
+
+    from rnnscope.calibrate.machine import exchange_waits
+    from rnnscope.calibrate.pattern import Patterns
+    from rnnscope.costs.layout import ParallelLayout
+    from rnnscope.plan.alphabeta import Link
+    from rnnscope.plan.simulate import PlanInputs, simulate
+    from rnnscope.plan.topology import Topology
+
+    shape = RNNShape(input_size=1, hidden=8, layers=2, seq_len=10, batch=4, output_size=1)
+    inputs = PlanInputs(shape, DEVICE, Topology(Link.simple(5e-5, 1e9)), step_fixed_s=1e-3,
+                        bucket_mb=0.0002, ddp_overhead_s=2e-4)  # 210-byte buckets: several
+    plan = simulate(inputs, ParallelLayout(data=2))
+    buckets = len(next(item for item in plan.items if item.tag == "gradients").schedule)
+    assert buckets > 1
+    for real in (1.3 * plan.step_s, plan.step_s - 0.5 * plan.exposed_comm_s):
+        pat = Patterns(split_ways=1, split_s=0.0, stages=1, chunk=1, stage_s=0.0, whole_s=0.0,
+                       data_real_s=real)
+        split, chunk, data = exchange_waits(inputs, pat, world=2)
+        assert (split, chunk) == (0.0, 0.0)
+        assert data == pytest.approx((real - plan.step_s) / buckets)
+        assert simulate(dataclasses.replace(inputs, data_wait_s=data),
+                        ParallelLayout(data=2)).step_s == pytest.approx(real)
 
 
 def test_the_split_loops_compute_and_communication_divide_the_plan_as_they_divide_its_real_step():
@@ -161,7 +193,7 @@ def test_the_split_loops_compute_and_communication_divide_the_plan_as_they_divid
     overhead = split_compute(inputs, pat, world=2)
     assert overhead == pytest.approx(50e-6)  # the stage's own 20 µs and the loop's 30
     fitted = dataclasses.replace(inputs, split_overhead_s=overhead)
-    wait, _ = exchange_waits(fitted, pat, world=2)
+    wait = exchange_waits(fitted, pat, world=2).split_s
     assert wait == pytest.approx(40e-6)
     final = simulate(dataclasses.replace(fitted, split_wait_s=wait), layout)
     assert final.step_s == pytest.approx(real)
@@ -170,3 +202,83 @@ def test_the_split_loops_compute_and_communication_divide_the_plan_as_they_divid
     assert split_compute(inputs, dataclasses.replace(pat, split_real_comm_s=0.0), 2) == 20e-6
     # a loop that computed less than the simulation: less overhead, never below nothing
     assert split_compute(inputs, dataclasses.replace(pat, split_real_s=real_comm), 2) == 0.0
+
+
+def test_the_data_loops_compute_and_all_reduce_divide_the_plan_as_they_divide_its_real_step():
+    """data_compute puts what data parallelism's loop computed beyond the simulation into DDP's
+    per-step overhead (either way), exchange_waits what its all-reduce waited into the bucket: the
+    plan then takes the real step, and its exposed communication is the real step's."""
+    import dataclasses
+
+    from rnnscope.calibrate.machine import data_compute, exchange_waits
+    from rnnscope.calibrate.pattern import Patterns, data_loop_overhead
+    from rnnscope.costs.layout import ParallelLayout
+    from rnnscope.plan.alphabeta import Link
+    from rnnscope.plan.simulate import PlanInputs, simulate
+    from rnnscope.plan.topology import Topology
+
+    shape = RNNShape(input_size=1, hidden=8, layers=2, seq_len=10, batch=4, output_size=1)
+    inputs = PlanInputs(shape, DEVICE, Topology(Link.simple(5e-5, 1e9)), step_fixed_s=1e-3,
+                        ddp_overhead_s=4e-4)  # 25 MiB buckets: one, all-reduced after the backward
+    layout = ParallelLayout(data=2)
+    plan = simulate(inputs, layout)
+    assert len(next(item for item in plan.items if item.tag == "gradients").schedule) == 1
+    compute_s = plan.step_s - plan.exposed_comm_s
+    for extra in (3e-4, -3e-4):  # the real loop computes more, or less, than the simulation
+        real_comm = plan.exposed_comm_s + 1e-3  # its all-reduce waited 1 ms beyond the model
+        real = real_comm + compute_s + extra
+        assert data_loop_overhead(real, real_comm, compute_s) == pytest.approx(extra)
+        pat = Patterns(split_ways=1, split_s=0.0, stages=1, chunk=1, stage_s=0.0, whole_s=0.0,
+                       data_real_s=real, data_real_comm_s=real_comm)
+        overhead = data_compute(inputs, pat, world=2)
+        assert overhead == pytest.approx(4e-4 + extra)
+        fitted = dataclasses.replace(inputs, ddp_overhead_s=overhead)
+        wait = exchange_waits(fitted, pat, world=2).data_s
+        assert wait == pytest.approx(1e-3)
+        final = simulate(dataclasses.replace(fitted, data_wait_s=wait), layout)
+        assert final.step_s == pytest.approx(real)
+        assert final.exposed_comm_s == pytest.approx(real_comm)
+    # the loop's communication not timed: the one-rank loops' own figure stays
+    assert data_compute(inputs, dataclasses.replace(pat, data_real_comm_s=0.0), 2) == 4e-4
+    # several buckets, whose all-reduces overlap the backward: the loop's in-flight time is not
+    # all exposed, so nothing is divided
+    small = dataclasses.replace(inputs, bucket_mb=0.0002)
+    assert data_compute(small, pat, 2) == 4e-4
+
+
+def test_with_more_workers_than_cores_the_calibration_still_inverts_the_simulation():
+    """The simulation multiplies the overheads and the waits by the workers' share of a core
+    (4 workers on 2 cores: 2); what the calibration derives from a real loop at that world is
+    divided by it, so the plan still takes the real step."""
+    import dataclasses
+
+    from rnnscope.calibrate.machine import data_compute, exchange_waits, split_compute
+    from rnnscope.calibrate.pattern import Patterns
+    from rnnscope.costs.layout import ParallelLayout
+    from rnnscope.plan.alphabeta import Link
+    from rnnscope.plan.simulate import PlanInputs, simulate
+    from rnnscope.plan.topology import Topology
+
+    shape = RNNShape(input_size=1, hidden=8, layers=4, seq_len=10, batch=8, output_size=1)
+    inputs = PlanInputs(shape, DEVICE, Topology(Link.simple(5e-5, 1e9)), chunk=5, cores=2,
+                        step_fixed_s=1e-3, split_overhead_s=20e-6, ddp_overhead_s=4e-4)
+    world = 4
+    plans = {s: simulate(inputs, ParallelLayout.for_strategy(s, world))
+             for s in ("data", "pipeline", "hidden_split")}
+    real = {s: 1.2 * plan.step_s for s, plan in plans.items()}
+    comm = {s: plans[s].exposed_comm_s + 2e-3 for s in ("data", "hidden_split")}
+    pat = Patterns(split_ways=4, split_s=0.05, stages=4, chunk=5, stage_s=0.0, whole_s=0.0,
+                   split_real_s=real["hidden_split"], split_real_comm_s=comm["hidden_split"],
+                   pipe_real_s=real["pipeline"], data_real_s=real["data"],
+                   data_real_comm_s=comm["data"])
+    fitted = dataclasses.replace(inputs, split_overhead_s=split_compute(inputs, pat, world),
+                                 ddp_overhead_s=data_compute(inputs, pat, world))
+    waits = exchange_waits(fitted, pat, world)
+    final = dataclasses.replace(fitted, split_wait_s=waits.split_s, chunk_wait_s=waits.chunk_s,
+                                data_wait_s=waits.data_s)
+    for strategy in ("data", "hidden_split"):
+        step = simulate(final, ParallelLayout.for_strategy(strategy, world))
+        assert step.step_s == pytest.approx(real[strategy]), strategy
+        assert step.exposed_comm_s == pytest.approx(comm[strategy]), strategy
+    pipe = simulate(final, ParallelLayout.for_strategy("pipeline", world))
+    assert pipe.step_s == pytest.approx(real["pipeline"], rel=0.02)

@@ -171,3 +171,21 @@ def test_exchange_waits_lengthen_every_exchange_and_every_chunk_slot_as_exposed_
     assert waited.step_s - bare.step_s == pytest.approx(2 * (chunks + p - 1) * wait)
     assert waited.compute_s == pytest.approx(bare.compute_s)
     assert waited.bubble_s == pytest.approx(bare.bubble_s)
+    # data parallelism: one wait per DDP bucket's all-reduce, exposed after the backward
+    small = ParallelLayout(data=2)
+    many = dict(bucket_mb=0.01)  # 10 KiB buckets: several per step
+    bare = simulate(inputs(**many), small)
+    waited = simulate(inputs(data_wait_s=wait, **many), small)
+    gradients = next(item for item in bare.items if item.tag == "gradients")
+    buckets = len(gradients.schedule)
+    assert buckets > 1
+    assert waited.step_s - bare.step_s == pytest.approx(buckets * wait)
+    assert waited.exposed_comm_s - bare.exposed_comm_s == pytest.approx(buckets * wait)
+    assert waited.compute_s == pytest.approx(bare.compute_s)
+    # negative (the calibration's one-rank DDP slower than a replica's): never below no comm
+    fast = simulate(inputs(data_wait_s=-1.0, **many), small)
+    assert fast.step_s == pytest.approx(bare.step_s - bare.exposed_comm_s)
+    # a model split's gradient all-reduce is not DDP's: the data wait leaves it as it is
+    hybrid = ParallelLayout(data=2, hidden_split=2)
+    assert simulate(inputs(data_wait_s=wait), hybrid).step_s == pytest.approx(
+        simulate(inputs(), hybrid).step_s)

@@ -154,8 +154,9 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
         patterns = time_patterns(*compute_args, world, repeats=21,  # their own code
                                  sync=dist.barrier, combine=combine, group=one_rank)
 
-        # and on the real group: the waits between ranks that the stages alone cannot show, in a
-        # step of the hidden split's and of the pipeline's own training loop
+        # and on the real group: the waits between ranks that the stages and a one-rank DDP alone
+        # cannot show, in a step of the hidden split's, the pipeline's and data parallelism's own
+        # training loop
         shape, cfg = compute_args
 
         def real_step(strategy: str) -> list[float]:
@@ -165,8 +166,10 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
         split_real, split_comm = (real_step("hidden_split") if world > 1 and shape.hidden % world == 0
                                   else (0.0, 0.0))
         pipe_real = real_step("pipeline")[0] if 1 < world <= shape.layers else 0.0
+        data_real, data_comm = real_step("data") if world > 1 else (0.0, 0.0)
         patterns = dataclasses.replace(patterns, split_real_s=split_real,
-                                       split_real_comm_s=split_comm, pipe_real_s=pipe_real)
+                                       split_real_comm_s=split_comm, pipe_real_s=pipe_real,
+                                       data_real_s=data_real, data_real_comm_s=data_comm)
         dist.barrier()
     if rank == 0:
         Path(out).write_text(json.dumps({

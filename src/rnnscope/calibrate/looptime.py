@@ -6,8 +6,8 @@ hooks run. The calibration therefore times the loop itself, `rnnscope.train.loop
 few dozen steps on a throw-away run directory, with a DistContext (`StepClock`) that only notes
 when the steps end. With `wrap`, the model is wrapped first (data parallel: DDP on a process
 group of this one rank, so DDP's hooks and bucket copies run and nothing crosses the network).
-`strategy_step_seconds` times the pipeline's and the hidden split's own contexts the same way,
-on the calibration's real process group.
+`strategy_step_seconds` times every strategy's own context the same way (data parallel, the
+pipeline, the hidden split), on the calibration's real process group.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from pathlib import Path
 from rnnscope.train.distributed import SingleProcess
 
 # timed steps of a strategy's own loop on the calibration's group (`strategy_step_seconds`): a
-# pipeline step is ~10 ms here, a hidden split's ~0.5 s (T·L exchanges each way). A hidden
+# data-parallel step is ~7 ms (Elman) to ~20 ms (LSTM) here, with spikes of a scheduler tick
+# (4 ms), so it is timed over as many steps as a benchmark run's ≥ 2 s measure; a pipeline step
+# is ~10 ms, a hidden split's ~0.5 s (T·L exchanges each way). A hidden
 # split's steps come in stretches of 250–650 ms (its threads woken a scheduler tick late or not):
 # medians of 10 steps of one launch were 374–486 ms, 404–608 ms (docs/plan.md §7), so it is
 # timed over 24, twice a benchmark run's measured steps
-STRATEGY_STEPS = {"pipeline": 120, "hidden_split": 24}
+STRATEGY_STEPS = {"data": 240, "pipeline": 120, "hidden_split": 24}
 
 WARMUP_STEPS = 3  # steps before the clock starts: allocator, first-call paths, DDP's rebuild
 
@@ -183,15 +185,15 @@ class RealStep:
 
 def strategy_step_seconds(cfg, strategy: str, rank: int, world: int, repeats: int | None = None,
                           sync=None) -> RealStep:
-    """Median seconds per step of `train(cfg)` as `--parallel.strategy pipeline` or
+    """Median seconds per step of `train(cfg)` as `--parallel.strategy data`, `pipeline` or
     `hidden_split` on the default process group of `world` ranks (every rank calls it at once),
     this rank's, and of its communication.
 
-    The strategy's own context (`PipelineParallel`, `HiddenSplitParallel`) runs the loop, so the
-    step has what a run's has and a stage timed alone has not: the ranks' waits for each other
-    and for a woken thread at every exchange, the ŷ broadcast, the loss, the optimizer and the
-    loop's own work, each on the rank and at the moment a run does it (a pipeline's partly inside
-    the other stages' bubble). The loop runs WARMUP_STEPS + `repeats` (default STRATEGY_STEPS)
+    The strategy's own context (`DataParallel`, `PipelineParallel`, `HiddenSplitParallel`) runs
+    the loop, so the step has what a run's has and a stage or a one-rank DDP timed alone has
+    not: the ranks' waits for each other and for a woken thread at every exchange or gradient
+    all-reduce, the ŷ broadcast, the loss, the optimizer and the loop's own work, each on the
+    rank and at the moment a run does it (a pipeline's partly inside the other stages' bubble). The loop runs WARMUP_STEPS + `repeats` (default STRATEGY_STEPS)
     steps on a temporary run directory per rank; nothing is gathered or written at the end.
     """
     import torch
@@ -217,7 +219,7 @@ def strategy_step_seconds(cfg, strategy: str, rank: int, world: int, repeats: in
             self.ledger.close_step(None, "close")
 
     cfg = timing_config(cfg, repeats)
-    # one model group over all `world` ranks, as `exchange_waits` simulates it
+    # one model group over all `world` ranks, or `world` replicas, as `exchange_waits` simulates
     cfg.parallel.strategy, cfg.parallel.nproc, cfg.parallel.data_degree = strategy, world, 1
     env = WorkerEnv(rank=rank, world_size=world, local_rank=rank, local_world_size=world,
                     restart_count=0)

@@ -15,17 +15,19 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from rnnscope.calibrate.fit import ComputeFit, fit_network
 from rnnscope.calibrate.loopback import SIZES, measure_network
-from rnnscope.calibrate.pattern import (Patterns, chunk_overhead, chunk_wait, payload_sizes,
+from rnnscope.calibrate.pattern import (Patterns, chunk_overhead, chunk_wait,
+                                        data_loop_overhead, data_wait, payload_sizes,
                                         split_loop_overhead, split_overhead, split_wait)
 from rnnscope.costs.backends import GLOO
 from rnnscope.costs.layout import ParallelLayout, chunk_count
 from rnnscope.costs.units import format_bytes
 from rnnscope.plan.alphabeta import Link
 from rnnscope.plan.compute import Device
-from rnnscope.plan.simulate import PlanInputs, simulate
+from rnnscope.plan.simulate import PlanInputs, compute_slowdown, simulate
 from rnnscope.plan.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -39,12 +41,16 @@ class Calibration:
     compute: the engine's fitted speed; patterns: the strategies' code paths as timed;
     split_overhead_s, chunk_overhead_s, ddp_overhead_s: what those add per layer and time step
     (hidden split: the stage timed alone, plus what its own loop on the real group computed
-    beyond that, `split_compute`), per layer and chunk (pipeline), per step (DDP); split_wait_s:
+    beyond that, `split_compute`), per layer and chunk (pipeline), per step (DDP: the one-rank
+    loops' difference, plus what data parallelism's own loop computed beyond the simulation,
+    `data_compute`; negative: the one-rank loops overstated a replica's step); split_wait_s:
     what the communication of a step of the hidden split's own loop on the real group takes
     beyond the simulated one, per exchange (the ranks' waits for each other and for a woken
     thread; negative: the micro-benchmark's collectives were slower than a run's);
     chunk_wait_s: the same for the pipeline, per chunk and stage (negative: the loop's work hid
-    in the bubble).
+    in the bubble); data_wait_s: the same for data parallelism, per DDP bucket's all-reduce
+    (negative: the one-rank DDP loop or the micro-benchmark's all-reduces were slower than a
+    run's).
     """
 
     network_seconds: dict[str, dict[int, float]]
@@ -56,6 +62,7 @@ class Calibration:
     ddp_overhead_s: float
     split_wait_s: float = 0.0
     chunk_wait_s: float = 0.0
+    data_wait_s: float = 0.0
 
     @property
     def summary(self) -> str:
@@ -69,9 +76,10 @@ class Calibration:
                 f"per time step + {c.step_fixed_s * 1e3:.2f} ms per training step; "
                 f"hidden split +{self.split_overhead_s * 1e6:.0f} µs per layer and "
                 f"time step, pipeline +{self.chunk_overhead_s * 1e6:.0f} µs per layer "
-                f"and chunk, DDP +{self.ddp_overhead_s * 1e3:.2f} ms per step; waits "
+                f"and chunk, DDP {self.ddp_overhead_s * 1e3:+.2f} ms per step; waits "
                 f"{self.split_wait_s * 1e6:+.0f} µs per hidden-split exchange, "
-                f"{self.chunk_wait_s * 1e6:+.0f} µs per pipeline chunk and stage")
+                f"{self.chunk_wait_s * 1e6:+.0f} µs per pipeline chunk and stage, "
+                f"{self.data_wait_s * 1e6:+.0f} µs per DDP bucket")
 
     def to_dict(self) -> dict:
         """Plain values for `rnnscope plan --json` (the open-ended last regime: null)."""
@@ -82,7 +90,8 @@ class Calibration:
             "patterns": dataclasses.asdict(self.patterns),
             "split_overhead_s": self.split_overhead_s,
             "chunk_overhead_s": self.chunk_overhead_s, "ddp_overhead_s": self.ddp_overhead_s,
-            "split_wait_s": self.split_wait_s, "chunk_wait_s": self.chunk_wait_s}
+            "split_wait_s": self.split_wait_s, "chunk_wait_s": self.chunk_wait_s,
+            "data_wait_s": self.data_wait_s}
         return {"network_seconds": self.network_seconds, "links": links, "compute": compute,
                 "summary": self.summary}
 
@@ -132,10 +141,13 @@ def calibrated_inputs(shape, cfg, world: int = 2) -> tuple[PlanInputs, list[int]
                         # core of its own to run on beside the backward
                         overlap=world <= (os.cpu_count() or 1))
     calibration.split_overhead_s = split_compute(inputs, pat, world)
-    inputs = dataclasses.replace(inputs, split_overhead_s=calibration.split_overhead_s)
-    calibration.split_wait_s, calibration.chunk_wait_s = exchange_waits(inputs, pat, world)
-    inputs = dataclasses.replace(inputs, split_wait_s=calibration.split_wait_s,
-                                 chunk_wait_s=calibration.chunk_wait_s)
+    calibration.ddp_overhead_s = data_compute(inputs, pat, world)
+    inputs = dataclasses.replace(inputs, split_overhead_s=calibration.split_overhead_s,
+                                 ddp_overhead_s=calibration.ddp_overhead_s)
+    waits = exchange_waits(inputs, pat, world)
+    calibration.split_wait_s, calibration.chunk_wait_s, calibration.data_wait_s = waits
+    inputs = dataclasses.replace(inputs, split_wait_s=waits.split_s, chunk_wait_s=waits.chunk_s,
+                                 data_wait_s=waits.data_s)
     return inputs, [2, 4], calibration
 
 
@@ -144,23 +156,53 @@ def split_compute(inputs: PlanInputs, pat: Patterns, world: int) -> float:
     beyond the simulation (`pattern.split_loop_overhead`: its step less its communication less
     the simulated compute), so that the plan's compute and exposed communication divide the
     step as the real one divides; never negative. The stage's own figure when the loop's
-    communication was not timed. (At the calibration's world no worker waits for a core, so the
-    overhead enters the simulation as it is.)"""
+    communication was not timed. (With more workers than cores the simulation multiplies the
+    overhead by the workers' share of a core, so the loop's extra is divided by it here.)"""
     if pat.split_real_s <= 0 or pat.split_real_comm_s <= 0:
         return inputs.split_overhead_s
     plan = simulate(inputs, ParallelLayout.for_strategy("hidden_split", world))
     extra = split_loop_overhead(pat.split_real_s, pat.split_real_comm_s,
                                 plan.step_s - plan.exposed_comm_s, inputs.shape)
-    return max(0.0, inputs.split_overhead_s + extra)
+    return max(0.0, inputs.split_overhead_s + extra / compute_slowdown(inputs, world))
 
 
-def exchange_waits(inputs: PlanInputs, pat: Patterns, world: int) -> tuple[float, float]:
-    """(split_wait_s, chunk_wait_s): what a step of the hidden split's and of the pipeline's own
-    training loop, timed on the real group, took beyond the simulated step without waits
-    (`pattern.split_wait`, `pattern.chunk_wait`), per exchange and per chunk and stage; either
-    may be negative (the loop's own work that hides in a pipeline's bubble, collectives that
-    the micro-benchmark timed slower than a run's exchange); 0 for what was not timed."""
-    split = chunk = 0.0
+class Waits(NamedTuple):
+    """Seconds that ranks wait for each other beyond the messages' own time (`exchange_waits`):
+    per hidden-split exchange, per pipeline chunk and stage, per DDP bucket's all-reduce."""
+
+    split_s: float
+    chunk_s: float
+    data_s: float
+
+
+def data_compute(inputs: PlanInputs, pat: Patterns, world: int) -> float:
+    """`ddp_overhead_s` with what data parallelism's own loop on the real group computed beyond
+    the simulation (`pattern.data_loop_overhead`: its step less its all-reduces less the
+    simulated compute of a replica's step), so that the plan's compute and exposed
+    communication divide the step as the real one divides; it may be negative. Only where
+    DDP all-reduces one bucket, after the backward, so that all of the loop's communication
+    lengthened its step; with more buckets their all-reduces overlap the backward, and the
+    one-rank loops' own figure stays, as it does when the loop's communication was not timed."""
+    if pat.data_real_s <= 0 or pat.data_real_comm_s <= 0:
+        return inputs.ddp_overhead_s
+    plan = simulate(inputs, ParallelLayout.for_strategy("data", world))
+    gradients = next(item for item in plan.items if item.tag == "gradients")
+    if len(gradients.schedule) != 1:
+        return inputs.ddp_overhead_s
+    extra = data_loop_overhead(pat.data_real_s, pat.data_real_comm_s,
+                               plan.step_s - plan.exposed_comm_s)
+    return inputs.ddp_overhead_s + extra / compute_slowdown(inputs, world)
+
+
+def exchange_waits(inputs: PlanInputs, pat: Patterns, world: int) -> Waits:
+    """What a step of the hidden split's, the pipeline's and data parallelism's own training
+    loop, timed on the real group, took beyond the simulated step without waits
+    (`pattern.split_wait`, `chunk_wait`, `data_wait`), per exchange, per chunk and stage, per
+    bucket; any may be negative (the loop's own work that hides in a pipeline's bubble,
+    collectives that the micro-benchmark timed slower than a run's exchange, a one-rank DDP
+    slower than a replica); 0 for what was not timed. Each is divided by the workers' share of a
+    core, by which the simulation multiplies it when there are more workers than cores."""
+    split = chunk = data = 0.0
     if pat.split_real_s > 0:
         modelled = simulate(inputs, ParallelLayout.for_strategy("hidden_split", world)).step_s
         split = split_wait(pat.split_real_s, modelled, inputs.shape)
@@ -168,4 +210,9 @@ def exchange_waits(inputs: PlanInputs, pat: Patterns, world: int) -> tuple[float
         modelled = simulate(inputs, ParallelLayout.for_strategy("pipeline", world)).step_s
         chunks = chunk_count(inputs.shape.seq_len, min(max(inputs.chunk, 1), inputs.shape.seq_len))
         chunk = chunk_wait(pat.pipe_real_s, modelled, world, chunks)
-    return split, chunk
+    if pat.data_real_s > 0:
+        plan = simulate(inputs, ParallelLayout.for_strategy("data", world))
+        buckets = next(len(item.schedule) for item in plan.items if item.tag == "gradients")
+        data = data_wait(pat.data_real_s, plan.step_s, buckets)
+    slower = compute_slowdown(inputs, world)
+    return Waits(split / slower, chunk / slower, data / slower)

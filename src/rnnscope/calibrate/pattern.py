@@ -42,10 +42,11 @@ class Patterns:
     """Seconds of the strategies' own code paths on this machine (one thread, no network).
 
     split_s: one rank's forward + backward of a `split_ways` hidden split (0: none timed);
-    split_real_s, pipe_real_s: a step of the hidden split's and of the pipeline's own training
-    loop on a real group (`looptime.strategy_step_seconds`: the waits for the slower rank and
-    for a thread to wake included); split_real_comm_s: the hidden split's step's communication
-    (the wall time its collectives were in flight), the rest being its compute and code;
+    split_real_s, pipe_real_s, data_real_s: a step of the hidden split's, the pipeline's and
+    data parallelism's own training loop on a real group (`looptime.strategy_step_seconds`: the
+    waits for the slower rank and for a thread to wake included); split_real_comm_s,
+    data_real_comm_s: the hidden split's and data parallelism's step's communication (the wall
+    time its collectives were in flight), the rest being its compute and code;
     stage_s, whole_s: the first of `stages` pipeline stages with `chunk` time steps per chunk,
     and with the whole sequence as one chunk (0: one layer, no pipeline); ddp_s, plain_s: a
     training-loop step of a replica's batch in DDP and without (None: not timed; plain_s the
@@ -60,12 +61,14 @@ class Patterns:
     whole_s: float
     ddp_s: float | None = None
     plain_s: float | None = None
-    # on the calibration's real process group, every rank at once: a step of the hidden split's
-    # and of the pipeline's own training loop over all its ranks (0: not timed: the group's size
-    # does not split H, or is not between 2 and the layers)
+    # on the calibration's real process group, every rank at once: a step of the hidden split's,
+    # the pipeline's and data parallelism's own training loop over all its ranks (0: not timed:
+    # the group's size does not split H, is not between 2 and the layers, or is one rank)
     split_real_s: float = 0.0
     split_real_comm_s: float = 0.0
     pipe_real_s: float = 0.0
+    data_real_s: float = 0.0
+    data_real_comm_s: float = 0.0
 
 
 def payload_sizes(shape: RNNShape, chunk: int, bucket_mb: float) -> list[int]:
@@ -237,6 +240,24 @@ def chunk_wait(real_s: float, modelled_s: float, stages: int, chunks: int) -> fl
     the other stages' bubble (less), so it may be negative. Pure: each wave has
     chunks + stages − 1 slots on its critical path, so (real − modelled) / (2·(chunks + stages − 1))."""
     return (real_s - modelled_s) / (2 * (chunks + stages - 1))
+
+
+def data_loop_overhead(real_s: float, real_comm_s: float, modelled_compute_s: float) -> float:
+    """Seconds per step that a real step of data parallelism's own loop computes beyond the
+    simulated compute of a replica's step (the engine's fit and DDP's own work, both timed on
+    one rank without a peer): its step outside its all-reduces less that; it may be negative
+    (the one-rank loops, timed apart, took longer than a replica's step does). Pure:
+    real − real communication − modelled compute."""
+    return real_s - real_comm_s - modelled_compute_s
+
+
+def data_wait(real_s: float, modelled_s: float, buckets: int) -> float:
+    """Seconds per gradient all-reduce (one per DDP bucket) that a real step of data
+    parallelism's own loop takes beyond the simulated one: the waits for the slower replica and
+    for a woken thread at the all-reduce, which a one-rank DDP and the micro-benchmark's
+    back-to-back all-reduces do not show, less what those overstate; so it may be negative.
+    Pure: (real − modelled) / buckets."""
+    return (real_s - modelled_s) / buckets
 
 
 def split_overhead(measured_s: float, shape: RNNShape, device: Device, ways: int) -> float:

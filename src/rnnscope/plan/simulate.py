@@ -17,9 +17,9 @@ hidden-split group sits on neighbouring GPUs.
   a pipeline stage that finishes its backward early hides part of its own.
 - Pipeline: the last stage broadcasts ŷ to the other stages before the backward.
 - Local runs only (--calibrate): the waits between ranks beyond a message's own time — per
-  hidden-split exchange (`split_wait_s`) and per pipeline chunk and stage (`chunk_wait_s`), each
-  from a few steps of the strategy's own loop on a real group, less the simulated step, so
-  either may be negative — count as exposed communication.
+  hidden-split exchange (`split_wait_s`), per pipeline chunk and stage (`chunk_wait_s`) and per
+  DDP bucket's all-reduce (`data_wait_s`), each from steps of the strategy's own loop on a real
+  group, less the simulated step, so any may be negative — count as exposed communication.
 - Clipping (`clip`) under a model split: one 8-byte all-reduce of Σ‖g‖² in the model group
   after the backward, before the optimizer step (`costs.traffic.clip_transfer`); all exposed.
 Not modelled: the optimizer step, contention between concurrent collectives, stragglers.
@@ -76,6 +76,10 @@ class PlanInputs:
     # less than nothing. 0 at scale, where no such figure is measured.
     split_wait_s: float = 0.0
     chunk_wait_s: float = 0.0
+    # the same for data parallelism (DDP), per bucket's all-reduce, after the backward: the
+    # slower replica's arrival and a woken thread, less what the one-rank DDP loop and the
+    # micro-benchmark overstate; what it adds to the step is never below nothing
+    data_wait_s: float = 0.0
 
 
 @dataclass
@@ -130,13 +134,13 @@ def layer_seconds(inputs: PlanInputs, batch: int, shards: int,
     """(forward, backward) seconds of one time step per layer; more workers than cores
     (`inputs.cores`, local runs) share them and each computes that much slower."""
     s = inputs.shape
-    slower = _slower(inputs, workers)
+    slower = compute_slowdown(inputs, workers)
     return [tuple(slower * x for x in step_seconds(
         inputs.device, batch, s.hidden, s.input_size if l == 0 else s.hidden,
         s.bytes_per_element, shards, gates_of(s))) for l in range(s.layers)]
 
 
-def _slower(inputs: PlanInputs, workers: int) -> float:
+def compute_slowdown(inputs: PlanInputs, workers: int) -> float:
     """How much slower each worker computes when `workers` share `inputs.cores` cores."""
     return max(1.0, workers / inputs.cores) if inputs.cores else 1.0
 
@@ -226,7 +230,7 @@ def simulate(inputs: PlanInputs, layout: ParallelLayout) -> StepPlan:
     d, p, k = layout.data, layout.pipeline, layout.hidden_split
     T, L, H, b = s.seq_len, s.layers, s.hidden, s.bytes_per_element
     per_step = layer_seconds(inputs, batch, k, layout.world)  # per time step and layer
-    slower = _slower(inputs, layout.world)
+    slower = compute_slowdown(inputs, layout.world)
     if k > 1:  # the hidden split's own work around its collectives, every time step
         extra = inputs.split_overhead_s * slower
         per_step = [(f + extra, g + 2 * extra) for f, g in per_step]
@@ -262,6 +266,9 @@ def simulate(inputs: PlanInputs, layout: ParallelLayout) -> StepPlan:
                 ready = {l: backward for l in range(L + 1)}
             item, _ = _data_parallel(inputs, layout, ready, layer_of, sizes, backward,
                                      per_tensor=k > 1)
+            if k == 1:  # the replicas' waits at every bucket's all-reduce, all exposed
+                item.exposed_s = max(0.0, item.exposed_s + inputs.data_wait_s * slower
+                                     * len(item.schedule))
             exposed_data = item.exposed_s
             items.append(item)
             if k == 1:  # DDP's own work per step (hooks, bucket copies): computing, not waiting
