@@ -5,8 +5,8 @@ import json
 import pytest
 
 from rnnscope.parallel.ledger import ROW_FIELDS, Ledger, Record, busy_seconds, read_jsonl, write_jsonl
-from rnnscope.parallel.summary import (aggregate, human_bytes, median_step_comm_seconds, step_comm_fraction,
-                                      summary_table)
+from rnnscope.parallel.summary import (aggregate, human_bytes, median_step_comm_seconds,
+                                      step_comm_fraction, summary_table)
 
 
 def record(op="all_reduce", tag="dp-grad", start=0.0, end=1.0, payload=1000, n=4, sent=1500):

@@ -163,8 +163,8 @@ def _worker(rank: int, world: int, port: int, out: str, budget_s: float,
             real = strategy_step_seconds(cfg, strategy, rank, world, sync=dist.barrier)
             return combine([real.step_s, real.comm_s])
 
-        split_real, split_comm = (real_step("hidden_split") if world > 1 and shape.hidden % world == 0
-                                  else (0.0, 0.0))
+        splits = world > 1 and shape.hidden % world == 0
+        split_real, split_comm = real_step("hidden_split") if splits else (0.0, 0.0)
         pipe_real = real_step("pipeline")[0] if 1 < world <= shape.layers else 0.0
         data_real, data_comm = real_step("data") if world > 1 else (0.0, 0.0)
         patterns = dataclasses.replace(patterns, split_real_s=split_real,

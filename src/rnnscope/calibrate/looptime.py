@@ -193,8 +193,9 @@ def strategy_step_seconds(cfg, strategy: str, rank: int, world: int, repeats: in
     the loop, so the step has what a run's has and a stage or a one-rank DDP timed alone has
     not: the ranks' waits for each other and for a woken thread at every exchange or gradient
     all-reduce, the ŷ broadcast, the loss, the optimizer and the loop's own work, each on the
-    rank and at the moment a run does it (a pipeline's partly inside the other stages' bubble). The loop runs WARMUP_STEPS + `repeats` (default STRATEGY_STEPS)
-    steps on a temporary run directory per rank; nothing is gathered or written at the end.
+    rank and at the moment a run does it (a pipeline's partly inside the other stages' bubble).
+    The loop runs WARMUP_STEPS + `repeats` (default STRATEGY_STEPS) steps on a temporary run
+    directory per rank; nothing is gathered or written at the end.
     """
     import torch
 

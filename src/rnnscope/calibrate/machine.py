@@ -166,15 +166,6 @@ def split_compute(inputs: PlanInputs, pat: Patterns, world: int) -> float:
     return max(0.0, inputs.split_overhead_s + extra / compute_slowdown(inputs, world))
 
 
-class Waits(NamedTuple):
-    """Seconds that ranks wait for each other beyond the messages' own time (`exchange_waits`):
-    per hidden-split exchange, per pipeline chunk and stage, per DDP bucket's all-reduce."""
-
-    split_s: float
-    chunk_s: float
-    data_s: float
-
-
 def data_compute(inputs: PlanInputs, pat: Patterns, world: int) -> float:
     """`ddp_overhead_s` with what data parallelism's own loop on the real group computed beyond
     the simulation (`pattern.data_loop_overhead`: its step less its all-reduces less the
@@ -186,12 +177,20 @@ def data_compute(inputs: PlanInputs, pat: Patterns, world: int) -> float:
     if pat.data_real_s <= 0 or pat.data_real_comm_s <= 0:
         return inputs.ddp_overhead_s
     plan = simulate(inputs, ParallelLayout.for_strategy("data", world))
-    gradients = next(item for item in plan.items if item.tag == "gradients")
-    if len(gradients.schedule) != 1:
+    if plan.gradient_buckets != 1:
         return inputs.ddp_overhead_s
     extra = data_loop_overhead(pat.data_real_s, pat.data_real_comm_s,
                                plan.step_s - plan.exposed_comm_s)
     return inputs.ddp_overhead_s + extra / compute_slowdown(inputs, world)
+
+
+class Waits(NamedTuple):
+    """Seconds that ranks wait for each other beyond the messages' own time (`exchange_waits`):
+    per hidden-split exchange, per pipeline chunk and stage, per DDP bucket's all-reduce."""
+
+    split_s: float
+    chunk_s: float
+    data_s: float
 
 
 def exchange_waits(inputs: PlanInputs, pat: Patterns, world: int) -> Waits:
@@ -212,7 +211,6 @@ def exchange_waits(inputs: PlanInputs, pat: Patterns, world: int) -> Waits:
         chunk = chunk_wait(pat.pipe_real_s, modelled, world, chunks)
     if pat.data_real_s > 0:
         plan = simulate(inputs, ParallelLayout.for_strategy("data", world))
-        buckets = next(len(item.schedule) for item in plan.items if item.tag == "gradients")
-        data = data_wait(pat.data_real_s, plan.step_s, buckets)
+        data = data_wait(pat.data_real_s, plan.step_s, plan.gradient_buckets)
     slower = compute_slowdown(inputs, world)
     return Waits(split / slower, chunk / slower, data / slower)

@@ -117,6 +117,12 @@ class StepPlan:
     items: list[CommItem] = field(default_factory=list)
     memory_bytes: int = 0  # the busiest worker's weights, gradients, Adam's moments, activations
 
+    @property
+    def gradient_buckets(self) -> int:
+        """How many gradient all-reduces a step calls (DDP's buckets, or a model split's tensors
+        when combined with data parallelism); 0 without data parallelism."""
+        return sum(len(item.schedule) for item in self.items if item.tag == "gradients")
+
 
 def check_layout(inputs: PlanInputs, layout: ParallelLayout) -> int:
     """The batch per data replica; a UserError says why a layout cannot run this model."""
