@@ -3,13 +3,15 @@
     python benchmarks/plan_vs_measured.py                          # data, pipeline, hidden_split; N = 2, 4
     python benchmarks/plan_vs_measured.py --nproc 2 --json out.json --hidden 128
     python benchmarks/plan_vs_measured.py --cell lstm              # a gated configuration
-    python benchmarks/plan_vs_measured.py --nproc 2 --cell elman lstm --repeats 6   # the validation
+    python benchmarks/plan_vs_measured.py --nproc 2 --cell elman lstm --repeats 6 --steps 20 \
+        --warmup 8 --recalibrate --calibrations 3 --pool 3                   # the validation
 
 With --repeats R every strategy runs R times per cell and N after one calibration (the order of
 the strategies rotated every round, so that a drift in the machine's load does not always hit
-the same one; --recalibrate calibrates again every round), and a summary gives, per strategy,
-how many runs came within --tolerance and, per cell, the mean and max absolute error of the
-step time, |measured / predicted − 1|, over all its strategy runs.
+the same one; --recalibrate calibrates again every round, and --pool K predicts from the median
+of the last K measurements, --calibrations C of them made before the first round), and a
+summary gives, per strategy, how many runs came within --tolerance and, per cell, the mean and
+max absolute error of the step time, |measured / predicted − 1|, over all its strategy runs.
 
 For each N it first calibrates with N processes sharing the cores as the runs' workers do
 (`rnnscope.calibrate.network`: gloo's α/β per op and message size through the Communicator on
@@ -38,7 +40,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rnnscope.calibrate.machine import calibrated_inputs
+from rnnscope.calibrate.machine import calibrated_inputs, fitted_inputs
 from rnnscope.costs.backends import GLOO
 from rnnscope.costs.layout import STRATEGIES, ParallelLayout
 from rnnscope.costs.traffic import strategy_traffic
@@ -188,6 +190,9 @@ def error_summary(results: list[dict], tolerance: float) -> list[dict]:
         errors = [abs(r["ratio"] - 1) for r in group if r["ratio"] is not None]
         bare = [abs(r["measured"]["step_s"] / r["predicted"]["step_s_without_waits"] - 1)
                 for r in group if r["ratio"] is not None]
+        # from the newest measurement alone (the same as the prediction without --pool)
+        newest = [abs(r["measured"]["step_s"] / r["predicted"]["step_s_newest_calibration"] - 1)
+                  for r in group if r["ratio"] is not None]
         # with the waits measured in the run itself (the pipeline's stalls, the hidden split's
         # exchanges, data parallelism's all-reduces); a run without them keeps its error
         timed = [(r, explained_step_s(r)) for r in group if r["ratio"] is not None]
@@ -201,6 +206,9 @@ def error_summary(results: list[dict], tolerance: float) -> list[dict]:
                 "max_spread_pct": 100 * max(spread),
                 "mean_error_pct": 100 * statistics.mean(errors) if errors else None,
                 "max_error_pct": 100 * max(errors) if errors else None,
+                "mean_error_newest_calibration_pct": 100 * statistics.mean(newest) if newest else None,
+                "max_error_newest_calibration_pct": 100 * max(newest) if newest else None,
+                "within_newest_calibration": sum(e <= tolerance for e in newest),
                 "mean_error_without_waits_pct": 100 * statistics.mean(bare) if bare else None,
                 "max_error_without_waits_pct": 100 * max(bare) if bare else None,
                 "mean_error_with_measured_waits_pct": 100 * statistics.mean(waited) if waited else None,
@@ -223,14 +231,17 @@ def print_summary(rows: list[dict], tolerance: float) -> None:
 
     table = Table(title="step time, measured / predicted, over the repeated runs")
     for name in ("cell", "strategy", "N", "runs", f"within {tolerance:.0%}", "bytes+msgs exact",
-                 "mean |err|", "max |err|", "runs' spread", "without waits", "measured waits",
-                 "ratios"):
+                 "mean |err|", "max |err|", "newest calibration", "runs' spread",
+                 "without waits", "measured waits", "ratios"):
         table.add_column(name, justify="left" if name in ("cell", "strategy", "ratios") else "right")
     for r in rows:
         pct = lambda v: "—" if v is None else f"{v:.1f} %"  # noqa: E731
         table.add_row(r["cell"], r["strategy"], "" if r["nproc"] is None else str(r["nproc"]),
                       str(r["runs"]), str(r["within"]), str(r["exact"]), pct(r["mean_error_pct"]),
                       pct(r["max_error_pct"]),
+                      f"{pct(r['mean_error_newest_calibration_pct'])} / "
+                      f"{pct(r['max_error_newest_calibration_pct'])}, "
+                      f"{r['within_newest_calibration']}",
                       f"{pct(r['mean_spread_pct'])} / {pct(r['max_spread_pct'])}",
                       f"{pct(r['mean_error_without_waits_pct'])} / "
                       f"{pct(r['max_error_without_waits_pct'])}",
@@ -238,7 +249,9 @@ def print_summary(rows: list[dict], tolerance: float) -> None:
                       f"{pct(r['mean_error_with_measured_waits_pct'])} / "
                       f"{pct(r['max_error_with_measured_waits_pct'])}",
                       ", ".join(f"{x:.2f}" for x in r["ratios"]) if r["strategy"] != "all" else "")
-    Console(width=180).print(table)
+    Console(width=200).print(table)
+    print("newest calibration (mean / max, within): the errors of predictions from each round's "
+          "newest measurement alone, where --pool fitted the median of several")
     print("runs' spread (mean / max): each run against the median of the same strategy's runs, the "
           "error of a prediction that knew that median; the machine's drift between runs, the floor "
           "under the errors")
@@ -275,11 +288,21 @@ def main() -> int:
                              "strategies' order rotated every round); the summary counts them")
     parser.add_argument("--recalibrate", action="store_true",
                         help="calibrate again before every round (slower; catches load drift)")
+    parser.add_argument("--calibrations", type=int, default=1, metavar="C",
+                        help="measurements in the first calibration of a cell and N, one after "
+                             "another (about a minute each; default 1)")
+    parser.add_argument("--pool", type=int, default=1, metavar="K",
+                        help="predict from the median of the last K measurements of the cell "
+                             "and N (rnnscope.calibrate.loopback.pooled; default 1: each "
+                             "calibration's own); the newest one's own prediction is kept "
+                             "beside it in the JSON")
     parser.add_argument("--tolerance", type=float, default=0.25, help="step-time tolerance")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args()
     if args.steps <= args.warmup:
         parser.error(f"--steps {args.steps} leaves no step after --warmup {args.warmup}")
+    if args.calibrations < 1 or args.pool < 1:
+        parser.error("--calibrations and --pool must be ≥ 1")
 
     results, calibrations = [], {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -288,15 +311,27 @@ def main() -> int:
             cfg = load_config(None, config_overrides(args))
             shape = shape_from_config(cfg)
             for nproc in args.nproc:
+                samples = []  # every measurement of this cell and N, in order
                 for round_ in range(args.repeats):
                     if round_ == 0 or args.recalibrate:  # as N workers share the cores
-                        inputs, _, calibration = calibrated_inputs(shape, cfg, world=nproc)
+                        # the new measurement(s) pooled with the --pool − 1 before them
+                        earlier = samples[len(samples) - args.pool + 1:] if args.pool > 1 else []
+                        inputs, _, calibration = calibrated_inputs(
+                            shape, cfg, world=nproc, earlier=earlier,
+                            repeats=args.calibrations if round_ == 0 else 1)
+                        samples += calibration.samples[len(earlier):]
+                        # the newest measurement alone, as without pooling, to compare
+                        own = (fitted_inputs(samples[-1:], shape, cfg, nproc)[0]
+                               if len(calibration.samples) > 1 else inputs)
                         calibrations[f"{cell} N={nproc} round {round_}"] = calibration
                         print(f"{cell}, calibrated with {nproc} processes: {calibration.summary}",
                               flush=True)
                     k = round_ % len(args.strategies)  # rotated: load drift hits each in turn
                     for strategy in args.strategies[k:] + args.strategies[:k]:
                         predicted = predict(strategy, nproc, inputs)
+                        predicted["step_s_newest_calibration"] = (
+                            predicted["step_s"] if own is inputs
+                            else simulate(own, ParallelLayout.for_strategy(strategy, nproc)).step_s)
                         measured = run_train(strategy, nproc, args, Path(tmp) / f"{cell}-r{round_}",
                                              measured_steps(args, predicted["step_s"]))
                         exact = (predicted["bytes"] == measured["bytes"]

@@ -48,6 +48,8 @@ def test_plots_are_written(tmp_path, capsys):
     (["--gpus-per-node", "8", "--workers", "16"], "needs --intra"),
     (["--device", "tpu9"], "--device 'tpu9' is not a preset; choose one of a100"),
     (["--utilization", "2"], "--utilization must be in (0, 1]"),
+    (["--calibrations", "3"], "--calibrations needs --calibrate"),
+    (["--calibrate", "--calibrations", "0"], "--calibrations must be ≥ 1, got 0"),
 ])
 def test_bad_input_is_one_line_and_status_2(argv, message, capsys):
     assert main(["plan", *MODEL, *argv]) == 2

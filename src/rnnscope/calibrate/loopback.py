@@ -14,14 +14,16 @@ import dataclasses
 import json
 import os
 import socket
+import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rnnscope.calibrate.fit import ComputeFit
+from rnnscope.calibrate.fit import ComputeFit, fit_compute
 from rnnscope.calibrate.looptime import strategy_step_seconds
 from rnnscope.calibrate.pattern import Patterns, time_patterns
 from rnnscope.calibrate.speed import measure_compute
@@ -42,6 +44,54 @@ class Measured:
     network: dict[str, dict[int, float]]
     compute: ComputeFit | None = None
     patterns: Patterns | None = None
+
+
+def pooled(samples: Sequence[Measured], shape=None) -> Measured:
+    """The median of several calibrations of the same configuration, figure by figure.
+
+    Every op and size's seconds, every timed engine shape's step (refitted at `shape` by
+    `fit.fit_compute`) and every timed code path (`Patterns`) is the median over `samples`;
+    one sample is returned as it is. A calibration catches the minute it runs in: on a busy
+    host its loop steps moved ±15 % from one calibration to the next, as much as the runs they
+    predict (docs/plan.md §7, "Pooled calibrations"), and the median of a few is the machine's
+    typical pace rather than one minute's. Raises ValueError where the samples did not time the
+    same things (another shape, worker count or chunk)."""
+    if not samples:
+        raise ValueError("no calibration to pool")
+    if len(samples) == 1:
+        return samples[0]
+    first = samples[0]
+    if any(set(m.network) != set(first.network)
+           or any(set(m.network[op]) != set(first.network[op]) for op in first.network)
+           for m in samples):
+        raise ValueError("calibrations of different ops or message sizes cannot be pooled")
+    network = {op: {size: statistics.median(m.network[op][size] for m in samples)
+                    for size in by_size} for op, by_size in first.network.items()}
+    if first.compute is None or any(m.compute is None or m.patterns is None for m in samples):
+        return Measured(network)
+    if shape is None:
+        raise ValueError("pooling the engine's timed steps needs the shape to refit them at")
+    shapes = [[tuple(point[:3]) for point in m.compute.points] for m in samples]
+    if any(s != shapes[0] for s in shapes):
+        raise ValueError("calibrations of different engine shapes cannot be pooled")
+    points = [(*shapes[0][k], statistics.median(m.compute.points[k][3] for m in samples))
+              for k in range(len(shapes[0]))]
+    fields = dataclasses.fields(Patterns)
+    counts = [f.name for f in fields if f.type in (int, "int")]
+    if any(getattr(m.patterns, name) != getattr(first.patterns, name)
+           for m in samples for name in counts):
+        raise ValueError("calibrations of different splits, stages or chunks cannot be pooled")
+    patterns = Patterns(**{
+        f.name: (getattr(first.patterns, f.name) if f.name in counts
+                 else _median_or_none([getattr(m.patterns, f.name) for m in samples]))
+        for f in fields})
+    return Measured(network, fit_compute(points, shape), patterns)
+
+
+def _median_or_none(values: list):
+    """The median of the values that were timed (None: none was)."""
+    timed = [v for v in values if v is not None]
+    return statistics.median(timed) if timed else None
 
 
 def free_port() -> int:

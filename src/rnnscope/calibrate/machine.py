@@ -14,11 +14,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from rnnscope.calibrate.fit import ComputeFit, fit_network
-from rnnscope.calibrate.loopback import SIZES, measure_network
+from rnnscope.calibrate.loopback import SIZES, Measured, measure_network, pooled
 from rnnscope.calibrate.pattern import (Patterns, chunk_overhead, chunk_wait,
                                         data_loop_overhead, data_wait, payload_sizes,
                                         split_loop_overhead, split_overhead, split_wait)
@@ -50,7 +51,8 @@ class Calibration:
     chunk_wait_s: the same for the pipeline, per chunk and stage (negative: the loop's work hid
     in the bubble); data_wait_s: the same for data parallelism, per DDP bucket's all-reduce
     (negative: the one-rank DDP loop or the micro-benchmark's all-reduces were slower than a
-    run's).
+    run's); samples: every measurement the figures are the median of (`loopback.pooled`), to
+    pool with the next calibration of the same configuration.
     """
 
     network_seconds: dict[str, dict[int, float]]
@@ -63,6 +65,7 @@ class Calibration:
     split_wait_s: float = 0.0
     chunk_wait_s: float = 0.0
     data_wait_s: float = 0.0
+    samples: tuple[Measured, ...] = field(default=(), repr=False)
 
     @property
     def summary(self) -> str:
@@ -79,7 +82,9 @@ class Calibration:
                 f"and chunk, DDP {self.ddp_overhead_s * 1e3:+.2f} ms per step; waits "
                 f"{self.split_wait_s * 1e6:+.0f} µs per hidden-split exchange, "
                 f"{self.chunk_wait_s * 1e6:+.0f} µs per pipeline chunk and stage, "
-                f"{self.data_wait_s * 1e6:+.0f} µs per DDP bucket")
+                f"{self.data_wait_s * 1e6:+.0f} µs per DDP bucket"
+                + (f"; the median of {len(self.samples)} calibrations"
+                   if len(self.samples) > 1 else ""))
 
     def to_dict(self) -> dict:
         """Plain values for `rnnscope plan --json` (the open-ended last regime: null)."""
@@ -93,10 +98,11 @@ class Calibration:
             "split_wait_s": self.split_wait_s, "chunk_wait_s": self.chunk_wait_s,
             "data_wait_s": self.data_wait_s}
         return {"network_seconds": self.network_seconds, "links": links, "compute": compute,
-                "summary": self.summary}
+                "calibrations": max(1, len(self.samples)), "summary": self.summary}
 
 
-def calibrated_inputs(shape, cfg, world: int = 2) -> tuple[PlanInputs, list[int], Calibration]:
+def calibrated_inputs(shape, cfg, world: int = 2, repeats: int = 1,
+                      earlier: Sequence[Measured] = ()) -> tuple[PlanInputs, list[int], Calibration]:
     """PlanInputs for local runs on this machine, the worker counts to predict, the measurements.
 
     Local runs use gloo's algorithms (its reduce-scatter is an all-reduce), one flat loopback
@@ -106,12 +112,29 @@ def calibrated_inputs(shape, cfg, world: int = 2) -> tuple[PlanInputs, list[int]
     strong scaling). Everything is timed in `world` processes at once, sharing the cores as a
     run of `world` workers does, so it predicts such a run best; a run of more workers than
     max(cores, world) is predicted to compute proportionally slower.
+
+    The machine is measured `repeats` times, one after another; with `earlier` measurements of
+    the same configuration (a previous Calibration's `samples`), everything is fitted from the
+    median of them all (`loopback.pooled`): the machine's typical pace rather than one minute's.
     """
-    log.info("measuring gloo on 127.0.0.1 (%d processes) and the engine's speed ...", world)
+    if repeats < 1:
+        raise ValueError(f"repeats must be ≥ 1, got {repeats}")
     sizes = tuple(sorted(set(SIZES) | set(payload_sizes(shape, cfg.parallel.chunk,
                                                          cfg.parallel.bucket_mb))))
-    measured = measure_network(world, budget_s=0.4, timeout_s=420, sizes=sizes,
-                               compute_args=(shape, cfg))
+    samples = list(earlier)
+    for k in range(repeats):
+        log.info("measuring gloo on 127.0.0.1 (%d processes) and the engine's speed%s ...", world,
+                 f" ({k + 1} of {repeats})" if repeats > 1 else "")
+        samples.append(measure_network(world, budget_s=0.4, timeout_s=420, sizes=sizes,
+                                       compute_args=(shape, cfg)))
+    return fitted_inputs(samples, shape, cfg, world)
+
+
+def fitted_inputs(samples: Sequence[Measured], shape, cfg,
+                  world: int) -> tuple[PlanInputs, list[int], Calibration]:
+    """`calibrated_inputs` from measurements already made (`world` processes, the sizes and
+    shapes it measures), fitted from the median of them all (`loopback.pooled`)."""
+    measured = pooled(samples, shape)
     compute, pat = measured.compute, measured.patterns
     links = fit_network(measured.network, world, interpolate=True)
     rate = compute.flops_per_s
@@ -123,7 +146,7 @@ def calibrated_inputs(shape, cfg, world: int = 2) -> tuple[PlanInputs, list[int]
         split_overhead_s=(split_overhead(pat.split_s, shape, device, pat.split_ways)
                           if pat.split_ways > 1 else 0.0),
         chunk_overhead_s=chunk_overhead(pat.stage_s, pat.whole_s, shape, pat.stages, pat.chunk),
-        ddp_overhead_s=max(0.0, pat.ddp_s - pat.plain_s))
+        ddp_overhead_s=max(0.0, pat.ddp_s - pat.plain_s), samples=tuple(samples))
     topology = Topology(links["send"], op_links=links, per_call=True)
     inputs = PlanInputs(shape, device, topology, chunk=cfg.parallel.chunk,
                         bucket_mb=cfg.parallel.bucket_mb, scaling="strong", algorithms=GLOO,

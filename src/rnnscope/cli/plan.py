@@ -4,6 +4,7 @@
     rnnscope plan --workers 8,64,512,4096 --link 400Gbit --latency 5us --json
     rnnscope plan --nodes 64 --gpus-per-node 8 --intra 900GB/s --link 400Gbit --plot plots/
     rnnscope plan --calibrate                # measure this machine, predict 2 and 4 local workers
+    rnnscope plan --calibrate --calibrations 3   # the median of three measurements (a busy machine)
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                      "the communicator, the engine's speed, the strategies' code-path "
                      "overheads) and predict local runs (default --workers 2,4; "
                      "--data.batch_size is the global batch, as in train)")
+    run.add_argument("--calibrations", type=int, default=None, metavar="K",
+                     help="with --calibrate: measure K times, one after another (about a "
+                     "minute each), and predict from the median of every figure: the "
+                     "machine's typical pace rather than one minute's (default 1)")
     add_config_options(parser, sections=("model", "data", "optim", "parallel"))
     return parser
 
@@ -138,10 +143,15 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides_from_args(args))
     dtype_bytes = {"fp32": 4, "bf16": 2}[args.dtype]
     shape = shape_from_config(cfg, args.input_size, args.output_size, dtype_bytes)
+    if args.calibrations is not None and not args.calibrate:
+        raise UserError("--calibrations needs --calibrate")
     if args.calibrate:
         from rnnscope.calibrate.machine import calibrated_inputs
 
-        inputs, workers, calibration = calibrated_inputs(shape, cfg)
+        repeats = 1 if args.calibrations is None else args.calibrations
+        if repeats < 1:
+            raise UserError(f"--calibrations must be ≥ 1, got {repeats}")
+        inputs, workers, calibration = calibrated_inputs(shape, cfg, repeats=repeats)
         inputs = dataclasses.replace(inputs, clip=cfg.optim.clip > 0)
         workers = _workers(args) if args.workers or args.nodes else workers
         measured = calibration.to_dict()
