@@ -5,7 +5,6 @@ import pytest
 from rnnscope.plan.alphabeta import Link, Regime
 from rnnscope.calibrate.fit import _cut_points, fit_compute, fit_network, fit_regimes, \
     interpolate_regimes
-from rnnscope.calibrate.looptime import mean_seconds
 from rnnscope.calibrate.speed import compute_shapes, measure_compute
 from rnnscope.costs.traffic import RNNShape
 from rnnscope.train.config import load_config
@@ -88,12 +87,6 @@ def test_compute_fit_recovers_the_terms_that_made_the_points():
     assert fit.step_overhead_s == pytest.approx(overhead, rel=1e-6)
     assert fit.flops_per_s == pytest.approx(rate, rel=1e-6)
     assert fit.step_fixed_s == pytest.approx(fixed, rel=1e-6)
-
-
-def test_mean_seconds_warms_up_then_syncs_then_times():
-    calls = []
-    mean_seconds(lambda: calls.append("run"), 3, sync=lambda: calls.append("sync"))
-    assert calls == ["run", "sync", "run", "run", "run"]
 
 
 def test_interleaved_seconds_take_turns_and_leave_out_the_bursts(monkeypatch):

@@ -5,7 +5,7 @@ import torch
 
 from rnnscope.plan.compute import Device, step_seconds
 from rnnscope.calibrate.pattern import LoopbackComm, chunk_overhead, payload_sizes, split_overhead, \
-    time_hidden_split, time_patterns, time_pipeline_stage
+    time_patterns
 from rnnscope.costs.traffic import RNNShape, rnn_parameters
 from rnnscope.train.config import load_config
 
@@ -49,10 +49,11 @@ def test_chunk_overhead_is_the_cost_of_more_engine_calls():
 
 def test_stages_are_timed_without_a_network():
     cfg = load_config(None, ["--model.hidden", "8", "--model.layers", "2", "--data.seq_len", "7",
-                             "--data.batch_size", "4"])
-    assert time_hidden_split(SHAPE, cfg, 2, repeats=1) > 0
-    assert time_pipeline_stage(SHAPE, cfg, 2, 3, repeats=1) > 0
-    assert time_pipeline_stage(SHAPE, cfg, 1, 3, repeats=1) > 0  # one stage: the readout too
+                             "--data.batch_size", "4", "--parallel.chunk", "3"])
+    timed = time_patterns(SHAPE, cfg, workers=2, repeats=1)
+    assert (timed.split_ways, timed.stages, timed.chunk) == (2, 2, 3)
+    assert timed.split_s > 0 and timed.stage_s > 0 and timed.whole_s > 0
+    assert timed.ddp_s is None and timed.split_real_s == timed.pipe_real_s == 0.0  # no group
 
 
 def test_a_one_layer_model_has_no_pipeline_to_time():

@@ -7,6 +7,8 @@ below imports it. Modules, each importing only those before it:
 - `looptime`: whole steps of train's loop, timed.
 - `speed`: the engine's speed (`ComputeFit`) from loop steps at a few shapes.
 - `pattern`: the strategies' own code paths (`Patterns`), timed without a network.
-- `loopback`: the gloo micro-benchmark on 127.0.0.1 (`Measured`), in N processes at once.
-- `machine`: `calibrated_inputs`: PlanInputs for local runs and the `Calibration` behind them.
+- `loopback`: the gloo micro-benchmark on 127.0.0.1 (`Measured`), in N processes at once, and
+  `pooled`: several measurements of one configuration as their median.
+- `machine`: `calibrated_inputs` (`fitted_inputs` from measurements already made): PlanInputs for
+  local runs and the `Calibration` behind them.
 """

@@ -6,6 +6,7 @@ all-reduce, all-gather, reduce-scatter and broadcast, each at every size, in N p
 thread. The time of a size is the mean per call (a step pays the sum of many calls, tail
 included). `rnnscope.calibrate.fit` fits links to it; with a shape and a config, every process
 then times the engine (`speed`) and the strategies' own code (`pattern`) at the same time.
+`pooled` makes one measurement of several of the same configuration: the median of every figure.
 """
 
 from __future__ import annotations

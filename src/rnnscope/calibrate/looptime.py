@@ -33,21 +33,6 @@ STRATEGY_STEPS = {"data": 240, "pipeline": 120, "hidden_split": 24}
 WARMUP_STEPS = 3  # steps before the clock starts: allocator, first-call paths, DDP's rebuild
 
 
-def mean_seconds(run, repeats: int, sync=None) -> float:
-    """Mean seconds of `repeats` calls of `run` after one warm-up call (then `sync()`, if given).
-
-    The mean, not the median: a run's step time is its wall time over its steps (throughput),
-    and with more workers than cores a process is sometimes descheduled mid-step; that is part
-    of what a step costs."""
-    run()  # the first call warms up
-    if sync is not None:
-        sync()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        run()
-    return (time.perf_counter() - t0) / repeats
-
-
 TRIM = 0.2  # the share of the slowest and of the fastest calls `interleaved_seconds` leaves out
 
 

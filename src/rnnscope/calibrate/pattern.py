@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rnnscope.calibrate.looptime import (ddp_step_seconds, interleaved_seconds,
-                                        loop_step_seconds, mean_seconds)
+from rnnscope.calibrate.looptime import ddp_step_seconds, interleaved_seconds, loop_step_seconds
 from rnnscope.costs.layout import chunk_count, split_layers
 from rnnscope.costs.traffic import RNNShape, ddp_buckets, rnn_parameters
 from rnnscope.parallel.hidden_split import hidden_split_stage
@@ -151,25 +150,6 @@ def _pipeline_runner(shape: RNNShape, cfg, comm, chunk: int):
         y_hat, _ = stage.forward(x, None, build_graph=True)  # ŷ on the last stage only
         stage.backward(y_hat, None if y_hat is None else torch.ones_like(y_hat))
     return run
-
-
-def time_hidden_split(shape: RNNShape, cfg, ways: int, repeats: int = 3, sync=None) -> float:
-    """Seconds of one rank's forward + backward of a `ways`-way hidden split (no network)."""
-    run = _split_runner(shape, cfg, LoopbackComm(0, ways))
-    with denormals_flushed(cfg.train.flush_denormal):  # as the runs' training loop does
-        return mean_seconds(run, repeats, sync)
-
-
-def time_pipeline_stage(shape: RNNShape, cfg, stages: int, chunk: int,
-                        repeats: int = 3, sync=None) -> float:
-    """Seconds of the first stage's forward + backward in a `stages`-stage pipeline (no network).
-
-    The first stage holds the most layers (`split_layers`) and, with 2 stages or more, no
-    readout: its time is its layers' chunked recurrence, what the model's per-chunk constant
-    describes. (One stage is the whole model, readout included.)"""
-    run = _pipeline_runner(shape, cfg, LoopbackComm(0, stages), chunk)
-    with denormals_flushed(cfg.train.flush_denormal):  # as the runs' training loop does
-        return mean_seconds(run, repeats, sync)
 
 
 def time_patterns(shape: RNNShape, cfg, workers: int = 2, repeats: int = 3, sync=None,
