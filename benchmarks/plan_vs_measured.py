@@ -315,7 +315,7 @@ def main() -> int:
                 for round_ in range(args.repeats):
                     if round_ == 0 or args.recalibrate:  # as N workers share the cores
                         # the new measurement(s) pooled with the --pool − 1 before them
-                        earlier = samples[len(samples) - args.pool + 1:] if args.pool > 1 else []
+                        earlier = samples[-(args.pool - 1):] if args.pool > 1 else []
                         inputs, _, calibration = calibrated_inputs(
                             shape, cfg, world=nproc, earlier=earlier,
                             repeats=args.calibrations if round_ == 0 else 1)

@@ -53,9 +53,10 @@ def pooled(samples: Sequence[Measured], shape=None) -> Measured:
     Every op and size's seconds, every timed engine shape's step (refitted at `shape` by
     `fit.fit_compute`) and every timed code path (`Patterns`) is the median over `samples`;
     one sample is returned as it is. A calibration catches the minute it runs in: on a busy
-    host its loop steps moved ±15 % from one calibration to the next, as much as the runs they
-    predict (docs/plan.md §7, "Pooled calibrations"), and the median of a few is the machine's
-    typical pace rather than one minute's. Raises ValueError where the samples did not time the
+    host a strategy's loop step moved as much from one calibration to the next as the runs it
+    predicts (Elman's hidden split 391–551 ms in six, the runs 378–507 ms; docs/plan.md §7,
+    "Pooled calibrations"), and the median of a few is the machine's typical pace rather than
+    one minute's. Raises ValueError where the samples did not time the
     same things (another shape, worker count or chunk)."""
     if not samples:
         raise ValueError("no calibration to pool")
