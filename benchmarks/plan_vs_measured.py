@@ -206,7 +206,8 @@ def error_summary(results: list[dict], tolerance: float) -> list[dict]:
                 "max_spread_pct": 100 * max(spread),
                 "mean_error_pct": 100 * statistics.mean(errors) if errors else None,
                 "max_error_pct": 100 * max(errors) if errors else None,
-                "mean_error_newest_calibration_pct": 100 * statistics.mean(newest) if newest else None,
+                "mean_error_newest_calibration_pct": (100 * statistics.mean(newest)
+                                                      if newest else None),
                 "max_error_newest_calibration_pct": 100 * max(newest) if newest else None,
                 "within_newest_calibration": sum(e <= tolerance for e in newest),
                 "mean_error_without_waits_pct": 100 * statistics.mean(bare) if bare else None,
@@ -321,8 +322,9 @@ def main() -> int:
                             repeats=args.calibrations if round_ == 0 else 1)
                         samples += calibration.samples[len(earlier):]
                         # the newest measurement alone, as without pooling, to compare
-                        own = (fitted_inputs(samples[-1:], shape, cfg, nproc)[0]
-                               if len(calibration.samples) > 1 else inputs)
+                        # (None: the calibration is that measurement)
+                        newest = (fitted_inputs(samples[-1:], shape, cfg, nproc)[0]
+                                  if len(calibration.samples) > 1 else None)
                         calibrations[f"{cell} N={nproc} round {round_}"] = calibration
                         print(f"{cell}, calibrated with {nproc} processes: {calibration.summary}",
                               flush=True)
@@ -330,8 +332,8 @@ def main() -> int:
                     for strategy in args.strategies[k:] + args.strategies[:k]:
                         predicted = predict(strategy, nproc, inputs)
                         predicted["step_s_newest_calibration"] = (
-                            predicted["step_s"] if own is inputs
-                            else simulate(own, ParallelLayout.for_strategy(strategy, nproc)).step_s)
+                            predicted["step_s"] if newest is None else
+                            simulate(newest, ParallelLayout.for_strategy(strategy, nproc)).step_s)
                         measured = run_train(strategy, nproc, args, Path(tmp) / f"{cell}-r{round_}",
                                              measured_steps(args, predicted["step_s"]))
                         exact = (predicted["bytes"] == measured["bytes"]

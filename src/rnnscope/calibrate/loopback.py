@@ -56,8 +56,8 @@ def pooled(samples: Sequence[Measured], shape=None) -> Measured:
     host a strategy's loop step moved as much from one calibration to the next as the runs it
     predicts (Elman's hidden split 391–551 ms in six, the runs 378–507 ms; docs/plan.md §7,
     "Pooled calibrations"), and the median of a few is the machine's typical pace rather than
-    one minute's. Raises ValueError where the samples did not time the
-    same things (another shape, worker count or chunk)."""
+    one minute's. Raises ValueError where the samples did not time the same things (another
+    shape, worker count or chunk)."""
     if not samples:
         raise ValueError("no calibration to pool")
     if len(samples) == 1:

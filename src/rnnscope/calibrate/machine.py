@@ -102,7 +102,8 @@ class Calibration:
 
 
 def calibrated_inputs(shape, cfg, world: int = 2, repeats: int = 1,
-                      earlier: Sequence[Measured] = ()) -> tuple[PlanInputs, list[int], Calibration]:
+                      earlier: Sequence[Measured] = ()
+                      ) -> tuple[PlanInputs, list[int], Calibration]:
     """PlanInputs for local runs on this machine, the worker counts to predict, the measurements.
 
     Local runs use gloo's algorithms (its reduce-scatter is an all-reduce), one flat loopback
