@@ -144,13 +144,15 @@ def run(args: argparse.Namespace) -> int:
     dtype_bytes = {"fp32": 4, "bf16": 2}[args.dtype]
     shape = shape_from_config(cfg, args.input_size, args.output_size, dtype_bytes)
     if args.calibrations is not None and not args.calibrate:
-        raise UserError("--calibrations needs --calibrate")
+        raise UserError(f"--calibrations needs --calibrate (got --calibrations "
+                        f"{args.calibrations} alone): add --calibrate to measure this machine")
     if args.calibrate:
         from rnnscope.calibrate.machine import calibrated_inputs
 
         repeats = 1 if args.calibrations is None else args.calibrations
         if repeats < 1:
-            raise UserError(f"--calibrations must be ≥ 1, got {repeats}")
+            raise UserError(f"--calibrations must be ≥ 1, got {repeats}: it is how many "
+                            f"measurements to take the median of (1 measures once)")
         inputs, workers, calibration = calibrated_inputs(shape, cfg, repeats=repeats)
         inputs = dataclasses.replace(inputs, clip=cfg.optim.clip > 0)
         workers = _workers(args) if args.workers or args.nodes else workers
